@@ -1,0 +1,35 @@
+"""Reading stereo calibration files into a StereoCamera."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .camera import StereoCamera
+from .errors import InputError
+
+
+def _camera_matrix(text: str) -> np.ndarray:
+    numbers = [float(v) for v in re.split(r"[\s;]+", text.strip(" []")) if v]
+    if len(numbers) != 9:
+        raise ValueError(f"expected 9 numbers, got {len(numbers)}")
+    return np.array(numbers).reshape(3, 3)
+
+
+def read_middlebury_calib(path: str | os.PathLike) -> StereoCamera:
+    """Middlebury 2014 / ETH3D `calib.txt`: cam0, cam1 (3x3), baseline in millimetres."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path(path).read_text().splitlines():
+            if "=" in line:
+                key, value = line.split("=", 1)
+                fields[key.strip()] = value.strip()
+        left, right = _camera_matrix(fields["cam0"]), _camera_matrix(fields["cam1"])
+        baseline_m = float(fields["baseline"]) / 1000.0
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"cannot read calibration {os.fspath(path)!r} (Middlebury calib.txt "
+                         f"with cam0, cam1 and baseline in mm): {exc}") from exc
+    return StereoCamera(fx=left[0, 0], fy=left[1, 1], cx=left[0, 2], cy=left[1, 2],
+                        cx_right=right[0, 2], baseline=baseline_m)

@@ -1,0 +1,104 @@
+"""The one place network weights are saved and loaded.
+
+Two layouts are read: this project's (`{'format': 'stereo_depth_node', 'model': ..., 'max_disparity':
+..., 'state_dict': ...}`) and the public PSMNet one (`{'state_dict': ...}` with the `module.` prefix
+that DataParallel adds). Everything loads with `weights_only=True`: a checkpoint cannot run code.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import ConfigurationError
+from .models import NEURAL_MODELS, build_model
+
+FORMAT = "stereo_depth_node"
+_DATA_PARALLEL_PREFIX = "module."
+# conv2.0 of a residual block is a full 3x3 conv in PSMNet and a depthwise one (1 input channel
+# per group) in the separable network, so its weight shape tells the architecture apart.
+_PROBE_KEY = "feature_extraction.layer1.0.conv2.0.weight"
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, model_name: str,
+                    half: bool = False, **extra: Any) -> None:
+    """Write weights in this project's format; `half` stores floats as fp16 to halve the size."""
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
+             for k, v in model.state_dict().items()}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": FORMAT, "model": model_name,
+                "max_disparity": int(model.max_disparity), "state_dict": state, **extra}, path)
+
+
+def detect_architecture(state_dict: dict[str, torch.Tensor]) -> str | None:
+    """Name of the registered network these weights belong to, or None if none fits."""
+    probe = state_dict.get(_PROBE_KEY)
+    if probe is None or probe.dim() != 4:
+        return None
+    return "psmnet_dws" if probe.shape[1] == 1 else "psmnet"
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint file into `{'state_dict': ..., 'model': ..., 'max_disparity': ...}`.
+
+    The state dict has its DataParallel prefix removed; `model` comes from the file when recorded,
+    else from the weight shapes; `max_disparity` is None when the file does not record it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigurationError(f"weights file {str(path)!r} does not exist")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        raise ConfigurationError(
+            f"weights file {str(path)!r} is not a readable PyTorch checkpoint "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
+        state_dict = raw["state_dict"]
+    elif isinstance(raw, dict) and raw and all(isinstance(v, torch.Tensor) for v in raw.values()):
+        state_dict = raw
+    else:
+        raise ConfigurationError(
+            f"weights file {str(path)!r} holds no state_dict of network weights")
+    state_dict = {k.removeprefix(_DATA_PARALLEL_PREFIX): v for k, v in state_dict.items()}
+    detected = detect_architecture(state_dict)
+    recorded = raw.get("model") if raw.get("format") == FORMAT else None
+    if detected is None and recorded is None:
+        raise ConfigurationError(
+            f"weights file {str(path)!r} holds no PSMNet-family network "
+            f"(no {_PROBE_KEY!r}); known networks: {', '.join(sorted(NEURAL_MODELS))}")
+    max_disparity = raw.get("max_disparity") if raw.get("format") == FORMAT else None
+    return {"state_dict": state_dict, "model": recorded or detected,
+            "max_disparity": max_disparity,
+            "meta": {k: v for k, v in raw.items() if k != "state_dict"}}
+
+
+def load_model(path: str | os.PathLike | None, model_name: str, max_disparity: int,
+               align_corners: bool = False) -> nn.Module:
+    """Build `model_name` and, when `path` is given, fill it with the weights found there.
+
+    Weights of another architecture, or recorded for another max disparity, are refused with a
+    message that names both.
+    """
+    model = build_model(model_name, max_disparity, align_corners)
+    if path is None:
+        return model
+    checkpoint = read_checkpoint(path)
+    if checkpoint["model"] != model_name:
+        raise ConfigurationError(
+            f"weights file {str(path)!r} holds a {checkpoint['model']!r} network, "
+            f"but model {model_name!r} was requested")
+    saved_disparity = checkpoint["max_disparity"]
+    if saved_disparity is not None and int(saved_disparity) != max_disparity:
+        raise ConfigurationError(
+            f"weights file {str(path)!r} was trained with max_disparity {saved_disparity}, "
+            f"but max_disparity {max_disparity} was requested")
+    result = model.load_state_dict(checkpoint["state_dict"], strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ConfigurationError(
+            f"weights file {str(path)!r} does not fit {model_name!r}: "
+            f"missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}")
+    return model

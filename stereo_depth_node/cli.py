@@ -1,0 +1,183 @@
+"""`stereo-depth`: the command line of the package (infer, params, export, demo, bench)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import ConfigurationError, InputError
+
+DEFAULT_MODEL = "psmnet_dws"
+
+
+def _add_model_options(parser: argparse.ArgumentParser, backends: tuple[str, ...]) -> None:
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=backends)
+    parser.add_argument("--weights", default=None, help="checkpoint file (ours or public PSMNet)")
+    parser.add_argument("--max-disparity", type=int, default=192)
+    parser.add_argument("--align-corners", action="store_true",
+                        help="align_corners=True upsampling, as some published weights expect")
+
+
+def _add_device_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from .calibration import read_middlebury_calib
+    from .camera import StereoCamera
+    from .estimator import StereoEstimator
+    from .images import as_rgb, read_image
+    from .outputs import write_result
+
+    if args.calib and (args.focal or args.baseline):
+        raise ConfigurationError("give either --calib or --focal/--baseline, not both")
+    if (args.focal is None) != (args.baseline is None):
+        raise ConfigurationError("--focal and --baseline go together")
+    left, right = read_image(args.left), read_image(args.right)
+    camera = None
+    if args.calib:
+        camera = read_middlebury_calib(args.calib)
+    elif args.focal is not None:
+        height, width = left.shape[:2]
+        camera = StereoCamera(fx=args.focal, fy=args.focal, cx=(width - 1) / 2,
+                              cy=(height - 1) / 2, cx_right=(width - 1) / 2,
+                              baseline=args.baseline)
+    estimator = StereoEstimator(args.model, args.weights, args.max_disparity, args.device,
+                                args.precision, args.input_scale, args.lr_check,
+                                args.lr_threshold, args.align_corners)
+    result = estimator.estimate(left, right)
+    written = write_result(args.out, as_rgb(left, "left"), result, args.max_disparity, camera)
+    timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items())
+    print(f"{estimator.model_name} on {getattr(estimator.matcher, 'device', 'cpu')}: {timings}")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_params(_args: argparse.Namespace) -> int:
+    from .models import NEURAL_MODELS, build_model
+    from .models.parameter_count import count_parameters, count_parameters_per_call
+
+    paper_claims = {"psmnet": 8_564_320, "psmnet_dws": 5_999_392}
+    print("| model | parameters held | per-call count (paper's convention) | feature extractor |"
+          " paper's count |")
+    print("|---|---|---|---|---|")
+    for name in sorted(NEURAL_MODELS):
+        model = build_model(name)
+        print(f"| {name} | {count_parameters(model):,} | {count_parameters_per_call(model):,} | "
+              f"{count_parameters(model.feature_extraction):,} | {paper_claims[name]:,} |")
+    print("The per-call count counts the shared feature extractor once per view, as the "
+          "paper's torchsummary-style counter does.")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .checkpoints import load_model
+    from .export import export_onnx, onnx_parity
+
+    model = load_model(args.weights, args.model, args.max_disparity, args.align_corners)
+    size = export_onnx(model, args.out, args.height, args.width)
+    print(f"wrote {args.out}: inputs left/right 1x3x{size[0]}x{size[1]} (normalised RGB, "
+          f"zero-padded on top and right), outputs disparity/confidence 1x{size[0]}x{size[1]}")
+    if args.check:
+        diffs = onnx_parity(model, args.out)
+        print("onnxruntime vs torch, max abs diff: "
+              + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+    return 0
+
+
+def cmd_bench_estimator(args: argparse.Namespace) -> int:
+    from .bench import ESTIMATOR_SIZES, bench_estimator, format_table, write_json
+
+    sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes] \
+        if args.sizes else list(ESTIMATOR_SIZES)
+    print(f"estimator benchmark, max disparity {args.max_disparity}, "
+          f"{args.repeats} timed runs after {args.warmup} warm-up")
+    result = bench_estimator(args.backends, sizes, args.max_disparity, args.device,
+                             args.precision, args.warmup, args.repeats)
+    print()
+    print(format_table(result))
+    write_json(result, args.json)
+    print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_offline_demo
+
+    report = run_offline_demo(args.out, args.models, args.device)
+    print(f"{report['pair']}, max disparity {report['max_disparity']}")
+    print("| model | weights | EPE px | bad-3 % | density % | latency ms |")
+    print("|---|---|---|---|---|---|")
+    for model, r in report["results"].items():
+        print(f"| {model} | {r['weights']} | {r['epe_px']:.2f} | {r['bad3_percent']:.1f} | "
+              f"{r['density_percent']:.1f} | {r['latency_ms']:.0f} |")
+    print(f"wrote {args.out}/ (disparity, depth, colour figures, PLY clouds, report.json)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .estimator import BACKENDS
+    from .models import NEURAL_MODELS
+
+    parser = argparse.ArgumentParser(prog="stereo-depth", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    infer = commands.add_parser("infer", help="disparity, depth and a point cloud for one pair")
+    infer.add_argument("left", type=Path)
+    infer.add_argument("right", type=Path)
+    _add_model_options(infer, BACKENDS)
+    _add_device_options(infer)
+    infer.add_argument("--input-scale", type=float, default=1.0)
+    infer.add_argument("--lr-check", action="store_true", help="mask left-right inconsistent px")
+    infer.add_argument("--lr-threshold", type=float, default=1.0)
+    infer.add_argument("--calib", type=Path, help="Middlebury 2014 / ETH3D calib.txt")
+    infer.add_argument("--focal", type=float, help="focal length in px (with --baseline)")
+    infer.add_argument("--baseline", type=float, help="baseline in metres (with --focal)")
+    infer.add_argument("--out", type=Path, required=True)
+    infer.set_defaults(func=cmd_infer)
+
+    params = commands.add_parser("params", help="parameter counts of the networks")
+    params.set_defaults(func=cmd_params)
+
+    export = commands.add_parser("export", help="ONNX export at a fixed input size")
+    _add_model_options(export, tuple(sorted(NEURAL_MODELS)))
+    export.add_argument("--height", type=int, default=480)
+    export.add_argument("--width", type=int, default=640)
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--check", action="store_true", help="compare with onnxruntime")
+    export.set_defaults(func=cmd_export)
+
+    demo = commands.add_parser("demo", help="the embedded motorcycle pair through each backend")
+    demo.add_argument("--models", nargs="+", default=["sgbm", DEFAULT_MODEL], choices=BACKENDS)
+    demo.add_argument("--device", default="auto")
+    demo.add_argument("--out", type=Path, default=Path("demo_output"))
+    demo.set_defaults(func=cmd_demo)
+
+    bench = commands.add_parser("bench", help="benchmarks (table + JSON)")
+    bench_kinds = bench.add_subparsers(dest="kind", required=True)
+    estimator = bench_kinds.add_parser("estimator", help="latency per backend and image size")
+    estimator.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    estimator.add_argument("--sizes", nargs="+", help="WIDTHxHEIGHT (default: 320x240 640x480 "
+                           "1242x375)")
+    estimator.add_argument("--max-disparity", type=int, default=192)
+    _add_device_options(estimator)
+    estimator.add_argument("--warmup", type=int, default=1)
+    estimator.add_argument("--repeats", type=int, default=3)
+    estimator.add_argument("--json", type=Path, default=Path("bench_estimator.json"))
+    estimator.set_defaults(func=cmd_bench_estimator)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigurationError, InputError) as exc:
+        print(f"stereo-depth {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

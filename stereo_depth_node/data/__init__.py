@@ -1,0 +1,1 @@
+"""Dataset readers, file formats and synthetic stereo data."""

@@ -1,0 +1,108 @@
+"""Stereo pairs in, disparity (+ confidence, occlusion) out, for every backend behind one API."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ConfigurationError
+from .images import check_pair
+from .models import NEURAL_MODELS
+from .neural import NeuralMatcher
+from .sgbm import SGBMMatcher
+
+BACKENDS = (*sorted(NEURAL_MODELS), "sgbm")
+
+
+@dataclass
+class StereoResult:
+    """Maps at the input resolution, for the left view.
+
+    disparity: float32 px (x_left - x_right), NaN where invalid (no match, or failed LR check).
+    confidence: float32 in [0, 1]; networks: softmax mass within 2 px of the estimate;
+        SGBM: 1 where it found a match, else 0.
+    occlusion: bool, True where the left-right check failed; None without `lr_check`.
+    timings_ms: wall time per stage.
+    """
+
+    disparity: np.ndarray
+    confidence: np.ndarray
+    occlusion: np.ndarray | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def left_right_inconsistent(left_disparity: np.ndarray, right_disparity: np.ndarray,
+                            threshold: float) -> np.ndarray:
+    """True where the right view's disparity at x - d disagrees by more than `threshold` px.
+
+    Pixels whose match falls outside the right image, or whose disparity is NaN in either view,
+    are inconsistent too: they have no counterpart to confirm them.
+    """
+    height, width = left_disparity.shape
+    columns = np.arange(width, dtype=np.float32)[None, :]
+    target = np.rint(columns - np.nan_to_num(left_disparity, nan=-1e6)).astype(np.int64)
+    inside = (target >= 0) & (target < width)
+    rows = np.broadcast_to(np.arange(height)[:, None], target.shape)
+    matched = right_disparity[rows, np.clip(target, 0, width - 1)]
+    with np.errstate(invalid="ignore"):
+        agree = np.abs(left_disparity - matched) <= threshold
+    return ~(inside & agree)
+
+
+class StereoEstimator:
+    """One entry point for the neural networks and OpenCV SGBM.
+
+    Images: uint8 or uint16, mono or RGB (channel order R, G, B as the public PSMNet code reads
+    them), any size of at least 32 px per side; `input_scale` resizes before matching and scales
+    the disparity back to input pixels.
+    """
+
+    def __init__(self, model: str = "psmnet_dws", weights: str | os.PathLike | None = None,
+                 max_disparity: int = 192, device: str = "auto", precision: str = "auto",
+                 input_scale: float = 1.0, lr_check: bool = False, lr_threshold: float = 1.0,
+                 align_corners: bool = False) -> None:
+        if model not in BACKENDS:
+            raise ConfigurationError(
+                f"unknown model {model!r}; choose one of {', '.join(BACKENDS)}")
+        if not 0.0 < input_scale <= 1.0:
+            raise ConfigurationError(f"input_scale must be in (0, 1], got {input_scale}")
+        self.input_scale = input_scale
+        self.lr_check = lr_check
+        self.lr_threshold = lr_threshold
+        if model == "sgbm":
+            if weights is not None:
+                raise ConfigurationError(f"model 'sgbm' takes no weights, got {str(weights)!r}")
+            self.matcher: NeuralMatcher | SGBMMatcher = SGBMMatcher(max_disparity)
+        else:
+            self.matcher = NeuralMatcher(model, weights, max_disparity, device, precision,
+                                         align_corners)
+
+    @property
+    def model_name(self) -> str:
+        return self.matcher.name
+
+    @property
+    def max_disparity(self) -> int:
+        return self.matcher.max_disparity
+
+    def _match(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.matcher.match(left, right, self.input_scale)
+
+    def estimate(self, left: np.ndarray, right: np.ndarray) -> StereoResult:
+        start = time.perf_counter()
+        left_rgb, right_rgb = check_pair(left, right)
+        disparity, confidence = self._match(left_rgb, right_rgb)
+        timings = {"match": (time.perf_counter() - start) * 1e3}
+        occlusion = None
+        if self.lr_check:
+            lr_start = time.perf_counter()
+            # The right view's disparity is the left-view disparity of the mirrored, swapped pair.
+            mirrored, _ = self._match(np.ascontiguousarray(right_rgb[:, ::-1]),
+                                      np.ascontiguousarray(left_rgb[:, ::-1]))
+            occlusion = left_right_inconsistent(disparity, mirrored[:, ::-1], self.lr_threshold)
+            disparity = np.where(occlusion, np.nan, disparity).astype(np.float32)
+            timings["lr_check"] = (time.perf_counter() - lr_start) * 1e3
+        timings["total"] = (time.perf_counter() - start) * 1e3
+        return StereoResult(disparity, confidence, occlusion, timings)

@@ -1,0 +1,65 @@
+"""Checks and conversions of image arrays before they reach a matcher."""
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+
+MIN_SIDE_PX = 32
+SUPPORTED_DTYPES = (np.uint8, np.uint16)
+
+
+def as_rgb(image: np.ndarray, name: str) -> np.ndarray:
+    """H x W x 3 view or copy of a uint8/uint16 mono (H x W, H x W x 1) or RGB image."""
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"{name} image must be a numpy array, got {type(image).__name__}")
+    if image.dtype not in SUPPORTED_DTYPES:
+        raise InputError(f"{name} image has dtype {image.dtype}; supported: uint8, uint16")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3):
+        raise InputError(f"{name} image has shape {image.shape}; expected H x W (mono), "
+                         f"H x W x 1 or H x W x 3 (RGB)")
+    if min(image.shape[:2]) < MIN_SIDE_PX:
+        raise InputError(f"{name} image is {image.shape[1]}x{image.shape[0]} px; "
+                         f"both sides must be at least {MIN_SIDE_PX} px")
+    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
+
+
+def check_pair(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both images as H x W x 3 of one dtype and size, or an InputError naming what differs."""
+    left_rgb, right_rgb = as_rgb(left, "left"), as_rgb(right, "right")
+    if left_rgb.shape != right_rgb.shape:
+        raise InputError(f"left image is {left_rgb.shape[1]}x{left_rgb.shape[0]} px but right "
+                         f"image is {right_rgb.shape[1]}x{right_rgb.shape[0]} px; "
+                         f"a rectified pair has one size")
+    if left_rgb.dtype != right_rgb.dtype:
+        raise InputError(f"left image is {left_rgb.dtype} but right image is {right_rgb.dtype}")
+    return left_rgb, right_rgb
+
+
+def unit_scale(dtype: np.dtype) -> float:
+    """The value that maps to 1.0 for an integer image dtype."""
+    return float(np.iinfo(dtype).max)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """uint8 version of a uint8/uint16 image, full range kept (OpenCV matchers take 8 bits)."""
+    if image.dtype == np.uint8:
+        return image
+    return cv2.convertScaleAbs(image, alpha=255.0 / unit_scale(image.dtype))
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file as uint8/uint16 mono (H x W) or RGB (H x W x 3); alpha is dropped."""
+    image = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise InputError(f"cannot read image {os.fspath(path)!r} (missing or not an image)")
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    if image.ndim == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image

@@ -1,0 +1,44 @@
+"""OpenCV semi-global block matching, the classical baseline behind the same estimator."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .errors import ConfigurationError
+from .images import to_uint8
+
+
+class SGBMMatcher:
+    """StereoSGBM (3-way) with the usual P1 = 8 c b^2, P2 = 32 c b^2 smoothness penalties."""
+
+    name = "sgbm"
+
+    def __init__(self, max_disparity: int, block_size: int = 5) -> None:
+        if max_disparity <= 0 or max_disparity % 16:
+            raise ConfigurationError(
+                f"max_disparity must be a positive multiple of 16 for sgbm, got {max_disparity}")
+        self.max_disparity = max_disparity
+        self._matcher = cv2.StereoSGBM_create(
+            minDisparity=0, numDisparities=max_disparity, blockSize=block_size,
+            P1=8 * 3 * block_size ** 2, P2=32 * 3 * block_size ** 2, disp12MaxDiff=1,
+            uniquenessRatio=10, speckleWindowSize=100, speckleRange=2,
+            mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY)
+
+    def match(self, left_rgb: np.ndarray, right_rgb: np.ndarray, scale: float = 1.0
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Disparity (float32 px at input resolution, NaN where SGBM found none) and a 0/1
+        validity map as confidence."""
+        height, width = left_rgb.shape[:2]
+        size = (max(round(width * scale), 1), max(round(height * scale), 1))
+        left, right = to_uint8(left_rgb), to_uint8(right_rgb)
+        if scale != 1.0:
+            left, right = (cv2.resize(im, size, interpolation=cv2.INTER_AREA)
+                           for im in (left, right))
+        fixed_point = self._matcher.compute(left, right)
+        if scale != 1.0:
+            fixed_point = cv2.resize(fixed_point, (width, height),
+                                     interpolation=cv2.INTER_NEAREST)
+        valid = fixed_point >= 0
+        disparity = np.where(valid, fixed_point.astype(np.float32) * (width / size[0] / 16.0),
+                             np.nan)
+        return disparity.astype(np.float32), valid.astype(np.float32)

@@ -1,0 +1,30 @@
+"""Small rendered scenes with exact ground truth, for tests."""
+from __future__ import annotations
+
+import numpy as np
+
+from stereo_depth_node.data.plane import band_limited_texture
+
+
+def render_two_layer_scene(height: int, width: int, background: int, foreground: int,
+                           box: tuple[int, int, int, int], seed: int = 0):
+    """A textured background at `background` px and a textured rectangle at `foreground` px.
+
+    `box` = (top, bottom, left, right) of the rectangle in right-image columns. Integer
+    disparities keep the rendering exact. Returns (left, right, disparity, occluded) where
+    `occluded` marks left pixels whose background point is hidden behind the rectangle on the right.
+    """
+    rng = np.random.default_rng(seed)
+    top, bottom, x0, x1 = box
+    back = band_limited_texture(height, width + background, rng)
+    front = band_limited_texture(height, x1 - x0, rng)
+    right = back[:, background:background + width].copy()
+    right[top:bottom, x0:x1] = front[top:bottom]
+    left = back[:, :width].copy()  # left x sees background point x - background (right coords)
+    disparity = np.full((height, width), float(background), np.float32)
+    left[top:bottom, x0 + foreground:x1 + foreground] = front[top:bottom]
+    disparity[top:bottom, x0 + foreground:x1 + foreground] = foreground
+    occluded = np.zeros((height, width), bool)
+    occluded[top:bottom, x0 + background:x0 + foreground] = True
+    return (np.clip(left * 255 + 0.5, 0, 255).astype(np.uint8),
+            np.clip(right * 255 + 0.5, 0, 255).astype(np.uint8), disparity, occluded)

@@ -1,0 +1,84 @@
+"""Stereo camera model from CameraInfo-like inputs; disparity <-> depth <-> points."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from stereo_depth_node.calibration import read_middlebury_calib
+from stereo_depth_node.camera import StereoCamera
+from stereo_depth_node.errors import InputError
+
+FX, FY, CX, CY, BASELINE = 500.0, 480.0, 320.0, 240.0, 0.12
+
+
+def _infos(right_p3=-FX * BASELINE, cx_right=CX, fx=FX):
+    left = {"p": [fx, 0, CX, 0, 0, FY, CY, 0, 0, 0, 1, 0]}
+    right = SimpleNamespace(p=[fx, 0, cx_right, right_p3, 0, FY, CY, 0, 0, 0, 1, 0])
+    return left, right
+
+
+def test_model_from_camera_info():
+    camera = StereoCamera.from_camera_info(*_infos(cx_right=318.0))
+    assert (camera.fx, camera.fy, camera.cx, camera.cy) == (FX, FY, CX, CY)
+    assert camera.baseline == pytest.approx(BASELINE)
+    assert camera.disparity_offset == pytest.approx(2.0)
+
+
+def test_depth_disparity_round_trip_and_invalid_values():
+    camera = StereoCamera.from_camera_info(*_infos())
+    disparity = np.array([[30.0, 60.0, 0.0, -3.0, np.nan]], np.float32)
+    depth = camera.depth_from_disparity(disparity)
+    np.testing.assert_allclose(depth[0, :2], [2.0, 1.0], rtol=1e-6)
+    assert np.all(np.isnan(depth[0, 2:]))
+    np.testing.assert_allclose(camera.disparity_from_depth(depth)[0, :2], [30.0, 60.0])
+
+
+def test_pixel_shift_accounts_for_principal_point_offset():
+    # Middlebury-style: the right principal point is 10 px further right (doffs = 10).
+    camera = StereoCamera.from_camera_info(*_infos(cx_right=CX + 10))
+    depth = camera.depth_from_pixel_shift(np.array([[20.0]], np.float32))
+    assert depth[0, 0] == pytest.approx(FX * BASELINE / 30.0)
+
+
+def test_points_by_hand():
+    camera = StereoCamera.from_camera_info(*_infos())
+    depth = np.full((480, 640), np.nan, np.float32)
+    depth[240, 320] = 2.0
+    depth[0, 0] = 4.0
+    points = camera.points_from_depth(depth)
+    assert points.shape == (480, 640, 3)
+    np.testing.assert_allclose(points[240, 320], [0.0, 0.0, 2.0])
+    np.testing.assert_allclose(points[0, 0], [-320 * 4 / FX, -240 * 4 / FY, 4.0], rtol=1e-6)
+    assert np.all(np.isnan(points[1, 1]))
+
+
+@pytest.mark.parametrize("infos, message", [
+    (_infos(right_p3=0.0), r"right camera_info P\[3\] = 0.0 must be negative"),
+    (_infos(right_p3=60.0), r"right camera_info P\[3\] = 60.0 must be negative"),
+    (_infos(fx=0.0), r"left camera_info P has zero focal length \(P\[0\]=0.0"),
+    (({"p": [0.0] * 12}, {"p": [0.0] * 12}), "zero focal length"),
+    (_infos(right_p3=float("nan")), "right camera_info P contains NaN"),
+    (({"p": [1.0] * 9}, {"p": [1.0] * 12}), "left camera_info P has 9 values, expected 12"),
+    (({"k": [1.0] * 9}, {"p": [1.0] * 12}), "left camera_info has no P matrix"),
+])
+def test_bad_calibration_is_named(infos, message):
+    with pytest.raises(InputError, match=message):
+        StereoCamera.from_camera_info(*infos)
+
+
+def test_direct_construction_validates():
+    with pytest.raises(InputError, match="baseline must be positive, got -0.1"):
+        StereoCamera(fx=FX, fy=FY, cx=CX, cy=CY, cx_right=CX, baseline=-0.1)
+    with pytest.raises(InputError, match="non-finite"):
+        StereoCamera(fx=np.inf, fy=FY, cx=CX, cy=CY, cx_right=CX, baseline=0.1)
+
+
+def test_middlebury_calib_file(stereo_eval, tmp_path):
+    camera = read_middlebury_calib(stereo_eval / "eth3d/playground/calib.txt")
+    assert camera.fx == pytest.approx(542.019) and camera.cy == pytest.approx(255.198)
+    assert camera.baseline == pytest.approx(0.0595549)
+    (tmp_path / "bad.txt").write_text("cam0=[1 0 0; 0 1 0]\n")
+    with pytest.raises(InputError, match="cannot read calibration"):
+        read_middlebury_calib(tmp_path / "bad.txt")

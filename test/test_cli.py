@@ -1,0 +1,134 @@
+"""The stereo-depth command line, run as a user runs it, on real evaluation images."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from stereo_depth_node.data.pfm import read_pfm
+
+CLI = [sys.executable, "-m", "stereo_depth_node.cli"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
+def _read_ply(path: Path) -> tuple[list[str], np.ndarray]:
+    data = path.read_bytes()
+    end = data.index(b"end_header\n") + len(b"end_header\n")
+    header = data[:end].decode("ascii").splitlines()
+    count = int(next(line for line in header if line.startswith("element vertex")).split()[-1])
+    vertex = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"),
+                       ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    return header, np.frombuffer(data[end:], vertex, count=count)
+
+
+def test_infer_sgbm_with_calibration_writes_readable_files(stereo_eval, tmp_path):
+    scene = stereo_eval / "eth3d/playground"
+    done = run_cli("infer", scene / "im0.png", scene / "im1.png", "--model", "sgbm",
+                   "--max-disparity", "64", "--calib", scene / "calib.txt", "--out", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "sgbm on cpu: match" in done.stdout
+
+    png = cv2.imread(str(tmp_path / "disparity.png"), cv2.IMREAD_UNCHANGED)
+    pfm = read_pfm(tmp_path / "disparity.pfm")
+    assert png.dtype == np.uint16 and png.shape == pfm.shape == (490, 941)
+    valid = np.isfinite(pfm)
+    assert np.array_equal(png > 0, valid & (pfm > 0))
+    np.testing.assert_allclose(png[valid] / 256.0, pfm[valid], atol=1 / 512)
+
+    truth = read_pfm(scene / "disp0.pfm")
+    both = valid & np.isfinite(truth)
+    assert both.mean() > 0.3
+    assert np.median(np.abs(pfm[both] - truth[both])) < 1.0  # px, real ground truth
+
+    depth = np.load(tmp_path / "depth.npy")
+    np.testing.assert_allclose(depth[valid & (pfm > 0)],
+                               542.019 * 0.0595549 / pfm[valid & (pfm > 0)], rtol=1e-5)
+    header, vertices = _read_ply(tmp_path / "cloud.ply")
+    assert "format binary_little_endian 1.0" in header
+    assert len(vertices) == np.isfinite(depth).sum()
+    np.testing.assert_allclose(np.sort(vertices["z"]), np.sort(depth[np.isfinite(depth)]))
+    color = cv2.imread(str(tmp_path / "disparity_color.png"))
+    assert color.shape[0] == 490 and color.shape[1] > 941
+    assert cv2.imread(str(tmp_path / "depth_color.png")) is not None
+
+
+def test_infer_network_with_focal_and_baseline(stereo_eval, tmp_path):
+    scene = stereo_eval / "middlebury2003/tsukuba"
+    done = run_cli("infer", scene / "imL.png", scene / "imR.png", "--model", "psmnet_dws",
+                   "--max-disparity", "32", "--device", "cpu", "--input-scale", "0.5",
+                   "--focal", "615", "--baseline", "0.1", "--out", tmp_path)
+    assert done.returncode == 0, done.stderr
+    pfm = read_pfm(tmp_path / "disparity.pfm")
+    assert pfm.shape == (288, 384) and np.all(np.isfinite(pfm))
+    assert np.load(tmp_path / "depth.npy").shape == (288, 384)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("missing_left.png", "missing_right.png", "--model", "sgbm"),
+     "cannot read image 'missing_left.png'"),
+    (("{left}", "{right}", "--model", "sgbm", "--max-disparity", "24"),
+     "multiple of 16 for sgbm, got 24"),
+    (("{left}", "{right}", "--weights", "{left}"), "is not a readable PyTorch checkpoint"),
+    (("{left}", "{right}", "--device", "cuda"), "device 'cuda' requested"),
+    (("{left}", "{right}", "--focal", "500"), "--focal and --baseline go together"),
+])
+def test_infer_errors_exit_2_with_one_line(stereo_eval, tmp_path, args, message):
+    scene = stereo_eval / "middlebury2003/venus"
+    filled = [a.format(left=scene / "imL.png", right=scene / "imR.png") for a in args]
+    done = run_cli("infer", *filled, "--out", tmp_path)
+    if "cuda" in args and "CUDA is not available" not in done.stderr and done.returncode == 0:
+        pytest.skip("this machine has CUDA")
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_params_prints_both_conventions():
+    done = run_cli("params")
+    assert done.returncode == 0
+    psmnet_row = next(line for line in done.stdout.splitlines() if line.startswith("| psmnet |"))
+    assert "5,224,768" in psmnet_row and "8,564,320" in psmnet_row
+
+
+def test_export_command_checks_parity(tmp_path):
+    done = run_cli("export", "--model", "psmnet_dws", "--max-disparity", "16", "--height", "48",
+                   "--width", "64", "--out", tmp_path / "m.onnx", "--check")
+    assert done.returncode == 0, done.stderr
+    assert "1x3x48x64" in done.stdout and "max abs diff" in done.stdout
+    assert (tmp_path / "m.onnx").stat().st_size > 1_000_000
+
+
+def test_bench_estimator_prints_a_table_and_writes_json(tmp_path):
+    done = run_cli("bench", "estimator", "--backends", "sgbm", "psmnet_dws", "--sizes", "96x64",
+                   "--max-disparity", "16", "--device", "cpu", "--warmup", "0", "--repeats", "2",
+                   "--json", tmp_path / "b.json")
+    assert done.returncode == 0, done.stderr
+    assert "| sgbm | 96x64 | cpu |" in done.stdout
+    result = json.loads((tmp_path / "b.json").read_text())
+    assert [row["backend"] for row in result["rows"]] == ["sgbm", "psmnet_dws"]
+    for row in result["rows"]:
+        assert row["median_ms"] > 0 and row["pairs_per_s"] == pytest.approx(
+            1e3 / row["median_ms"], rel=1e-2)
+    assert result["machine"]["cpu_count"] >= 1
+
+
+def test_demo_reports_sgbm_error_against_ground_truth(tmp_path):
+    done = run_cli("demo", "--models", "sgbm", "--out", tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    sgbm = report["results"]["sgbm"]
+    # SGBM on the real Middlebury pair: about 1 px EPE where it answers, most pixels answered.
+    assert 0.3 < sgbm["epe_px"] < 2.0
+    assert 70 < sgbm["density_percent"] < 100
+    for name in ("disparity.png", "disparity_color.png", "depth_color.png", "cloud.ply"):
+        assert (tmp_path / "sgbm" / name).stat().st_size > 1000
+    depth = np.load(tmp_path / "sgbm" / "depth.npy")
+    assert 1.0 < np.nanmedian(depth) < 5.0  # the motorcycle stands a few metres away

@@ -1,0 +1,173 @@
+"""StereoEstimator: SGBM recovers a known plane, the networks run on any size, bad input is named."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scenes import render_two_layer_scene
+from stereo_depth_node.camera import StereoCamera
+from stereo_depth_node.data.plane import render_plane_pair
+from stereo_depth_node.errors import ConfigurationError, InputError
+from stereo_depth_node.estimator import StereoEstimator, left_right_inconsistent
+
+PLANE_DISPARITY = 30.0  # fx 500 px, baseline 0.12 m -> 2.000 m
+
+
+@pytest.fixture(scope="module")
+def plane():
+    return render_plane_pair(240, 320, PLANE_DISPARITY, seed=5)
+
+
+@pytest.fixture(scope="module")
+def sgbm():
+    return StereoEstimator("sgbm", max_disparity=64)
+
+
+def _matchable(disparity: np.ndarray, max_disparity: int) -> np.ndarray:
+    # SGBM searches max_disparity px to the left, so it cannot match the first columns.
+    return disparity[:, max_disparity:]
+
+
+def test_sgbm_recovers_a_fronto_parallel_plane(plane, sgbm):
+    result = sgbm.estimate(*plane)
+    region = _matchable(result.disparity, 64)
+    within = np.abs(np.nan_to_num(region, nan=-1e3) - PLANE_DISPARITY) <= 0.5
+    assert within.mean() >= 0.95  # holes count as misses
+
+
+def test_sgbm_plane_gives_the_right_depth_and_points(plane, sgbm):
+    camera = StereoCamera(fx=500.0, fy=500.0, cx=159.5, cy=119.5, cx_right=159.5, baseline=0.12)
+    depth = camera.depth_from_pixel_shift(sgbm.estimate(*plane).disparity)
+    region = _matchable(depth, 64)
+    assert abs(np.nanmedian(region) - 2.0) < 0.01
+    points = camera.points_from_depth(depth)
+    v, u = 200, 300
+    z = depth[v, u]
+    assert np.isfinite(z)
+    np.testing.assert_allclose(points[v, u], [(u - 159.5) * z / 500, (v - 119.5) * z / 500, z],
+                               rtol=1e-6)
+
+
+def test_fractional_disparity_is_recovered_to_subpixel(sgbm):
+    left, right = render_plane_pair(200, 300, 17.4, seed=2)
+    region = _matchable(sgbm.estimate(left, right).disparity, 64)
+    assert abs(np.nanmedian(region) - 17.4) < 0.3
+
+
+def test_mono_and_uint16_inputs_match_uint8_rgb(plane, sgbm):
+    left, right = plane
+    reference = sgbm.estimate(left, right).disparity
+    wide = sgbm.estimate(left.astype(np.uint16) * 257, right.astype(np.uint16) * 257).disparity
+    np.testing.assert_array_equal(np.isnan(wide), np.isnan(reference))
+    np.testing.assert_allclose(wide, reference, equal_nan=True)
+    mono = sgbm.estimate(left[:, :, 1], right[:, :, 1]).disparity
+    assert abs(np.nanmedian(_matchable(mono, 64)) - PLANE_DISPARITY) < 0.25
+
+
+def test_input_scale_returns_disparity_in_input_pixels(plane):
+    half = StereoEstimator("sgbm", max_disparity=32, input_scale=0.5)
+    result = half.estimate(*plane)
+    assert result.disparity.shape == plane[0].shape[:2]
+    assert abs(np.nanmedian(result.disparity[:, 80:]) - PLANE_DISPARITY) < 0.5
+
+
+def test_left_right_check_flags_the_occluded_band():
+    left, right, truth, occluded = render_two_layer_scene(
+        200, 320, background=12, foreground=36, box=(50, 150, 120, 220), seed=3)
+    result = StereoEstimator("sgbm", max_disparity=48, lr_check=True).estimate(left, right)
+    flagged = result.occlusion
+    assert flagged is not None and flagged.shape == truth.shape
+    assert flagged[occluded].mean() > 0.7
+    visible = ~occluded
+    # SGBM searches 48 px: the first left columns and, in the mirrored pass that gives the right
+    # view's disparity, the last right columns (left x >= 320 - 48 + 12) have no match to confirm.
+    visible[:, :64] = False
+    visible[:, 320 - 48 + 12:] = False
+    assert flagged[visible].mean() < 0.1
+    assert np.all(np.isnan(result.disparity[flagged]))
+    good = visible & ~flagged
+    assert np.median(np.abs(result.disparity[good] - truth[good])) < 0.5
+
+
+def test_left_right_consistency_by_hand():
+    left = np.array([[0.0, 1.0, 1.0, 1.0, 2.0]], np.float32)
+    right = np.array([[1.0, 1.0, 1.0, 5.0, 2.0]], np.float32)
+    # x=0: match at 0 (d 0 vs 1 -> inconsistent); x=1..3: match x-1 with d 1 -> consistent
+    # except x=4 -> match at 2 where the right says 1 (vs 2): inconsistent.
+    assert left_right_inconsistent(left, right, 0.5).tolist() == [[True, False, False, False,
+                                                                     True]]
+    outside = np.array([[3.0, 0.0, 0.0, 0.0, 0.0]], np.float32)
+    assert left_right_inconsistent(outside, np.zeros_like(outside), 0.5)[0, 0]
+
+
+@pytest.mark.parametrize("name", ["psmnet", "psmnet_dws"])
+@pytest.mark.parametrize("height, width", [(375, 1242), (100, 150), (33, 47)])
+def test_networks_return_input_sized_maps_for_odd_sizes(name, height, width):
+    estimator = StereoEstimator(name, max_disparity=16, device="cpu")
+    rng = np.random.default_rng(0)
+    left = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    result = estimator.estimate(left, np.roll(left, -4, axis=1))
+    assert result.disparity.shape == result.confidence.shape == (height, width)
+    assert result.disparity.dtype == np.float32
+    assert np.all(np.isfinite(result.disparity))
+    assert np.all((result.confidence >= 0) & (result.confidence <= 1))
+
+
+def test_network_input_scale_and_lr_check_keep_input_size():
+    estimator = StereoEstimator("psmnet_dws", max_disparity=16, device="cpu", input_scale=0.5,
+                                lr_check=True)
+    left, right = render_plane_pair(96, 128, 6.0, seed=1)
+    result = estimator.estimate(left, right)
+    assert result.disparity.shape == result.occlusion.shape == (96, 128)
+    assert np.array_equal(np.isnan(result.disparity), result.occlusion)
+
+
+BAD_PAIRS = [
+    (lambda l, r: (l, r[:, :-8]), "left image is 96x64 px but right image is 88x64 px"),
+    (lambda l, r: (l.astype(np.float32), r), "left image has dtype float32"),
+    (lambda l, r: (l, np.dstack([r, r[:, :, :1]])), r"right image has shape \(64, 96, 4\)"),
+    (lambda l, r: (l[:31], r[:31]), "left image is 96x31 px; both sides must be at least 32"),
+    (lambda l, r: (l, r.astype(np.uint16)), "left image is uint8 but right image is uint16"),
+    (lambda l, r: (l.tolist(), r), "left image must be a numpy array, got list"),
+]
+
+
+@pytest.mark.parametrize("model", ["sgbm", "psmnet_dws"])
+@pytest.mark.parametrize("corrupt, message", BAD_PAIRS)
+def test_bad_pairs_are_named_and_the_estimator_keeps_working(model, corrupt, message):
+    estimator = StereoEstimator(model, max_disparity=16, device="cpu")
+    left, right = render_plane_pair(64, 96, 5.0, seed=0)
+    with pytest.raises(InputError, match=message):
+        estimator.estimate(*corrupt(left, right))
+    result = estimator.estimate(left, right)
+    assert result.disparity.shape == (64, 96)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(model="sgbm", max_disparity=40), "multiple of 16 for sgbm, got 40"),
+    (dict(model="sgbm", max_disparity=0), "multiple of 16 for sgbm, got 0"),
+    (dict(model="psmnet_dws", max_disparity=30), "multiple of 4, got 30"),
+    (dict(model="psmnet", max_disparity=-8), "multiple of 4, got -8"),
+    (dict(model="psmnet_dws", device="cuda"), "device 'cuda' requested but CUDA is not avail"),
+    (dict(model="psmnet_dws", device="cuda:1"), "device 'cuda:1' requested but CUDA is not"),
+    (dict(model="psmnet_dws", device="tpu"), "device 'tpu' is not one of"),
+    (dict(model="psmnet_dws", precision="fp16"), "'fp16' needs a CUDA device"),
+    (dict(model="psmnet_dws", precision="int8"), "precision 'int8' is not one of"),
+    (dict(model="raft"), "unknown model 'raft'"),
+    (dict(model="sgbm", weights="w.pt"), "'sgbm' takes no weights"),
+    (dict(model="sgbm", input_scale=0.0), "input_scale must be in"),
+])
+def test_bad_configuration_is_refused_with_the_value(kwargs, message):
+    pytest.importorskip("torch")
+    import torch
+    if "cuda" in kwargs.get("device", "") and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigurationError, match=message):
+        StereoEstimator(**kwargs)
+
+
+def test_bf16_on_cpu_runs():
+    estimator = StereoEstimator("psmnet_dws", max_disparity=16, device="cpu", precision="bf16")
+    left, right = render_plane_pair(64, 64, 4.0)
+    result = estimator.estimate(left, right)
+    assert result.disparity.dtype == np.float32 and np.all(np.isfinite(result.disparity))
