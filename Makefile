@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 # DDS never leaves this machine: loopback discovery and a domain of our own (see DESIGN.md).
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= $(shell $(PYTHON) -c "import random; print(random.randint(0, 101))")
+# Fast DDS over shared memory only, with room for whole images (README, "DDS on one machine").
+export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/stereo_depth_node/ros/fastdds_shm.xml
 
 STAMP := $(VENV)/.installed
 

@@ -12,7 +12,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(exclude=["test", "test.*"]),
-    package_data={PACKAGE: ["weights/*.pt", "weights/*.json"]},
+    package_data={PACKAGE: ["weights/*.pt", "weights/*.json", "ros/fastdds_shm.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -32,6 +32,7 @@ setup(
     entry_points={
         "console_scripts": [
             "stereo-depth = stereo_depth_node.cli:main",
+            "stereo_depth_node = stereo_depth_node.ros.node:main",
         ],
     },
 )

@@ -102,3 +102,33 @@ def load_model(path: str | os.PathLike | None, model_name: str, max_disparity: i
             f"weights file {str(path)!r} does not fit {model_name!r}: "
             f"missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}")
     return model
+
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_MAX_DISPARITY = 192
+
+
+def shipped_weights(model_name: str) -> Path | None:
+    """The checkpoint this package ships for `model_name`, if there is one."""
+    path = SHIPPED_DIR / f"{model_name}.pt"
+    return path if path.is_file() else None
+
+
+def resolve_weights(model_name: str, weights: str | os.PathLike | None) -> Path | None:
+    """'' or 'shipped' -> the shipped checkpoint (None if none ships); 'none' -> None, i.e. the
+    network's initial weights; anything else is a path."""
+    if model_name not in NEURAL_MODELS:
+        return None if not weights or weights in ("shipped", "none") else Path(weights)
+    if weights is None or weights in ("", "shipped"):
+        return shipped_weights(model_name)
+    if weights == "none":
+        return None
+    return Path(weights)
+
+
+def default_max_disparity(weights: Path | None) -> int:
+    """The max disparity recorded in a checkpoint, else the PSMNet default of 192."""
+    if weights is None:
+        return DEFAULT_MAX_DISPARITY
+    recorded = read_checkpoint(weights)["max_disparity"]
+    return int(recorded) if recorded is not None else DEFAULT_MAX_DISPARITY

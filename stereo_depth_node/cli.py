@@ -1,4 +1,5 @@
-"""`stereo-depth`: the command line of the package (infer, params, export, demo, bench)."""
+"""`stereo-depth`: the command line of the package (infer, params, export, train, eval, bag, demo,
+bench)."""
 from __future__ import annotations
 
 import argparse
@@ -103,18 +104,36 @@ def cmd_bench_estimator(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_offline_demo
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
 
-    report = run_offline_demo(args.out, args.models, args.device)
-    print(f"{report['pair']}, max disparity {report['max_disparity']}")
-    print("| model | weights | EPE px | bad-3 % | density % | latency ms |")
-    print("|---|---|---|---|---|---|")
-    for model, r in report["results"].items():
-        print(f"| {model} | {r['weights']} | {r['epe_px']:.2f} | {r['bad3_percent']:.1f} | "
-              f"{r['density_percent']:.1f} | {r['latency_ms']:.0f} |")
-    print(f"wrote {args.out}/ (disparity, depth, colour figures, PLY clouds, report.json)")
+    overrides = {"model": args.model, "steps": args.steps, "out_dir": args.out_dir,
+                 "device": args.device, "time_budget_s": args.time_budget,
+                 "init_weights": args.init_weights, "dataset": args.dataset}
+    config = (TrainConfig.from_yaml(args.config, **overrides) if args.config
+              else TrainConfig(**{k: v for k, v in overrides.items() if v is not None}))
+    summary = train(config, resume=args.resume)
+    print(f"trained {config.model} to step {summary['step']} ({summary['samples_seen']} samples, "
+          f"{summary['wall_time_s']:.0f} s on {summary['device']}, {summary['precision']}); "
+          f"checkpoint {summary['checkpoint']}")
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        from .ros.demo import format_report, run_demo
+    except ImportError as exc:
+        return _needs_ros(exc)
+    report = run_demo(args.out, args.models, args.device)
+    print(format_report(report))
+    print(f"wrote {args.out}/: per model the motorcycle's disparity and depth figures, its "
+          f"coloured PLY cloud (from points2) and the node's log; report.json, report.md")
+    return 0
+
+
+def _needs_ros(exc: ImportError) -> int:
+    raise ConfigurationError(f"this command needs rclpy, the ROS message packages and rosbags "
+                             f"(pip install '.[ros]', or a ROS 2 installation): {exc}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,11 +168,32 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--check", action="store_true", help="compare with onnxruntime")
     export.set_defaults(func=cmd_export)
 
+    train = commands.add_parser("train", help="train a network (the paper's recipe by default)")
+    train.add_argument("--config", type=Path, help="YAML with TrainConfig fields")
+    train.add_argument("--model", choices=tuple(sorted(NEURAL_MODELS)))
+    train.add_argument("--steps", type=int)
+    train.add_argument("--time-budget", type=float, help="stop after this many seconds")
+    train.add_argument("--device")
+    train.add_argument("--out-dir")
+    train.add_argument("--resume", type=Path, help="continue from this training checkpoint")
+    train.add_argument("--init-weights", help="fine-tune from these weights")
+    train.add_argument("--dataset", help="fine-tune on KIND:PATH (e.g. kitti2015:/data/kitti)")
+    train.set_defaults(func=cmd_train)
+
     demo = commands.add_parser("demo", help="the embedded motorcycle pair through each backend")
     demo.add_argument("--models", nargs="+", default=["sgbm", DEFAULT_MODEL], choices=BACKENDS)
     demo.add_argument("--device", default="auto")
     demo.add_argument("--out", type=Path, default=Path("demo_output"))
     demo.set_defaults(func=cmd_demo)
+
+    try:
+        from .ros.bag_cli import add_bag_commands
+    except ImportError as exc:  # rclpy, message packages or rosbags missing
+        missing = commands.add_parser("bag", help="rosbag2 tools (needs the 'ros' extra)")
+        missing.add_argument("rest", nargs=argparse.REMAINDER)
+        missing.set_defaults(func=lambda _args: _needs_ros(exc))
+    else:
+        add_bag_commands(commands, BACKENDS)
 
     bench = commands.add_parser("bench", help="benchmarks (table + JSON)")
     bench_kinds = bench.add_subparsers(dest="kind", required=True)

@@ -1,57 +1,54 @@
-"""The offline demo: the Middlebury 2014 motorcycle pair that scikit-image ships, with its real
-calibration, through SGBM and the default network; files and an error report in one folder."""
+"""The demo's stereo sequence with ground truth: the Middlebury 2014 motorcycle pair that
+scikit-image ships, with its real calibration, and rendered synthetic scenes."""
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from .camera import StereoCamera
-from .estimator import StereoEstimator
-from .outputs import write_result
+from .data.generator import GeneratorConfig, SyntheticStereo
 
 # From scikit-image's docstring of data.stereo_motorcycle (calibration of the 4x down-sampled pair).
 MOTORCYCLE_CAMERA = StereoCamera(fx=994.978, fy=994.978, cx=311.193, cy=254.877,
                                  cx_right=311.193 + 31.086, baseline=0.193001)
-MOTORCYCLE_MAX_DISPARITY = 64
+DEMO_MAX_DISPARITY = 64
+SYNTHETIC_SIZE = (240, 320)
+SYNTHETIC_CAMERA = StereoCamera(fx=320.0, fy=320.0, cx=159.5, cy=119.5, cx_right=159.5,
+                                baseline=0.1)
 
 
-def motorcycle_pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(left, right, ground-truth disparity with NaN where unknown)."""
+@dataclass
+class DemoFrame:
+    name: str
+    left: np.ndarray                 # uint8 RGB
+    right: np.ndarray
+    camera: StereoCamera
+    disparity: np.ndarray            # ground-truth pixel shift x_l - x_r, NaN where unknown
+    occlusion: np.ndarray | None     # True where the left pixel is hidden in the right view
+
+
+def motorcycle_frame() -> DemoFrame:
     from skimage import data
 
     left, right, disparity = data.stereo_motorcycle()
-    return left, right, np.where(np.isfinite(disparity), disparity, np.nan).astype(np.float32)
+    truth = np.where(np.isfinite(disparity), disparity, np.nan).astype(np.float32)
+    return DemoFrame("motorcycle", left, right, MOTORCYCLE_CAMERA, truth, None)
 
 
-def disparity_errors(estimate: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """EPE and bad-3 over pixels with ground truth; holes (NaN) count as errors in bad-3."""
-    known = np.isfinite(truth)
-    error = np.abs(np.nan_to_num(estimate, nan=np.inf) - truth)[known]
-    finite = np.isfinite(error)
-    return {"epe_px": float(error[finite].mean()) if finite.any() else float("nan"),
-            "bad3_percent": float(100.0 * np.mean(error > 3.0)),
-            "density_percent": float(100.0 * finite.mean())}
+def synthetic_frames(count: int, seed: int = 2024) -> list[DemoFrame]:
+    height, width = SYNTHETIC_SIZE
+    generator = SyntheticStereo(GeneratorConfig(height=height, width=width,
+                                                max_disparity=DEMO_MAX_DISPARITY, min_layers=5,
+                                                max_layers=15), seed=seed)
+    batch = generator.batch(0, count)
+    to_uint8 = lambda images: (images.permute(0, 2, 3, 1).numpy() * 255 + 0.5  # noqa: E731
+                               ).clip(0, 255).astype(np.uint8)
+    lefts, rights = to_uint8(batch.left), to_uint8(batch.right)
+    return [DemoFrame(f"synthetic_{i}", lefts[i], rights[i], SYNTHETIC_CAMERA,
+                      batch.disparity[i].numpy(), batch.occlusion[i].numpy())
+            for i in range(count)]
 
 
-def run_offline_demo(out_dir: str | os.PathLike, models: list[str], device: str = "auto",
-                     weights: dict[str, str | None] | None = None) -> dict[str, Any]:
-    left, right, truth = motorcycle_pair()
-    report: dict[str, Any] = {"pair": "Middlebury 2014 motorcycle (scikit-image, 741x500)",
-                              "max_disparity": MOTORCYCLE_MAX_DISPARITY, "results": {}}
-    for model in models:
-        estimator = StereoEstimator(model, (weights or {}).get(model), MOTORCYCLE_MAX_DISPARITY,
-                                    device)
-        result = estimator.estimate(left, right)
-        write_result(Path(out_dir) / model, left, result, MOTORCYCLE_MAX_DISPARITY,
-                     MOTORCYCLE_CAMERA)
-        report["results"][model] = {**disparity_errors(result.disparity, truth),
-                                    "latency_ms": result.timings_ms["total"],
-                                    "weights": (weights or {}).get(model) or
-                                    ("none" if model == "sgbm" else "untrained initial weights")}
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    (Path(out_dir) / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report
+def demo_sequence(synthetic_count: int = 8) -> list[DemoFrame]:
+    return [motorcycle_frame(), *synthetic_frames(synthetic_count)]

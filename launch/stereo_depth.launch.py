@@ -1,0 +1,75 @@
+"""Start stereo_depth_node with config/stereo_depth.yaml, optional remaps, overrides and RViz.
+
+    ros2 launch stereo_depth_node stereo_depth.launch.py \
+        left_image:=/cam/left/image_rect right_image:=/cam/right/image_rect \
+        left_info:=/cam/left/camera_info right_info:=/cam/right/camera_info rviz:=true
+
+Arguments left empty keep the value of the parameters file; arguments given override it.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+PACKAGE = "stereo_depth_node"
+# Launch argument -> the node's input topic it remaps.
+REMAPS = {
+    "left_image": "left/image_rect",
+    "right_image": "right/image_rect",
+    "left_info": "left/camera_info",
+    "right_info": "right/camera_info",
+}
+# Launch arguments that override node parameters of the same name, with their types.
+OVERRIDES = {"model": str, "weights": str, "device": str, "max_disparity": int,
+             "use_sim_time": bool}
+
+
+def _node_actions(context):
+    def value(name):
+        return LaunchConfiguration(name).perform(context)
+
+    overrides = {}
+    for name, kind in OVERRIDES.items():
+        text = value(name)
+        if text == "":
+            continue
+        overrides[name] = text.lower() == "true" if kind is bool else kind(text)
+    remaps = [(topic, value(argument)) for argument, topic in REMAPS.items() if value(argument)]
+    namespace = value("namespace")
+    rviz_arguments = ["-d", value("rviz_config")]
+    if value("fixed_frame"):
+        rviz_arguments += ["-f", value("fixed_frame")]
+    return [
+        Node(package=PACKAGE, executable="stereo_depth_node", name="stereo_depth_node",
+             namespace=namespace, parameters=[value("params_file"), overrides],
+             remappings=remaps, output="screen", emulate_tty=True),
+        Node(package="rviz2", executable="rviz2", name="rviz2", namespace=namespace,
+             arguments=rviz_arguments, condition=IfCondition(value("rviz")),
+             parameters=[{"use_sim_time": overrides.get("use_sim_time", False)}]),
+    ]
+
+
+def generate_launch_description():
+    share = FindPackageShare(PACKAGE)
+    arguments = [
+        DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
+        *(DeclareLaunchArgument(name, default_value="", description=f"remap of {topic}")
+          for name, topic in REMAPS.items()),
+        DeclareLaunchArgument(
+            "params_file", default_value=PathJoinSubstitution([share, "config",
+                                                               "stereo_depth.yaml"]),
+            description="YAML parameters file"),
+        *(DeclareLaunchArgument(name, default_value="",
+                                description=f"overrides the parameter {name} when given")
+          for name in OVERRIDES),
+        DeclareLaunchArgument("rviz", default_value="false", description="open RViz"),
+        DeclareLaunchArgument(
+            "rviz_config", default_value=PathJoinSubstitution([share, "config",
+                                                               "stereo_depth.rviz"]),
+            description="RViz configuration"),
+        DeclareLaunchArgument("fixed_frame", default_value="",
+                              description="RViz fixed frame (default: the one in the rviz file)"),
+    ]
+    return LaunchDescription([*arguments, OpaqueFunction(function=_node_actions)])

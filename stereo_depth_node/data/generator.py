@@ -1,0 +1,205 @@
+"""Procedural, occlusion-rich stereo pairs with dense ground truth, rendered in batches on torch.
+
+A scene is a slanted background plane plus 5-30 foreground surfaces (ellipses, rotated rectangles,
+thin bars, blobs), each a textured plane d(x, y) = d0 + b (x - cx) + c (y - cy) in left-view
+disparity. Both views are rendered with a z-buffer (larger disparity = nearer), so occlusions are
+physically right: a left pixel is occluded when the surface it sees is hidden, or out of frame, in
+the right view. Everything is deterministic given (seed, batch index) and runs on any torch device.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .textures import image_textures, procedural_textures
+
+SHAPES = ("ellipse", "rectangle", "bar", "blob")
+
+
+@dataclass
+class GeneratorConfig:
+    height: int = 256
+    width: int = 512
+    max_disparity: int = 192
+    min_layers: int = 5
+    max_layers: int = 30
+    photometric: bool = True
+    procedural_textures: int = 40
+
+
+@dataclass
+class StereoBatch:
+    left: torch.Tensor        # B x 3 x H x W in [0, 1]
+    right: torch.Tensor       # B x 3 x H x W in [0, 1]
+    disparity: torch.Tensor   # B x H x W, left view, px
+    occlusion: torch.Tensor   # B x H x W bool: visible in the left view only
+
+
+def _uniform(generator: torch.Generator, shape: tuple[int, ...], low: float, high: float,
+             device: torch.device) -> torch.Tensor:
+    return torch.rand(shape, generator=generator).to(device) * (high - low) + low
+
+
+def _param(params: dict[str, torch.Tensor], name: str, layer: int) -> torch.Tensor:
+    """Per-sample value of one layer parameter, shaped to broadcast over B x H x W."""
+    return params[name][:, layer].view(-1, 1, 1)
+
+
+class SyntheticStereo:
+    """Callable batch source: `generator.batch(index, batch_size)` gives one StereoBatch."""
+
+    def __init__(self, config: GeneratorConfig, seed: int = 0,
+                 device: torch.device | str = "cpu") -> None:
+        self.config = config
+        self.seed = seed
+        self.device = torch.device(device)
+        bank_generator = torch.Generator().manual_seed(seed)
+        self.textures = torch.cat([image_textures(),
+                                   procedural_textures(config.procedural_textures,
+                                                       bank_generator)]).to(self.device)
+
+    def batch(self, index: int, batch_size: int) -> StereoBatch:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        return self._render(generator, batch_size)
+
+    # --- scene sampling -------------------------------------------------------------------------
+    def _sample_layers(self, generator: torch.Generator, batch: int) -> dict[str, torch.Tensor]:
+        cfg, dev = self.config, self.device
+        height, width, dmax = cfg.height, cfg.width, float(cfg.max_disparity)
+        layers = cfg.max_layers + 1
+        shape = (batch, layers)
+        u = lambda low, high: _uniform(generator, shape, low, high, dev)  # noqa: E731
+        centre_x, centre_y = u(0, width), u(0, height)
+        size = min(height, width)
+        # Log-uniform sizes: many small and thin surfaces, a few large ones.
+        radius_x = size * torch.exp(u(math.log(0.03), math.log(0.45)))
+        radius_y = radius_x * torch.exp(u(math.log(0.3), math.log(3.0)))
+        kind = torch.randint(0, len(SHAPES), shape, generator=generator).to(dev)
+        thin = kind == SHAPES.index("bar")
+        radius_y = torch.where(thin, u(1.0, 4.0), radius_y)
+        radius_x = torch.where(thin, size * u(0.15, 0.6), radius_x)
+        disparity = u(0.08 * dmax, 0.92 * dmax)
+        extent = torch.maximum(radius_x, radius_y)
+        slope_limit = 0.08 * dmax / extent.clamp(min=1.0)
+        slope_x = u(-1, 1) * slope_limit.clamp(max=0.2)
+        slope_y = u(-1, 1) * slope_limit.clamp(max=0.2)
+        # Layer 0 is the background: whole image, far away, gently slanted.
+        centre_x[:, 0], centre_y[:, 0] = width / 2, height / 2
+        disparity[:, 0] = _uniform(generator, (batch,), 0.03 * dmax, 0.3 * dmax, dev)
+        bg_variation = torch.minimum(disparity[:, 0] - 1.0, torch.full_like(disparity[:, 0],
+                                                                              0.1 * dmax))
+        slope_x[:, 0] = _uniform(generator, (batch,), -1, 1, dev) * bg_variation / width
+        slope_y[:, 0] = _uniform(generator, (batch,), -1, 1, dev) * bg_variation / height
+        count = torch.randint(cfg.min_layers, cfg.max_layers + 1, (batch,), generator=generator)
+        enabled = torch.arange(layers)[None, :] <= count[:, None]
+        texture = torch.randint(0, len(self.textures), shape, generator=generator).to(dev)
+        return {"cx": centre_x, "cy": centre_y, "rx": radius_x, "ry": radius_y, "kind": kind,
+                "angle": u(0, math.pi), "wobble": u(0.1, 0.35),
+                "lobes": torch.randint(3, 8, shape, generator=generator).to(dev).float(),
+                "d0": disparity, "b": slope_x, "c": slope_y, "enabled": enabled.to(dev),
+                "texture": texture, "tex_scale": torch.exp(u(math.log(0.6), math.log(2.5))),
+                "tex_angle": u(0, 2 * math.pi), "tex_x": u(0, 1000), "tex_y": u(0, 1000)}
+
+    # --- rendering ------------------------------------------------------------------------------
+    @staticmethod
+    def _inside(p: dict[str, torch.Tensor], k: int, xl: torch.Tensor, y: torch.Tensor
+                ) -> torch.Tensor:
+        """Mask of layer k at left-view coordinates (xl, y); B x H x W."""
+        get = lambda name: _param(p, name, k)  # noqa: E731
+        dx, dy = xl - get("cx"), y - get("cy")
+        cos, sin = torch.cos(get("angle")), torch.sin(get("angle"))
+        u, v = (dx * cos + dy * sin) / get("rx"), (-dx * sin + dy * cos) / get("ry")
+        kind = get("kind")
+        ellipse = u * u + v * v <= 1
+        box = (u.abs() <= 1) & (v.abs() <= 1)
+        phi = torch.atan2(v, u)
+        blob = torch.sqrt(u * u + v * v) <= 1 + get("wobble") * torch.sin(get("lobes") * phi)
+        mask = torch.where(kind == 0, ellipse, torch.where(kind == 3, blob, box))
+        if k == 0:
+            mask = torch.ones_like(mask)
+        return mask & get("enabled")
+
+    def _texture(self, p: dict[str, torch.Tensor], k: int, xl: torch.Tensor, y: torch.Tensor
+                 ) -> torch.Tensor:
+        """Colour of layer k at left-view coordinates; B x 3 x H x W. The texture is glued to the
+        surface, so both views sample it at the same surface point."""
+        get = lambda name: _param(p, name, k)  # noqa: E731
+        cos, sin = torch.cos(get("tex_angle")), torch.sin(get("tex_angle"))
+        size = self.textures.shape[-1]
+        tu = ((xl * cos - y * sin) / get("tex_scale") + get("tex_x")) / size
+        tv = ((xl * sin + y * cos) / get("tex_scale") + get("tex_y")) / size
+        # Mirror-repeat the texture over the plane: fold coordinates into [0, 1].
+        tu, tv = (1 - (torch.remainder(t, 2.0) - 1).abs() for t in (tu, tv))
+        grid = torch.stack([tu * 2 - 1, tv * 2 - 1], dim=-1)
+        return F.grid_sample(self.textures[p["texture"][:, k]], grid, mode="bilinear",
+                             padding_mode="border", align_corners=False)
+
+    def _render_view(self, p: dict[str, torch.Tensor], batch: int, right: bool
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg, dev = self.config, self.device
+        x = torch.arange(cfg.width, device=dev, dtype=torch.float32).view(1, 1, -1)
+        y = torch.arange(cfg.height, device=dev, dtype=torch.float32).view(1, -1, 1)
+        x = x.expand(batch, cfg.height, cfg.width)
+        y = y.expand(batch, cfg.height, cfg.width)
+        zbuffer = torch.full((batch, cfg.height, cfg.width), -math.inf, device=dev)
+        image = torch.zeros(batch, 3, cfg.height, cfg.width, device=dev)
+        for k in range(cfg.max_layers + 1):
+            d0, b, c, cx, cy = (_param(p, name, k) for name in ("d0", "b", "c", "cx", "cy"))
+            if right:  # solve x_r = x_l - d(x_l, y) for the surface point x_l
+                xl = (x + d0 - b * cx + c * (y - cy)) / (1 - b)
+            else:
+                xl = x
+            disparity = d0 + b * (xl - cx) + c * (y - cy)
+            visible = self._inside(p, k, xl, y) & (disparity > zbuffer)
+            if not visible.any():
+                continue
+            zbuffer = torch.where(visible, disparity, zbuffer)
+            image = torch.where(visible[:, None], self._texture(p, k, xl, y), image)
+        return image, zbuffer
+
+    def _photometric(self, image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        batch, dev = image.shape[0], self.device
+        gain = (_uniform(generator, (batch, 1, 1, 1), 0.75, 1.25, dev) *
+                _uniform(generator, (batch, 3, 1, 1), 0.95, 1.05, dev))
+        gamma = _uniform(generator, (batch, 1, 1, 1), 0.8, 1.25, dev)
+        image = (image.clamp(1e-4, 1) ** gamma) * gain
+        sigma = float(_uniform(generator, (1,), 0.0, 1.2, torch.device("cpu")))
+        if sigma > 0.3:
+            radius = int(math.ceil(2 * sigma))
+            taps = torch.arange(-radius, radius + 1, device=dev, dtype=torch.float32)
+            kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+            kernel = (kernel / kernel.sum()).view(1, 1, 1, -1).repeat(3, 1, 1, 1)
+            image = F.conv2d(F.pad(image, (radius, radius, 0, 0), mode="replicate"), kernel,
+                             groups=3)
+            image = F.conv2d(F.pad(image, (0, 0, radius, radius), mode="replicate"),
+                             kernel.transpose(2, 3), groups=3)
+        noise = torch.randn(image.shape, generator=generator).to(dev)
+        noise_level = _uniform(generator, (batch, 1, 1, 1), 0.0, 0.03, dev)
+        return (image + noise * noise_level).clamp(0, 1)
+
+    def _render(self, generator: torch.Generator, batch: int) -> StereoBatch:
+        params = self._sample_layers(generator, batch)
+        left, disparity = self._render_view(params, batch, right=False)
+        right, right_zbuffer = self._render_view(params, batch, right=True)
+        occlusion = self._occlusion(disparity, right_zbuffer)
+        if self.config.photometric:
+            left = self._photometric(left, generator)
+            right = self._photometric(right, generator)
+        return StereoBatch(left, right, disparity, occlusion)
+
+    @staticmethod
+    def _occlusion(disparity: torch.Tensor, right_zbuffer: torch.Tensor) -> torch.Tensor:
+        """Left pixels whose surface point is out of frame or behind another surface on the right."""
+        batch, height, width = disparity.shape
+        x = torch.arange(width, device=disparity.device, dtype=torch.float32).view(1, 1, -1)
+        target = x - disparity
+        out_of_frame = (target < 0) | (target > width - 1)
+        grid_x = target / (width - 1) * 2 - 1
+        grid_y = torch.linspace(-1, 1, height, device=disparity.device).view(1, -1, 1)
+        grid = torch.stack([grid_x, grid_y.expand_as(grid_x)], dim=-1)
+        seen = F.grid_sample(right_zbuffer[:, None], grid, mode="nearest",
+                             padding_mode="border", align_corners=True)[:, 0]
+        return out_of_frame | (seen > disparity + 0.5)

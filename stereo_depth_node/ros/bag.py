@@ -1,0 +1,269 @@
+"""rosbag2 tools without `ros2 bag`: make, play, record and process, on the rosbags library.
+
+Messages travel as the CDR bytes rosbag2 stores: play publishes them serialized with rclpy, record
+writes what rclpy receives serialized, and process converts them with rclpy's serialization (no
+DDS involved), so the original headers and timestamps are kept byte for byte.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+from rclpy.serialization import deserialize_message, serialize_message
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from ..camera import StereoCamera
+from ..errors import InputError
+from ..estimator import StereoEstimator
+from ..pipeline import OutputSettings
+from .frame import INPUT_TOPICS, OUTPUT_TOPICS, process_stereo_messages
+from .messages import stereo_messages
+
+TYPESTORE = get_typestore(Stores.ROS2_KILTED)
+STORAGE = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+DISCOVERY_SETTLE_S = 0.5
+
+
+def message_class(msgtype: str) -> type:
+    """The rclpy message class for 'pkg/msg/Type'."""
+    package, _, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), name)
+
+
+def ros_msgtype(message: object) -> str:
+    module = type(message).__module__.split(".")[0]
+    return f"{module}/msg/{type(message).__name__}"
+
+
+def _stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+class BagWriter:
+    """Writes rclpy messages into a new rosbag2 folder, adding connections as topics appear."""
+
+    def __init__(self, path: str | os.PathLike, storage: str = "mcap") -> None:
+        if storage not in STORAGE:
+            raise InputError(f"storage {storage!r} is not one of {', '.join(STORAGE)}")
+        self._writer = Writer(Path(path), version=9, storage_plugin=STORAGE[storage])
+        self._writer.open()
+        self._connections: dict[str, object] = {}
+        self.count = 0
+
+    def write_raw(self, topic: str, msgtype: str, timestamp_ns: int, data: bytes) -> None:
+        if topic not in self._connections:
+            self._connections[topic] = self._writer.add_connection(topic, msgtype,
+                                                                   typestore=TYPESTORE)
+        self._writer.write(self._connections[topic], timestamp_ns, data)
+        self.count += 1
+
+    def write(self, topic: str, message: object, timestamp_ns: int) -> None:
+        self.write_raw(topic, ros_msgtype(message), timestamp_ns, serialize_message(message))
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def __enter__(self) -> "BagWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class RawMessage:
+    topic: str
+    msgtype: str
+    timestamp_ns: int
+    data: bytes
+
+
+def read_raw(path: str | os.PathLike, topics: Iterable[str] | None = None
+             ) -> Iterator[RawMessage]:
+    """Every message of the bag in time order, as stored."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"bag {os.fspath(path)!r} does not exist")
+    with AnyReader([path], default_typestore=TYPESTORE) as reader:
+        wanted = [c for c in reader.connections if topics is None or c.topic in set(topics)]
+        for connection, timestamp, data in reader.messages(connections=wanted):
+            yield RawMessage(connection.topic, connection.msgtype, timestamp, bytes(data))
+
+
+# --- make ---------------------------------------------------------------------------------------
+def make_bag(out: str | os.PathLike, pairs: Iterable[tuple[np.ndarray, np.ndarray]],
+             camera: StereoCamera, rate_hz: float = 10.0, namespace: str = "/stereo",
+             frame_id: str = "left_camera_optical_frame", start_ns: int = 1_700_000_000 * 10**9,
+             storage: str = "mcap") -> int:
+    """A rosbag2 of stereo pairs with camera_info at `rate_hz`; returns the number of pairs."""
+    count = 0
+    with BagWriter(out, storage) as writer:
+        for index, (left, right) in enumerate(pairs):
+            stamp = start_ns + round(index * 1e9 / rate_hz)
+            for topic, message in stereo_messages(left, right, camera, stamp, frame_id).items():
+                writer.write(f"{namespace.rstrip('/')}/{topic}", message, stamp)
+            count += 1
+    return count
+
+
+# --- play ---------------------------------------------------------------------------------------
+def play_bag(node, path: str | os.PathLike, rate: float = 1.0, loop: bool = False,
+             clock: bool = False, stop: threading.Event | None = None,
+             qos_depth: int = 10, wait_for_subscribers_s: float = 0.0) -> int:
+    """Publish every message of the bag on its topic with the bag's timing; returns the count.
+
+    Messages go out as stored (original header stamps); with `clock`, /clock follows bag time.
+    With `wait_for_subscribers_s`, playing starts once every topic has a subscriber (or that
+    time has passed), plus a short settle: discovery completes on the subscriber's side a little
+    after the publisher's, and a message sent in between is not delivered.
+    """
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+
+    if rate <= 0:
+        raise InputError(f"rate must be positive, got {rate}")
+    stop = stop or threading.Event()
+    messages = list(read_raw(path))
+    if not messages:
+        raise InputError(f"bag {os.fspath(path)!r} holds no messages")
+    qos = QoSProfile(depth=qos_depth, reliability=ReliabilityPolicy.RELIABLE)
+    publishers = {m.topic: node.create_publisher(message_class(m.msgtype), m.topic, qos)
+                  for m in messages}
+    clock_publisher = node.create_publisher(Clock, "/clock", 10) if clock else None
+    if wait_for_subscribers_s > 0:
+        deadline = time.monotonic() + wait_for_subscribers_s
+        waiting = [*publishers.values(), *([clock_publisher] if clock_publisher else [])]
+        while time.monotonic() < deadline and not stop.is_set() and not all(
+                p.get_subscription_count() for p in waiting):
+            time.sleep(0.05)
+        time.sleep(DISCOVERY_SETTLE_S)
+    sent = 0
+    while True:
+        first = messages[0].timestamp_ns
+        start = time.monotonic()
+        for message in messages:
+            due = start + (message.timestamp_ns - first) / 1e9 / rate
+            while not stop.is_set():
+                remaining = due - time.monotonic()
+                if remaining <= 0:
+                    break
+                time.sleep(min(remaining, 0.01))
+            if stop.is_set():
+                return sent
+            if clock_publisher is not None:
+                now = Clock()
+                now.clock.sec, now.clock.nanosec = divmod(message.timestamp_ns, 1_000_000_000)
+                clock_publisher.publish(now)
+            publishers[message.topic].publish(message.data)
+            sent += 1
+        if not loop:
+            return sent
+
+
+# --- record -------------------------------------------------------------------------------------
+class Recorder:
+    """Subscribes to topics (serialized, no conversion) and writes what arrives into a bag."""
+
+    def __init__(self, node, out: str | os.PathLike, topics: dict[str, str],
+                 storage: str = "mcap") -> None:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        self._writer = BagWriter(out, storage)
+        self._lock = threading.Lock()
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self._subscriptions = [
+            node.create_subscription(message_class(msgtype), topic,
+                                     self._callback(topic, msgtype), qos, raw=True)
+            for topic, msgtype in topics.items()]
+        self._clock = node.get_clock()
+
+    def _callback(self, topic: str, msgtype: str) -> Callable[[bytes], None]:
+        def write(data: bytes) -> None:
+            with self._lock:
+                self._writer.write_raw(topic, msgtype, self._clock.now().nanoseconds, data)
+        return write
+
+    @property
+    def count(self) -> int:
+        return self._writer.count
+
+    def close(self) -> None:
+        with self._lock:
+            self._writer.close()
+
+
+# --- process ------------------------------------------------------------------------------------
+def _input_topics(path: str | os.PathLike, namespace: str | None) -> dict[str, str]:
+    """Suffix (left/image_rect, ...) -> topic in the bag."""
+    with AnyReader([Path(path)], default_typestore=TYPESTORE) as reader:
+        available = sorted({c.topic for c in reader.connections})
+    found = {}
+    for suffix in INPUT_TOPICS:
+        if namespace is not None:
+            candidates = [f"{namespace.rstrip('/')}/{suffix}"]
+        else:
+            candidates = [t for t in available if t == f"/{suffix}" or t.endswith(f"/{suffix}")]
+        matches = [t for t in candidates if t in available]
+        if len(matches) != 1:
+            raise InputError(f"bag {os.fspath(path)!r}: expected one topic ending in {suffix}, "
+                             f"found {matches or 'none'}; topics: {', '.join(available)}")
+        found[suffix] = matches[0]
+    return found
+
+
+def process_bag(source: str | os.PathLike, out: str | os.PathLike, estimator: StereoEstimator,
+                settings: OutputSettings | None = None, namespace: str | None = None,
+                storage: str = "mcap", copy_inputs: bool = False,
+                on_error: Callable[[str], None] = print) -> dict[str, int]:
+    """Run the node's processing on every exactly synchronised set of a bag, offline.
+
+    Outputs go to '<namespace>/disparity' etc. next to the inputs, stamped with the left image's
+    time; with `copy_inputs` the inputs are copied too. Returns counts of sets and messages.
+    """
+    topics = _input_topics(source, namespace)
+    prefix = topics["left/image_rect"][:-len("left/image_rect")]
+    by_topic = {topic: suffix for suffix, topic in topics.items()}
+    pending: dict[int, dict[str, object]] = {}
+    counts = {"sets": 0, "rejected": 0, "unmatched": 0, "messages": 0}
+    publish = {flag: True for flag in ("publish_disparity", "publish_depth", "publish_points",
+                                       "publish_confidence")}
+    with BagWriter(out, storage) as writer:
+        for raw in read_raw(source, by_topic):
+            suffix = by_topic[raw.topic]
+            message = deserialize_message(raw.data, message_class(raw.msgtype))
+            if copy_inputs:
+                writer.write_raw(raw.topic, raw.msgtype, raw.timestamp_ns, raw.data)
+            stamp = _stamp_ns(message.header)
+            group = pending.setdefault(stamp, {})
+            group[suffix] = message
+            if len(group) < len(INPUT_TOPICS):
+                continue
+            del pending[stamp]
+            for older in [s for s in pending if s < stamp]:
+                counts["unmatched"] += len(pending.pop(older))
+            try:
+                result = process_stereo_messages(
+                    estimator, group["left/image_rect"], group["right/image_rect"],
+                    group["left/camera_info"], group["right/camera_info"],
+                    settings or OutputSettings(), publish)
+            except InputError as exc:
+                counts["rejected"] += 1
+                on_error(f"set at {stamp / 1e9:.6f} s skipped: {exc}")
+                continue
+            if result.camera_error:
+                on_error(f"set at {stamp / 1e9:.6f} s: depth and points skipped: "
+                         f"{result.camera_error}")
+            for topic in OUTPUT_TOPICS:
+                if topic in result.messages:
+                    writer.write(prefix + topic, result.messages[topic], stamp)
+                    counts["messages"] += 1
+            counts["sets"] += 1
+    return counts

@@ -1,0 +1,160 @@
+"""`stereo-depth bag make|play|record|process`: the command-line side of the bag tools."""
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+import time
+from pathlib import Path
+
+import rclpy
+
+from ..calibration import read_middlebury_calib
+from ..camera import StereoCamera
+from ..errors import ConfigurationError
+from ..estimator import StereoEstimator
+from ..images import read_image
+from .bag import Recorder, make_bag, play_bag, process_bag
+from .client import OUTPUT_TYPES
+
+
+def _camera(args: argparse.Namespace, width: int, height: int) -> StereoCamera:
+    if args.calib:
+        return read_middlebury_calib(args.calib)
+    if args.focal is None or args.baseline is None:
+        raise ConfigurationError("give --calib FILE or --focal F --baseline B")
+    return StereoCamera(fx=args.focal, fy=args.focal, cx=(width - 1) / 2, cy=(height - 1) / 2,
+                        cx_right=(width - 1) / 2, baseline=args.baseline)
+
+
+def cmd_make(args: argparse.Namespace) -> int:
+    if args.demo:
+        from ..demo import demo_sequence
+        frames = demo_sequence()
+        pairs = [(f.left, f.right) for f in frames]
+        camera = frames[0].camera
+        if len({f.left.shape for f in frames}) != 1:
+            raise ConfigurationError("the demo frames differ in size; pick one part")
+    else:
+        if not args.left or len(args.left) != len(args.right or []):
+            raise ConfigurationError("give as many --right images as --left images (or --demo)")
+        pairs = [(read_image(l), read_image(r)) for l, r in zip(args.left, args.right)]
+        camera = _camera(args, pairs[0][0].shape[1], pairs[0][0].shape[0])
+    count = make_bag(args.out, pairs, camera, args.rate, args.namespace, args.frame_id,
+                     storage=args.storage)
+    print(f"wrote {args.out}: {count} stereo sets at {args.rate} Hz under {args.namespace}/")
+    return 0
+
+
+def _with_node(name: str, work) -> int:
+    rclpy.init()
+    node = rclpy.create_node(name)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return work(node, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    def work(node, stop) -> int:
+        sent = play_bag(node, args.bag, args.rate, args.loop, args.clock, stop,
+                        wait_for_subscribers_s=args.wait)
+        print(f"played {sent} messages from {args.bag}")
+        return 0
+    return _with_node("stereo_depth_bag_player", work)
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    namespace = args.namespace.rstrip("/")
+    topics = {f"{namespace}/{t}": f"{kind.__module__.split('.')[0]}/msg/{kind.__name__}"
+              for t, kind in OUTPUT_TYPES.items()}
+
+    def work(node, stop) -> int:
+        from rclpy.executors import SingleThreadedExecutor
+        recorder = Recorder(node, args.out, topics, args.storage)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        # Announce once the publishers are known, so that a caller can start playing then.
+        ready_by = time.monotonic() + 10.0
+        while time.monotonic() < ready_by and not stop.is_set() and not all(
+                node.count_publishers(topic) for topic in topics):
+            executor.spin_once(timeout_sec=0.05)
+        print(f"recording {', '.join(topics)}", flush=True)
+        deadline = time.monotonic() + args.duration if args.duration else None
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline) and \
+                (not args.count or recorder.count < args.count):
+            executor.spin_once(timeout_sec=0.05)
+        recorder.close()
+        executor.shutdown()
+        print(f"recorded {recorder.count} messages into {args.out}")
+        return 0
+    return _with_node("stereo_depth_bag_recorder", work)
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    from ..checkpoints import default_max_disparity, resolve_weights
+
+    weights = resolve_weights(args.model, args.weights)
+    max_disparity = args.max_disparity or default_max_disparity(weights)
+    estimator = StereoEstimator(args.model, weights, max_disparity, args.device)
+    counts = process_bag(args.bag, args.out, estimator, namespace=args.namespace,
+                         storage=args.storage, copy_inputs=args.copy_inputs)
+    print(f"processed {counts['sets']} stereo sets ({counts['rejected']} rejected, "
+          f"{counts['unmatched']} unmatched messages); wrote {counts['messages']} messages "
+          f"into {args.out}")
+    return 0
+
+
+def add_bag_commands(commands: argparse._SubParsersAction, backends: tuple[str, ...]) -> None:
+    bag = commands.add_parser("bag", help="rosbag2 tools (make, play, record, process)")
+    kinds = bag.add_subparsers(dest="bag_command", required=True)
+
+    make = kinds.add_parser("make", help="a rosbag2 from stereo pairs and calibration")
+    make.add_argument("out", type=Path)
+    make.add_argument("--left", nargs="+", type=Path)
+    make.add_argument("--right", nargs="+", type=Path)
+    make.add_argument("--demo", action="store_true", help="the embedded demo sequence instead")
+    make.add_argument("--calib", type=Path, help="Middlebury 2014 / ETH3D calib.txt")
+    make.add_argument("--focal", type=float)
+    make.add_argument("--baseline", type=float, help="metres")
+    make.add_argument("--rate", type=float, default=10.0, help="Hz")
+    make.add_argument("--namespace", default="/stereo")
+    make.add_argument("--frame-id", default="left_camera_optical_frame")
+    make.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    make.set_defaults(func=cmd_make)
+
+    play = kinds.add_parser("play", help="publish a bag with rclpy, original stamps kept")
+    play.add_argument("bag", type=Path)
+    play.add_argument("--rate", type=float, default=1.0)
+    play.add_argument("--loop", action="store_true")
+    play.add_argument("--clock", action="store_true", help="publish /clock from bag time")
+    play.add_argument("--wait", type=float, default=5.0,
+                      help="seconds to wait for a subscriber on every topic before playing")
+    play.set_defaults(func=cmd_play)
+
+    record = kinds.add_parser("record", help="record the node's outputs into a bag")
+    record.add_argument("out", type=Path)
+    record.add_argument("--namespace", default="/stereo")
+    record.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C)")
+    record.add_argument("--count", type=int, help="stop after this many messages")
+    record.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    record.set_defaults(func=cmd_record)
+
+    process = kinds.add_parser("process", help="run the node's processing on a bag, offline")
+    process.add_argument("bag", type=Path)
+    process.add_argument("out", type=Path)
+    process.add_argument("--model", default="psmnet_dws", choices=backends)
+    process.add_argument("--weights", default="", help="default: the shipped weights")
+    process.add_argument("--max-disparity", type=int, default=0,
+                         help="default: the weights' value (192 for sgbm)")
+    process.add_argument("--device", default="auto")
+    process.add_argument("--namespace", help="input prefix (default: found in the bag)")
+    process.add_argument("--copy-inputs", action="store_true")
+    process.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    process.set_defaults(func=cmd_process)

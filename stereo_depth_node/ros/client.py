@@ -1,0 +1,111 @@
+"""A client of the node: publishes stereo sets and collects every output (demo, tests, tools)."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from typing import Callable
+
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from stereo_msgs.msg import DisparityImage
+
+from .frame import INPUT_TOPICS
+
+OUTPUT_TYPES = {"disparity": DisparityImage, "depth": Image, "depth/camera_info": CameraInfo,
+                "points2": PointCloud2, "confidence": Image}
+INPUT_TYPES = dict(zip(INPUT_TOPICS, (Image, Image, CameraInfo, CameraInfo)))
+
+
+class StereoClient:
+    """Own rclpy node, spun in a background thread, talking to the node under `namespace`."""
+
+    def __init__(self, namespace: str = "/stereo", name: str = "stereo_client") -> None:
+        self.node = Node(name)
+        self.namespace = namespace.rstrip("/")
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.inputs = {topic: self.node.create_publisher(msg_type, f"{self.namespace}/{topic}",
+                                                         reliable)
+                       for topic, msg_type in INPUT_TYPES.items()}
+        self._received: dict[str, list] = defaultdict(list)
+        self._lock = threading.Lock()
+        self._subscriptions = [
+            self.node.create_subscription(msg_type, f"{self.namespace}/{topic}",
+                                          self._collector(topic), reliable)
+            for topic, msg_type in OUTPUT_TYPES.items()]
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def _collector(self, topic: str) -> Callable:
+        def collect(msg) -> None:
+            with self._lock:
+                self._received[topic].append((time.monotonic(), msg))
+        return collect
+
+    def messages(self, topic: str) -> list:
+        with self._lock:
+            return [msg for _, msg in self._received[topic]]
+
+    def arrival(self, topic: str, stamp) -> tuple[float, object] | None:
+        """(monotonic arrival time, message) of the output with this header stamp."""
+        with self._lock:
+            return next(((t, m) for t, m in self._received[topic] if m.header.stamp == stamp),
+                        None)
+
+    def wait_for_subscribers(self, timeout: float = 30.0) -> None:
+        if not self.wait_until(lambda: all(p.get_subscription_count() > 0
+                                           for p in self.inputs.values()), timeout):
+            raise TimeoutError(f"no node subscribes to {self.namespace}/left/image_rect etc.")
+
+    def connect(self, probe: dict[str, object], timeout: float = 60.0,
+                resend_s: float = 0.5) -> int:
+        """Publish `probe` until the node answers it; returns how many times it was sent.
+
+        Discovery completes on the two sides at different moments: a best-effort message sent as
+        soon as our publisher sees the node's subscription can still be dropped by a reader that
+        has not matched us yet. One answered set proves the whole path works.
+        """
+        self.wait_for_subscribers(timeout)
+        stamp = probe["left/image_rect"].header.stamp
+        deadline = time.monotonic() + timeout
+        sent = 0
+        while time.monotonic() < deadline:
+            self.publish(probe)
+            sent += 1
+            if self.wait_until(lambda: self.arrival("disparity", stamp) is not None, resend_s):
+                return sent
+        raise TimeoutError(f"the node under {self.namespace} never answered a stereo set")
+
+    @staticmethod
+    def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.01)
+        return predicate()
+
+    def publish(self, messages: dict[str, object]) -> None:
+        """Publish one set ({'left/image_rect': ..., ...}); infos first, as cameras do."""
+        for topic in ("left/camera_info", "right/camera_info", "left/image_rect",
+                      "right/image_rect"):
+            self.inputs[topic].publish(messages[topic])
+
+    def send_and_wait(self, messages: dict[str, object], topics=("disparity",),
+                      timeout: float = 60.0) -> dict[str, object]:
+        """Publish a set and wait for the outputs stamped like it; raises TimeoutError."""
+        stamp = messages["left/image_rect"].header.stamp
+        self.publish(messages)
+        if not self.wait_until(lambda: all(self.arrival(t, stamp) for t in topics), timeout):
+            missing = [t for t in topics if not self.arrival(t, stamp)]
+            raise TimeoutError(f"no {', '.join(missing)} for the set stamped "
+                               f"{stamp.sec}.{stamp.nanosec:09d}")
+        return {t: self.arrival(t, stamp)[1] for t in topics}
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()

@@ -1,0 +1,90 @@
+"""sensor_msgs/Image <-> numpy, checked field by field (cv_bridge's job, with clearer errors).
+
+cv_bridge is used for decoding when it imports; it is not on PyPI, so the internal decoder is what
+runs without a ROS installation. Both return the same arrays.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from ..errors import InputError
+
+try:  # pragma: no cover - only with a ROS installation
+    from cv_bridge import CvBridge
+    _BRIDGE = CvBridge()
+except ImportError:
+    _BRIDGE = None
+
+# encoding -> (dtype, channels, order of the channels in memory)
+ENCODINGS: dict[str, tuple[np.dtype, int, str]] = {
+    "mono8": (np.dtype(np.uint8), 1, "L"),
+    "mono16": (np.dtype(np.uint16), 1, "L"),
+    "rgb8": (np.dtype(np.uint8), 3, "RGB"),
+    "bgr8": (np.dtype(np.uint8), 3, "BGR"),
+    "rgba8": (np.dtype(np.uint8), 4, "RGBA"),
+    "bgra8": (np.dtype(np.uint8), 4, "BGRA"),
+}
+
+
+def _decode_internal(msg, dtype: np.dtype, channels: int) -> np.ndarray:
+    raw = np.frombuffer(msg.data, dtype=np.uint8, count=msg.step * msg.height)
+    row_bytes = msg.width * channels * dtype.itemsize
+    # Rows may be padded (step > width * bytes per pixel): keep the first row_bytes of each.
+    rows = raw.reshape(msg.height, msg.step)[:, :row_bytes]
+    byte_order = ">" if msg.is_bigendian else "<"
+    pixels = np.ascontiguousarray(rows).view(dtype.newbyteorder(byte_order))
+    pixels = pixels.reshape(msg.height, msg.width, channels)
+    return pixels.astype(dtype, copy=False)
+
+
+def image_to_rgb(msg, topic: str) -> np.ndarray:
+    """An Image message as H x W (mono) or H x W x 3 RGB array in native byte order.
+
+    Raises InputError naming the topic, the field and the expected value.
+    """
+    encoding = msg.encoding.lower()
+    if encoding not in ENCODINGS:
+        raise InputError(f"{topic}: encoding {msg.encoding!r} is not supported; expected one of "
+                         f"{', '.join(ENCODINGS)}")
+    dtype, channels, order = ENCODINGS[encoding]
+    if msg.width == 0 or msg.height == 0:
+        raise InputError(f"{topic}: image is {msg.width}x{msg.height} px; expected a non-empty "
+                         f"image")
+    row_bytes = msg.width * channels * dtype.itemsize
+    if msg.step < row_bytes:
+        raise InputError(f"{topic}: step {msg.step} is less than width x bytes per pixel = "
+                         f"{msg.width} x {channels * dtype.itemsize} = {row_bytes}")
+    if len(msg.data) < msg.step * msg.height:
+        raise InputError(f"{topic}: data has {len(msg.data)} bytes; expected step x height = "
+                         f"{msg.step} x {msg.height} = {msg.step * msg.height}")
+    if _BRIDGE is not None:  # pragma: no cover - only with a ROS installation
+        pixels = _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")
+        pixels = pixels.reshape(msg.height, msg.width, channels)
+    else:
+        pixels = _decode_internal(msg, dtype, channels)
+    if order == "L":
+        return pixels[:, :, 0]
+    if order.startswith("BGR"):
+        return np.ascontiguousarray(pixels[:, :, 2::-1])
+    return np.ascontiguousarray(pixels[:, :, :3])
+
+
+def float_image_fields(array: np.ndarray) -> dict:
+    """Fields of a 32FC1 Image (little- or big-endian as this machine) holding `array`."""
+    data = np.ascontiguousarray(array, dtype=np.float32)
+    height, width = data.shape
+    return {"height": height, "width": width, "encoding": "32FC1",
+            "is_bigendian": int(sys.byteorder == "big"), "step": width * 4,
+            "data": data.tobytes()}
+
+
+def array_to_image_fields(array: np.ndarray, encoding: str) -> dict:
+    """Fields of an Image message holding a uint8/uint16 array in `encoding` (for publishers)."""
+    dtype, channels, _ = ENCODINGS[encoding]
+    data = np.ascontiguousarray(array, dtype=dtype)
+    height, width = data.shape[:2]
+    return {"height": height, "width": width, "encoding": encoding,
+            "is_bigendian": int(sys.byteorder == "big"), "step": width * channels * dtype.itemsize,
+            "data": data.tobytes()}

@@ -1,0 +1,318 @@
+"""The ROS 2 node: synchronised rectified stereo in; disparity, depth, points, confidence out.
+
+Callbacks only hand the newest synchronised set to a one-slot mailbox; one worker thread runs the
+network and publishes. Bad input drops one frame with a throttled error naming topic, field and
+expected value; bad configuration fails at start with one message and a non-zero exit.
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header
+from stereo_msgs.msg import DisparityImage
+
+from ..checkpoints import default_max_disparity, resolve_weights
+from ..errors import ConfigurationError, InputError
+from ..estimator import StereoEstimator
+from ..pipeline import OutputSettings
+from .frame import INPUT_TOPICS, OUTPUT_TOPICS, process_stereo_messages
+from .mailbox import Mailbox
+from .parameters import BY_NAME, PARAMETERS
+from .sync import TimeSynchronizer, Unmatched
+
+try:  # pragma: no cover - message_filters is not on PyPI; a ROS installation has it
+    import message_filters
+except ImportError:
+    message_filters = None
+
+ERROR_THROTTLE_S = 5.0
+DIAGNOSTIC_PERIOD_S = 1.0
+
+
+@dataclass
+class StereoSet:
+    left: Image
+    right: Image
+    left_info: CameraInfo
+    right_info: CameraInfo
+    received: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Counters:
+    received: int = 0
+    processed: int = 0
+    rejected: int = 0
+    unmatched: int = 0
+    failed: int = 0
+    last_error: str = ""
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100))
+    processed_times: deque = field(default_factory=lambda: deque(maxlen=100))
+
+
+def _stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+class StereoDepthNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("stereo_depth_node", **kwargs)
+        for spec in PARAMETERS:
+            self.declare_parameter(spec.name, spec.default, ParameterDescriptor(
+                description=spec.description + ("" if spec.runtime else " (fixed at start)")))
+        self.estimator = self._build_estimator()
+        self.counters = Counters()
+        self._error_times: dict[str, float] = {}
+        self._mailbox: Mailbox[StereoSet] = Mailbox()
+        approximate = self.get_parameter("approximate_sync").value
+        self._settings = OutputSettings()
+        self._publish: dict[str, bool] = {}
+
+        overrides = QoSOverridingOptions.with_default_policies()
+        reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        self._create_inputs(approximate, overrides)
+        self._outputs = {
+            topic: self.create_publisher(msg_type, topic, reliable,
+                                         qos_overriding_options=overrides)
+            for topic, msg_type in zip(OUTPUT_TOPICS, (DisparityImage, Image, CameraInfo,
+                                                       PointCloud2, Image))}
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._apply_runtime({spec.name: self.get_parameter(spec.name).value
+                             for spec in PARAMETERS if spec.runtime})
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.create_timer(DIAGNOSTIC_PERIOD_S, self._publish_diagnostics)
+        period = self.get_parameter("summary_period").value
+        if period > 0:
+            self.create_timer(period, self._log_summary)
+        self._worker = threading.Thread(target=self._work, name="stereo_inference", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"ready: model {self.estimator.model_name} on "
+            f"{getattr(self.estimator.matcher, 'device', 'cpu')}, max disparity "
+            f"{self.estimator.max_disparity}, {'approximate' if approximate else 'exact'} sync "
+            f"({'message_filters' if message_filters else 'internal'}); "
+            f"subscribed to {', '.join(self.resolve_topic_name(t) for t in INPUT_TOPICS)}")
+
+    def _create_inputs(self, approximate: bool, overrides: QoSOverridingOptions) -> None:
+        """Four synchronised subscriptions: message_filters where it imports, else ours."""
+        queue_size = self.get_parameter("queue_size").value
+        tolerance = self.get_parameter("sync_tolerance").value
+        types = (Image, Image, CameraInfo, CameraInfo)
+        if message_filters is not None:  # pragma: no cover - only with a ROS installation
+            self._subscriptions = [
+                message_filters.Subscriber(self, msg_type, topic,
+                                           qos_profile=qos_profile_sensor_data,
+                                           qos_overriding_options=overrides)
+                for topic, msg_type in zip(INPUT_TOPICS, types)]
+            self._sync = (message_filters.ApproximateTimeSynchronizer(
+                self._subscriptions, queue_size, tolerance) if approximate else
+                message_filters.TimeSynchronizer(self._subscriptions, queue_size))
+            self._sync.registerCallback(self._on_synchronised)
+            return
+        self._sync = TimeSynchronizer(4, queue_size, tolerance if approximate else None,
+                                      self._on_synchronised, self._on_unmatched)
+        self._subscriptions = [
+            self.create_subscription(msg_type, topic, self._input_callback(index),
+                                     qos_profile_sensor_data, qos_overriding_options=overrides)
+            for index, (topic, msg_type) in enumerate(zip(INPUT_TOPICS, types))]
+
+    # --- configuration --------------------------------------------------------------------------
+    def _build_estimator(self) -> StereoEstimator:
+        model = self.get_parameter("model").value
+        requested = self.get_parameter("weights").value
+        weights = resolve_weights(model, requested)
+        max_disparity = self.get_parameter("max_disparity").value
+        if max_disparity == 0:
+            max_disparity = default_max_disparity(weights)
+        if model != "sgbm" and weights is None and requested != "none":
+            self.get_logger().warning(
+                f"no trained weights for {model!r} (parameter weights is empty and none ship "
+                f"with this package): the network runs with its initial weights")
+        return StereoEstimator(model, weights, max_disparity, self.get_parameter("device").value,
+                               self.get_parameter("precision").value)
+
+    def _apply_runtime(self, values: dict[str, Any]) -> None:
+        """Validate and apply runtime parameters; raises ValueError naming the bad value."""
+        settings = OutputSettings(**{**self._settings.__dict__})
+        for name in ("confidence_threshold", "min_depth", "max_depth", "use_color"):
+            if name in values:
+                setattr(settings, name, values[name])
+        settings.validate()
+        scale = values.get("input_scale")
+        if scale is not None and not 0.0 < scale <= 1.0:
+            raise ValueError(f"input_scale must be in (0, 1], got {scale}")
+        for name in ("sync_tolerance", "lr_threshold"):
+            if name in values and values[name] < 0:
+                raise ValueError(f"{name} must be >= 0, got {values[name]}")
+        publish = {**self._publish, **{k: v for k, v in values.items()
+                                       if k.startswith("publish_")}}
+        settings.want_depth = publish.get("publish_depth", True)
+        settings.want_points = publish.get("publish_points", True)
+        self._settings, self._publish = settings, publish
+        for name, attribute in (("input_scale", "input_scale"), ("lr_check", "lr_check"),
+                                ("lr_threshold", "lr_threshold")):
+            if name in values:
+                setattr(self.estimator, attribute, values[name])
+        if "sync_tolerance" in values and self.get_parameter("approximate_sync").value:
+            if isinstance(self._sync, TimeSynchronizer):
+                self._sync.tolerance_s = values["sync_tolerance"]
+            else:  # pragma: no cover - message_filters' ApproximateTimeSynchronizer
+                self._sync.slop = values["sync_tolerance"]
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        fixed = [p.name for p in parameters if p.name in BY_NAME and not BY_NAME[p.name].runtime]
+        if fixed:
+            return SetParametersResult(successful=False, reason=(
+                f"{', '.join(fixed)} cannot change while the node runs (the network, its "
+                f"weights and device are set up at start); restart the node with the new value"))
+        try:
+            self._apply_runtime({p.name: p.value for p in parameters if p.name in BY_NAME})
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    # --- input ----------------------------------------------------------------------------------
+    def _input_callback(self, index: int):
+        def callback(msg) -> None:
+            self._sync.add(index, _stamp_ns(msg.header), msg)
+        return callback
+
+    def _on_synchronised(self, left: Image, right: Image, left_info: CameraInfo,
+                         right_info: CameraInfo) -> None:
+        self.counters.received += 1
+        self._mailbox.put(StereoSet(left, right, left_info, right_info))
+
+    def _on_unmatched(self, unmatched: Unmatched) -> None:
+        self.counters.unmatched += 1
+        gaps = ", ".join(f"{INPUT_TOPICS[i]} {gap / 1e6:.1f} ms"
+                         for i, gap in sorted(unmatched.nearest_gap_ns.items()))
+        tolerance = self._sync.tolerance_s
+        rule = f"within sync_tolerance {tolerance} s" if tolerance is not None else "exact stamps"
+        self._report(f"{INPUT_TOPICS[unmatched.stream]}: message stamped "
+                     f"{unmatched.stamp_ns / 1e9:.6f} s found no partners ({rule}); nearest: "
+                     f"{gaps or 'none'}", count=False)
+
+    def _report(self, text: str, count: bool = True) -> None:
+        """Throttled error: the same text at most once per ERROR_THROTTLE_S seconds."""
+        if count:
+            self.counters.rejected += 1
+        self.counters.last_error = text
+        now = time.monotonic()
+        if now - self._error_times.get(text, -1e9) >= ERROR_THROTTLE_S:
+            self._error_times[text] = now
+            self.get_logger().error(text)
+
+    # --- processing -----------------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self._mailbox.closed:
+            stereo = self._mailbox.take(timeout=0.1)
+            if stereo is None:
+                continue
+            try:
+                self._process(stereo)
+            except InputError as exc:
+                self._report(f"frame dropped: {exc}")
+            except Exception as exc:  # the worker must outlive any single frame
+                if self._mailbox.closed:
+                    return
+                self.counters.failed += 1
+                self._report(f"frame failed: {type(exc).__name__}: {exc}", count=False)
+
+    def _process(self, stereo: StereoSet) -> None:
+        result = process_stereo_messages(self.estimator, stereo.left, stereo.right,
+                                         stereo.left_info, stereo.right_info, self._settings,
+                                         self._publish)
+        if result.camera_error:
+            self._report(f"depth and points skipped: {result.camera_error}")
+        for topic, message in result.messages.items():
+            self._outputs[topic].publish(message)
+        counters = self.counters
+        counters.processed += 1
+        counters.latencies_ms.append((time.monotonic() - stereo.received) * 1e3)
+        counters.processed_times.append(time.monotonic())
+
+    # --- reporting ------------------------------------------------------------------------------
+    def _rate_hz(self) -> float:
+        times = self.counters.processed_times
+        if len(times) < 2 or time.monotonic() - times[-1] > 5.0:
+            return 0.0
+        return (len(times) - 1) / max(times[-1] - times[0], 1e-9)
+
+    def _summary_values(self) -> dict[str, str]:
+        c = self.counters
+        latency = statistics.median(c.latencies_ms) if c.latencies_ms else float("nan")
+        return {"received sets": str(c.received), "processed": str(c.processed),
+                "dropped (newer set arrived)": str(self._mailbox.dropped),
+                "rejected (bad input)": str(c.rejected), "unmatched messages": str(c.unmatched),
+                "failed": str(c.failed), "rate (Hz)": f"{self._rate_hz():.2f}",
+                "median latency (ms)": f"{latency:.1f}", "model": self.estimator.model_name,
+                "device": str(getattr(self.estimator.matcher, "device", "cpu")),
+                "last error": c.last_error}
+
+    def _publish_diagnostics(self) -> None:
+        values = self._summary_values()
+        problems = self.counters.rejected + self.counters.failed
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
+            name=f"{self.get_name()}: stereo depth", hardware_id=values["device"],
+            message=(f"{values['processed']} frames processed, {problems} dropped for errors"
+                     if problems else f"{values['processed']} frames processed"),
+            values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        self._diagnostics.publish(DiagnosticArray(header=self._header_now(), status=[status]))
+
+    def _header_now(self) -> Header:
+        return Header(stamp=self.get_clock().now().to_msg())
+
+    def _log_summary(self) -> None:
+        v = self._summary_values()
+        self.get_logger().info(
+            f"{v['rate (Hz)']} Hz, median latency {v['median latency (ms)']} ms, "
+            f"{v['processed']}/{v['received sets']} sets processed, "
+            f"{v['dropped (newer set arrived)']} dropped for newer, {v['rejected (bad input)']} "
+            f"rejected, {v['unmatched messages']} unmatched messages")
+
+    def shutdown(self) -> None:
+        self._mailbox.close()
+        self._worker.join(timeout=1.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv if argv is None else argv
+    rclpy.init(args=args)
+    try:
+        node = StereoDepthNode()
+    except (ConfigurationError, InputError, ValueError) as exc:
+        print(f"stereo_depth_node: configuration error: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.shutdown()
+        executor.shutdown(timeout_sec=0.5)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

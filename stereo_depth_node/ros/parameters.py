@@ -1,0 +1,43 @@
+"""The node's parameters: one table for declaration, documentation, launch files and tests."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    name: str
+    default: Any
+    description: str
+    runtime: bool  # may change while the node runs (parameter callback); else fixed at start
+
+
+PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("model", "psmnet_dws", "psmnet_dws, psmnet or sgbm", False),
+    ParameterSpec("weights", "", "checkpoint file; empty = the weights shipped for the model", False),
+    ParameterSpec("device", "auto", "auto, cpu, cuda or cuda:N", False),
+    ParameterSpec("precision", "auto", "auto, fp32, fp16 or bf16 (autocast on CUDA)", False),
+    ParameterSpec("max_disparity", 0, "disparity search range in px; 0 = the shipped weights' "
+                  "value (192 for sgbm)", False),
+    ParameterSpec("input_scale", 1.0, "resize factor in (0, 1] before matching", True),
+    ParameterSpec("approximate_sync", False, "pair messages whose stamps differ by up to "
+                  "sync_tolerance instead of exactly equal stamps", False),
+    ParameterSpec("sync_tolerance", 0.01, "seconds, for approximate_sync", True),
+    ParameterSpec("queue_size", 5, "messages kept per input while waiting for partners", False),
+    ParameterSpec("min_depth", 0.0, "metres; nearer points become NaN", True),
+    ParameterSpec("max_depth", 100.0, "metres; farther points become NaN", True),
+    ParameterSpec("confidence_threshold", 0.0, "pixels with lower confidence become NaN", True),
+    ParameterSpec("lr_check", False, "mask pixels that fail the left-right consistency check",
+                  True),
+    ParameterSpec("lr_threshold", 1.0, "px, left-right disagreement that marks an occlusion",
+                  True),
+    ParameterSpec("use_color", True, "add the left image's colour to points2 (field rgb)", True),
+    ParameterSpec("publish_disparity", True, "publish disparity", True),
+    ParameterSpec("publish_depth", True, "publish depth and depth/camera_info", True),
+    ParameterSpec("publish_points", True, "publish points2", True),
+    ParameterSpec("publish_confidence", True, "publish confidence", True),
+    ParameterSpec("summary_period", 10.0, "seconds between summary log lines (0 = off)", False),
+)
+
+BY_NAME = {spec.name: spec for spec in PARAMETERS}

@@ -1,0 +1,329 @@
+"""Training with the paper's recipe: three outputs, 0.5/0.7/1.0 smooth L1, Adam, random crops.
+
+Data: the synthetic generator (default, deterministic by seed and step, so a resumed run sees the
+same batches) or a dataset folder for fine-tuning. Checkpoints hold model, optimiser, step and RNG
+states for an exact resume. Under torchrun (WORLD_SIZE > 1) the model is wrapped in
+DistributedDataParallel and each rank draws its own batches; nothing else changes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+from .checkpoints import load_model, save_checkpoint
+from .data.generator import GeneratorConfig, StereoBatch, SyntheticStereo
+from .devices import DTYPES, resolve_device, resolve_precision
+from .errors import ConfigurationError
+from .models import build_model
+from .neural import IMAGENET_MEAN, IMAGENET_STD
+
+LOSS_WEIGHTS = (0.5, 0.7, 1.0)
+
+
+@dataclass
+class TrainConfig:
+    model: str = "psmnet_dws"
+    max_disparity: int = 192
+    crop_height: int = 256
+    crop_width: int = 512
+    batch_size: int = 4
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    steps: int = 10000
+    time_budget_s: float = 0.0           # stop earlier when this wall time is spent (0 = off)
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"              # autocast on CUDA; fp32 on the CPU
+    checkpoint_every: int = 500
+    checkpoint_every_s: float = 0.0      # also save every this many seconds (0 = off)
+    validate_every: int = 500
+    validation_batches: int = 4
+    log_every: int = 10
+    out_dir: str = "runs/train"
+    init_weights: str | None = None      # fine-tune from these weights
+    dataset: str | None = None           # "kitti2015:/path" etc.; None = synthetic generator
+    eval_root: str | None = None         # ../shared/data/stereo_eval, validated periodically
+    min_layers: int = 5
+    max_layers: int = 30
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> "TrainConfig":
+        values = yaml.safe_load(Path(path).read_text()) or {}
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigurationError(f"unknown training settings in {os.fspath(path)!r}: "
+                                     f"{', '.join(sorted(unknown))}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "betas" in values:
+            values["betas"] = tuple(values["betas"])
+        return cls(**values)
+
+
+def sequence_loss(predictions: tuple[torch.Tensor, ...], target: torch.Tensor,
+                  valid: torch.Tensor) -> torch.Tensor:
+    """0.5 / 0.7 / 1.0 weighted smooth L1 of the three outputs over valid pixels."""
+    if not valid.any():
+        return sum(p.sum() * 0.0 for p in predictions)
+    return sum(w * F.smooth_l1_loss(p[valid], target[valid], reduction="mean")
+               for w, p in zip(LOSS_WEIGHTS, predictions))
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def valid_mask(disparity: torch.Tensor, max_disparity: int) -> torch.Tensor:
+    """Ground truth that exists and lies below the max disparity (the rest is not supervised)."""
+    return torch.isfinite(disparity) & (disparity > 0) & (disparity < max_disparity)
+
+
+def _rng_state() -> dict[str, Any]:
+    """RNG states as tensors and plain lists, so that checkpoints load with weights_only=True."""
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    version, python_state, gauss = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
+            "python": [version, list(python_state), gauss]}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    version, python_state, gauss = state["python"]
+    random.setstate((version, tuple(python_state), gauss))
+
+
+def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                        config: TrainConfig, step: int, samples: int, wall_s: float) -> None:
+    """Weights in the shipped format plus everything needed to continue bit-exactly."""
+    tmp = path.with_suffix(".tmp")
+    save_checkpoint(tmp, model, config.model, step=step, samples_seen=samples,
+                    wall_time_s=wall_s, optimizer=optimizer.state_dict(), rng=_rng_state(),
+                    config=dataclasses.asdict(config))
+    os.replace(tmp, path)  # a crash mid-write never leaves a broken checkpoint behind
+
+
+class _Logger:
+    """JSON lines always; TensorBoard too when it is installed (extra 'train')."""
+
+    def __init__(self, out_dir: Path, enabled: bool) -> None:
+        self.enabled = enabled
+        self._file = open(out_dir / "log.jsonl", "a") if enabled else None
+        self._board = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self._board = SummaryWriter(os.fspath(out_dir / "tensorboard"))
+            except ImportError:
+                pass
+
+    def log(self, step: int, **values: float) -> None:
+        if not self.enabled:
+            return
+        self._file.write(json.dumps({"step": step, **values}) + "\n")
+        self._file.flush()
+        if self._board is not None:
+            for key, value in values.items():
+                self._board.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self._file:
+            self._file.close()
+        if self._board:
+            self._board.close()
+
+
+def synthetic_batches(config: TrainConfig, device: torch.device, rank: int
+                      ) -> Callable[[int], StereoBatch]:
+    generator = SyntheticStereo(
+        GeneratorConfig(height=config.crop_height, width=config.crop_width,
+                        max_disparity=config.max_disparity, min_layers=config.min_layers,
+                        max_layers=config.max_layers),
+        seed=config.seed + 7919 * rank, device=device)
+    return lambda step: generator.batch(step, config.batch_size)
+
+
+def validation_set(config: TrainConfig, device: torch.device) -> list[StereoBatch]:
+    """A fixed held-out synthetic set (its own seed, never drawn for training)."""
+    generator = SyntheticStereo(
+        GeneratorConfig(height=config.crop_height, width=config.crop_width,
+                        max_disparity=config.max_disparity, min_layers=config.min_layers,
+                        max_layers=config.max_layers),
+        seed=10_000 + config.seed, device=device)
+    return [generator.batch(i, config.batch_size) for i in range(config.validation_batches)]
+
+
+@torch.inference_mode()
+def synthetic_epe(model: torch.nn.Module, batches: list[StereoBatch], max_disparity: int
+                  ) -> float:
+    was_training = model.training
+    model.eval()
+    errors, count = 0.0, 0
+    for batch in batches:
+        prediction = model(normalise(batch.left), normalise(batch.right))
+        valid = valid_mask(batch.disparity, max_disparity)
+        errors += float((prediction - batch.disparity).abs()[valid].sum())
+        count += int(valid.sum())
+    model.train(was_training)
+    return errors / max(count, 1)
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    return rank, world
+
+
+def train(config: TrainConfig, resume: str | os.PathLike | None = None,
+          batches: Callable[[int], StereoBatch] | None = None,
+          progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or continue) training; returns a summary. `batches(step)` overrides the data."""
+    rank, world = _distributed()
+    device_name = config.device
+    if world > 1 and config.device in ("auto", "cuda") and torch.cuda.is_available():
+        device_name = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    device = resolve_device(device_name)
+    precision = resolve_precision(config.precision, device)
+    out_dir = Path(config.out_dir)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.yaml").write_text(yaml.safe_dump(
+            {**dataclasses.asdict(config), "betas": list(config.betas)}, sort_keys=False))
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    random.seed(config.seed)
+
+    model = (load_model(config.init_weights, config.model, config.max_disparity)
+             if config.init_weights else build_model(config.model, config.max_disparity))
+    model = model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
+    step, samples, wall_before = 0, 0, 0.0
+    if resume is not None:
+        state = torch.load(resume, map_location="cpu", weights_only=True)
+        if state.get("model") != config.model:
+            raise ConfigurationError(
+                f"cannot resume {config.model!r} from {os.fspath(resume)!r}: it holds a "
+                f"{state.get('model')!r} network")
+        if int(state.get("max_disparity", -1)) != config.max_disparity:
+            raise ConfigurationError(
+                f"cannot resume with max_disparity {config.max_disparity} from "
+                f"{os.fspath(resume)!r}: it was trained with {state.get('max_disparity')}")
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        _set_rng_state(state["rng"])
+        step, samples, wall_before = state["step"], state["samples_seen"], state["wall_time_s"]
+    network = model
+    if world > 1:
+        network = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    batches = batches or (config.dataset and dataset_batches(config, device, rank)) or \
+        synthetic_batches(config, device, rank)
+    validation = validation_set(config, device) if rank == 0 and config.validate_every else []
+    logger = _Logger(out_dir, rank == 0)
+    autocast = (torch.autocast(device.type, dtype=DTYPES[precision]) if precision != "fp32"
+                else torch.autocast(device.type, enabled=False))
+    start = time.perf_counter()
+    last_checkpoint = start
+    window_start, window_samples, losses = start, 0, []
+    final = out_dir / "last.pt"
+    try:
+        while step < config.steps:
+            if config.time_budget_s and time.perf_counter() - start >= config.time_budget_s:
+                break
+            batch = batches(step)
+            valid = valid_mask(batch.disparity, config.max_disparity)
+            with autocast:
+                outputs = network(normalise(batch.left), normalise(batch.right))
+            loss = sequence_loss(tuple(o.float() for o in outputs), batch.disparity, valid)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            samples += batch.left.shape[0] * world
+            window_samples += batch.left.shape[0] * world
+            losses.append(loss.item())
+            now = time.perf_counter()
+            if rank == 0 and (step % config.log_every == 0 or step == config.steps):
+                rate = window_samples / max(now - window_start, 1e-9)
+                mean_loss = sum(losses) / len(losses)
+                excluded = int((torch.isfinite(batch.disparity) &
+                                (batch.disparity >= config.max_disparity)).sum())
+                logger.log(step, loss=mean_loss, samples_per_s=rate, samples=samples,
+                           excluded_above_max=excluded)
+                progress(f"step {step}/{config.steps}  loss {mean_loss:.3f}  "
+                         f"{rate:.2f} samples/s  {samples} samples  "
+                         f"{now - start + wall_before:.0f} s")
+                window_start, window_samples, losses = now, 0, []
+            if rank == 0 and validation and step % config.validate_every == 0:
+                epe = synthetic_epe(model, validation, config.max_disparity)
+                logger.log(step, val_synthetic_epe=epe)
+                progress(f"step {step}: held-out synthetic EPE {epe:.3f} px")
+            due = step % config.checkpoint_every == 0 or (
+                config.checkpoint_every_s and now - last_checkpoint >= config.checkpoint_every_s)
+            if rank == 0 and due:
+                save_training_state(final, model, optimizer, config, step, samples,
+                                    now - start + wall_before)
+                last_checkpoint = now
+    finally:
+        logger.close()
+    wall = time.perf_counter() - start + wall_before
+    if rank == 0:
+        save_training_state(final, model, optimizer, config, step, samples, wall)
+    return {"step": step, "samples_seen": samples, "wall_time_s": wall, "device": str(device),
+            "precision": precision, "checkpoint": os.fspath(final)}
+
+
+def dataset_batches(config: TrainConfig, device: torch.device, rank: int
+                    ) -> Callable[[int], StereoBatch]:
+    """Random crops from a dataset folder ('kind:path'), for fine-tuning."""
+    from .data.datasets import open_dataset
+
+    kind, _, root = config.dataset.partition(":")
+    samples = list(open_dataset(kind, root))
+    height, width = config.crop_height, config.crop_width
+
+    def batch(step: int) -> StereoBatch:
+        rng = np.random.default_rng(config.seed * 1_000_003 + step + 7919 * rank)
+        lefts, rights, disparities = [], [], []
+        for _ in range(config.batch_size):
+            sample = samples[int(rng.integers(len(samples)))]
+            h, w = sample.disparity.shape
+            if h < height or w < width:
+                raise ConfigurationError(f"{sample.name} is {w}x{h} px, smaller than the "
+                                         f"{width}x{height} crop")
+            top, left = int(rng.integers(h - height + 1)), int(rng.integers(w - width + 1))
+            window = (slice(top, top + height), slice(left, left + width))
+            lefts.append(_unit_tensor(sample.left[window]))
+            rights.append(_unit_tensor(sample.right[window]))
+            disparities.append(torch.from_numpy(sample.disparity[window].copy()))
+        stack = lambda items: torch.stack(items).to(device)  # noqa: E731
+        disparity = stack(disparities)
+        return StereoBatch(stack(lefts), stack(rights), disparity,
+                           torch.zeros_like(disparity, dtype=torch.bool))
+
+    return batch
+
+
+def _unit_tensor(image: np.ndarray) -> torch.Tensor:
+    scale = float(np.iinfo(image.dtype).max)
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).float() / scale
+    if tensor.dim() == 2:
+        tensor = tensor[..., None].expand(-1, -1, 3)
+    return tensor.permute(2, 0, 1)

@@ -1,0 +1,97 @@
+"""Running the real node in its own process and talking to it over real DDS (loopback only)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from stereo_depth_node.camera import StereoCamera
+from stereo_depth_node.ros.client import OUTPUT_TYPES, StereoClient  # noqa: F401 (re-export)
+from stereo_depth_node.ros.conversions import array_to_image_fields
+from stereo_depth_node.ros.messages import stereo_messages
+
+NODE_COMMAND = [sys.executable, "-m", "stereo_depth_node.ros.node"]
+FRAME = "left_camera_optical_frame"
+
+
+def ros_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env["RCUTILS_LOGGING_BUFFERED_STREAM"] = "0"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class NodeProcess:
+    """`stereo_depth_node` in a subprocess, its log in a file; waits until it says it is ready."""
+
+    def __init__(self, log_path: Path, parameters: dict[str, Any] | None = None,
+                 namespace: str = "/stereo") -> None:
+        args = [*NODE_COMMAND, "--ros-args", "-r", f"__ns:={namespace}"]
+        for name, value in (parameters or {}).items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            args += ["-p", f"{name}:={text}"]
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
+                                        env=ros_environment())
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_for_log(self, text: str, timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return True
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        return text in self.log()
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        if not self.wait_for_log("ready:", timeout):
+            self.stop()
+            raise RuntimeError(f"node did not start:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+def header(stamp_s: float) -> Header:
+    header = Header(frame_id=FRAME)
+    header.stamp.sec, header.stamp.nanosec = divmod(round(stamp_s * 1e9), 1_000_000_000)
+    return header
+
+
+def image_message(array: np.ndarray, encoding: str, stamp_s: float) -> Image:
+    return Image(header=header(stamp_s), **array_to_image_fields(array, encoding))
+
+
+def camera_for(width: int, height: int, fx: float = 500.0, baseline: float = 0.12
+                ) -> StereoCamera:
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    return StereoCamera(fx=fx, fy=fx, cx=cx, cy=cy, cx_right=cx, baseline=baseline)
+
+
+def stereo_set(left: np.ndarray, right: np.ndarray, stamp_s: float, fx: float = 500.0,
+               baseline: float = 0.12) -> dict[str, object]:
+    """The four input messages of one rgb8 pair, all stamped `stamp_s`."""
+    camera = camera_for(left.shape[1], left.shape[0], fx, baseline)
+    return stereo_messages(left, right, camera, round(stamp_s * 1e9), FRAME)

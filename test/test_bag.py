@@ -1,0 +1,147 @@
+"""The bag tools: make -> play -> node -> record over real DDS, and offline processing."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+from rclpy.executors import SingleThreadedExecutor
+from rosbags.highlevel import AnyReader
+from rosgraph_msgs.msg import Clock
+
+from ros_harness import NodeProcess, ros_environment
+from stereo_depth_node.data.plane import render_plane_pair
+from stereo_depth_node.ros.bag import TYPESTORE
+
+CLI = [sys.executable, "-m", "stereo_depth_node.cli", "bag"]
+FX, BASELINE, PAIRS = 500.0, 0.12, 3
+INPUT_TYPES = {"/cam/left/image_rect": "sensor_msgs/msg/Image",
+               "/cam/right/image_rect": "sensor_msgs/msg/Image",
+               "/cam/left/camera_info": "sensor_msgs/msg/CameraInfo",
+               "/cam/right/camera_info": "sensor_msgs/msg/CameraInfo"}
+OUTPUT_TYPES = {"disparity": "stereo_msgs/msg/DisparityImage", "depth": "sensor_msgs/msg/Image",
+                "depth/camera_info": "sensor_msgs/msg/CameraInfo",
+                "points2": "sensor_msgs/msg/PointCloud2", "confidence": "sensor_msgs/msg/Image"}
+
+
+def read_bag(path):
+    """{topic: (msgtype, [(timestamp, message), ...])} read with rosbags alone."""
+    result = {}
+    with AnyReader([path], default_typestore=TYPESTORE) as reader:
+        for connection, timestamp, raw in reader.messages():
+            entry = result.setdefault(connection.topic, (connection.msgtype, []))
+            entry[1].append((timestamp, reader.deserialize(raw, connection.msgtype)))
+    return result
+
+
+def _depth(message) -> np.ndarray:
+    return np.frombuffer(bytes(message.data), np.float32).reshape(message.height, message.width)
+
+
+@pytest.fixture(scope="module")
+def input_bag(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bag")
+    lefts, rights = [], []
+    for i in range(PAIRS):
+        left, right = render_plane_pair(120, 160, 30.0, seed=20 + i)  # 2.000 m
+        for side, image, names in (("l", left, lefts), ("r", right, rights)):
+            path = folder / f"{side}{i}.png"
+            cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            names.append(str(path))
+    bag = folder / "input"
+    done = subprocess.run([*CLI, "make", str(bag), "--left", *lefts, "--right", *rights,
+                           "--focal", str(FX), "--baseline", str(BASELINE), "--rate", "5",
+                           "--namespace", "/cam"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return bag
+
+
+def test_made_bag_has_the_inputs(input_bag):
+    content = read_bag(input_bag)
+    assert {t: c[0] for t, c in content.items()} == INPUT_TYPES
+    stamps = [m.header.stamp for _, m in content["/cam/left/image_rect"][1]]
+    assert len(stamps) == PAIRS
+    gaps = np.diff([s.sec * 10**9 + s.nanosec for s in stamps])
+    assert gaps.tolist() == [200_000_000] * (PAIRS - 1)  # 5 Hz
+    _, right_info = content["/cam/right/camera_info"][1][0]
+    assert right_info.p[3] == pytest.approx(-FX * BASELINE)
+    _, image = content["/cam/left/image_rect"][1][0]
+    assert (image.encoding, image.width, image.height) == ("rgb8", 160, 120)
+
+
+def test_play_node_record_round_trip(ros_context, input_bag, tmp_path):
+    node = NodeProcess(tmp_path / "node.log", {"model": "sgbm", "max_disparity": 64}, "/cam")
+    node.wait_ready()
+    recorded = tmp_path / "outputs"
+    recorder = subprocess.Popen([*CLI, "record", str(recorded), "--namespace", "/cam",
+                                 "--count", str(5 * PAIRS), "--duration", "60"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=ros_environment())
+    clock_node = ros_context.create_node("clock_listener")
+    clocks = []
+    clock_node.create_subscription(Clock, "/clock", clocks.append, 10)
+    executor = SingleThreadedExecutor()
+    executor.add_node(clock_node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    try:
+        assert recorder.stdout.readline().startswith("recording /cam/disparity")
+        time.sleep(0.5)  # the node's side of the discovery settles too
+        played = subprocess.run([*CLI, "play", str(input_bag), "--clock", "--wait", "20"],
+                                capture_output=True, text=True, timeout=120,
+                                env=ros_environment())
+        assert played.returncode == 0, played.stderr
+        assert f"played {4 * PAIRS} messages" in played.stdout
+        out, _ = recorder.communicate(timeout=90)
+        assert recorder.returncode == 0, out
+        assert f"recorded {5 * PAIRS} messages" in out, out + node.log()
+    finally:
+        if recorder.poll() is None:
+            recorder.kill()
+        executor.shutdown(timeout_sec=1.0)
+        clock_node.destroy_node()
+        assert node.stop() == 0
+    bag_times = {t for _, (_, messages) in read_bag(input_bag).items() for t, _ in messages}
+    clock_times = {c.clock.sec * 10**9 + c.clock.nanosec for c in clocks}
+    assert clock_times and clock_times <= bag_times  # /clock follows bag time
+    content = read_bag(recorded)
+    assert {t: c[0] for t, c in content.items()} == {f"/cam/{t}": k
+                                                     for t, k in OUTPUT_TYPES.items()}
+    input_stamps = [m.header.stamp for _, m in read_bag(input_bag)["/cam/left/image_rect"][1]]
+    for topic in OUTPUT_TYPES:
+        stamps = [m.header.stamp for _, m in content[f"/cam/{topic}"][1]]
+        assert stamps == input_stamps, topic  # original timestamps kept through play
+    for _, depth in content["/cam/depth"][1]:
+        assert abs(np.nanmedian(_depth(depth)) - 2.0) < 0.02
+
+
+def test_process_writes_outputs_rosbags_can_read(input_bag, tmp_path):
+    out = tmp_path / "processed"
+    done = subprocess.run([*CLI, "process", str(input_bag), str(out), "--model", "sgbm",
+                           "--max-disparity", "64", "--copy-inputs"],
+                          capture_output=True, text=True, timeout=300, env=ros_environment())
+    assert done.returncode == 0, done.stderr
+    assert f"processed {PAIRS} stereo sets (0 rejected" in done.stdout
+    content = read_bag(out)
+    expected = {**INPUT_TYPES, **{f"/cam/{t}": k for t, k in OUTPUT_TYPES.items()}}
+    assert {t: c[0] for t, c in content.items()} == expected
+    for topic in OUTPUT_TYPES:
+        assert len(content[f"/cam/{topic}"][1]) == PAIRS
+    for timestamp, disparity in content["/cam/disparity"][1]:
+        stamp = disparity.header.stamp
+        assert timestamp == stamp.sec * 10**9 + stamp.nanosec
+        assert disparity.f == pytest.approx(FX) and disparity.t == pytest.approx(BASELINE)
+    _, cloud = content["/cam/points2"][1][0]
+    assert (cloud.height, cloud.width, cloud.point_step) == (120, 160, 16)
+    assert abs(np.nanmedian(_depth(content["/cam/depth"][1][0][1])) - 2.0) < 0.02
+
+
+def test_process_refuses_a_bag_without_stereo_topics(tmp_path, input_bag):
+    done = subprocess.run([*CLI, "process", str(input_bag), str(tmp_path / "x"), "--model",
+                           "sgbm", "--namespace", "/other"], capture_output=True, text=True,
+                          timeout=120, env=ros_environment())
+    assert done.returncode == 2
+    assert "expected one topic ending in left/image_rect, found none" in done.stderr

@@ -1,0 +1,121 @@
+"""Launch files, parameters file, RViz config and package.xml: they parse and name only real
+parameters and topics of the node (launch_ros is not installable here, so the launch files are
+read as Python source)."""
+from __future__ import annotations
+
+import ast
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import yaml
+
+from stereo_depth_node.ros.frame import INPUT_TOPICS, OUTPUT_TOPICS
+from stereo_depth_node.ros.parameters import PARAMETERS
+
+ROOT = Path(__file__).resolve().parents[1]
+NODE_PARAMETERS = {p.name for p in PARAMETERS} | {"use_sim_time"}  # use_sim_time: rclpy's own
+
+
+def _literal(path: Path, name: str):
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name
+                                                for t in node.targets):
+            if isinstance(node.value, ast.Dict):  # values may be type names (str, int, bool)
+                return {ast.literal_eval(k): v.id if isinstance(v, ast.Name)
+                        else ast.literal_eval(v)
+                        for k, v in zip(node.value.keys, node.value.values)}
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{path.name} has no {name}")
+
+
+def _declared_arguments(path: Path) -> set[str]:
+    """Names of DeclareLaunchArgument(...) whose first argument is a string literal."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument":
+            if node.args and isinstance(node.args[0], ast.Constant):
+                names.add(node.args[0].value)
+    return names
+
+
+def test_node_launch_file_overrides_real_parameters_and_remaps_real_topics():
+    path = ROOT / "launch/stereo_depth.launch.py"
+    compile(path.read_text(), str(path), "exec")
+    overrides = _literal(path, "OVERRIDES")
+    assert set(overrides) <= NODE_PARAMETERS
+    assert set(overrides) == {"model", "weights", "device", "max_disparity", "use_sim_time"}
+    types = {p.name: type(p.default).__name__ for p in PARAMETERS} | {"use_sim_time": "bool"}
+    for name, kind in overrides.items():
+        assert kind == types[name], name
+    remaps = _literal(path, "REMAPS")
+    assert sorted(remaps.values()) == sorted(INPUT_TOPICS)
+    declared = _declared_arguments(path)
+    assert {"namespace", "params_file", "rviz", "rviz_config"} <= declared
+    assert "stereo_depth_node" in path.read_text() and "rviz2" in path.read_text()
+
+
+def test_replay_launch_file_forwards_declared_arguments():
+    path = ROOT / "launch/replay.launch.py"
+    compile(path.read_text(), str(path), "exec")
+    node_launch = ROOT / "launch/stereo_depth.launch.py"
+    forwarded = set(_literal(path, "FORWARDED"))
+    node_arguments = (set(_literal(node_launch, "REMAPS")) | set(_literal(node_launch, "OVERRIDES"))
+                      | {"namespace", "params_file", "rviz"})
+    assert forwarded <= node_arguments
+    text = path.read_text()
+    assert '"--clock"' in text and 'use_sim_time="true"' in text
+
+
+def test_parameters_file_sets_every_parameter_with_its_type():
+    config = yaml.safe_load((ROOT / "config/stereo_depth.yaml").read_text())
+    values = config["/**"]["ros__parameters"]
+    assert set(values) == {p.name for p in PARAMETERS}
+    for spec in PARAMETERS:
+        assert type(values[spec.name]) is type(spec.default), spec.name
+        assert values[spec.name] == spec.default, spec.name
+
+
+def test_rviz_config_shows_real_topics():
+    config = yaml.safe_load((ROOT / "config/stereo_depth.rviz").read_text())
+    displays = config["Visualization Manager"]["Displays"]
+    topics = {d["Topic"]["Value"]: d["Class"] for d in displays if "Topic" in d}
+    assert topics == {"left/image_rect": "rviz_default_plugins/Image",
+                      "depth": "rviz_default_plugins/Image",
+                      "points2": "rviz_default_plugins/PointCloud2"}
+    assert set(topics) <= set(INPUT_TOPICS) | set(OUTPUT_TOPICS)
+    cloud = next(d for d in displays if d["Class"].endswith("PointCloud2"))
+    assert cloud["Color Transformer"] == "RGB8"  # the node's packed rgb field
+    assert config["Visualization Manager"]["Global Options"]["Fixed Frame"]
+
+
+def test_package_xml_is_format_3_with_the_runtime_dependencies():
+    root = ElementTree.parse(ROOT / "package.xml").getroot()
+    assert root.tag == "package" and root.get("format") == "3"
+    assert root.findtext("name") == "stereo_depth_node"
+    depends = {e.text for e in root.findall("exec_depend")}
+    assert {"rclpy", "sensor_msgs", "stereo_msgs", "std_msgs", "diagnostic_msgs", "cv_bridge",
+            "message_filters", "python3-numpy", "python3-opencv"} <= depends
+    assert root.find("export/build_type").text == "ament_python"
+
+
+def test_setup_installs_launch_config_and_the_ament_marker():
+    source = (ROOT / "setup.py").read_text()
+    for needle in ('"share/ament_index/resource_index/packages"', 'glob("launch/*.launch.py")',
+                   'glob("config/*.yaml") + glob("config/*.rviz")',
+                   '"stereo_depth_node = stereo_depth_node.ros.node:main"'):
+        assert needle in source
+    assert (ROOT / "resource/stereo_depth_node").exists()
+    cfg = (ROOT / "setup.cfg").read_text()
+    assert "install_scripts=$base/lib/stereo_depth_node" in cfg
+
+
+def test_readme_parameter_table_matches_the_node():
+    readme = (ROOT / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `")
+            and line.count("|") == 5]
+    documented = {line.split("`")[1]: line for line in rows}
+    for spec in PARAMETERS:
+        assert spec.name in documented, spec.name
+        assert spec.description in documented[spec.name], spec.name
+        assert ("| yes |" if spec.runtime else "| no |") in documented[spec.name], spec.name

@@ -1,0 +1,286 @@
+"""The node in its own process over real DDS, SGBM backend: a plane at a known distance, message
+fields, bad input followed by good frames, runtime parameters, diagnostics."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
+
+from ros_harness import NodeProcess, StereoClient, camera_for, image_message, stereo_set
+from stereo_depth_node.ros.messages import camera_infos
+from stereo_depth_node.data.plane import render_plane_pair
+
+WIDTH, HEIGHT, FX, BASELINE, DISTANCE = 320, 240, 500.0, 0.12, 2.0
+DISPARITY = FX * BASELINE / DISTANCE  # 30 px
+MAX_DISPARITY = 64
+NAMESPACE = "/sgbm"
+
+
+@pytest.fixture(scope="module")
+def plane():
+    return render_plane_pair(HEIGHT, WIDTH, DISPARITY, seed=11)
+
+
+@pytest.fixture(scope="module")
+def node(ros_context, tmp_path_factory):
+    process = NodeProcess(tmp_path_factory.mktemp("sgbm") / "node.log",
+                          {"model": "sgbm", "max_disparity": MAX_DISPARITY}, NAMESPACE)
+    process.wait_ready()
+    yield process
+    assert process.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def client(node, plane):
+    client = StereoClient(NAMESPACE, "sgbm_test_client")
+    client.connect(stereo_set(*plane, 999.0, fx=FX, baseline=BASELINE))
+    yield client
+    client.close()
+
+
+class Frames:
+    """Unique stamps per published set, so that outputs can be matched to inputs."""
+    stamp = 1000.0
+
+    @classmethod
+    def next(cls) -> float:
+        cls.stamp += 1.0
+        return cls.stamp
+
+
+def send_and_wait(client, messages, topics=("disparity",), timeout=30.0):
+    return client.send_and_wait(messages, topics, timeout)
+
+
+def as_array(image_msg) -> np.ndarray:
+    return np.frombuffer(image_msg.data, np.float32).reshape(image_msg.height, image_msg.width)
+
+
+def cloud_array(cloud) -> np.ndarray:
+    return np.frombuffer(cloud.data, "<f4").reshape(cloud.height, cloud.width, 4)
+
+
+ALL = ("disparity", "depth", "depth/camera_info", "points2", "confidence")
+
+
+def test_plane_at_two_metres(client, plane):
+    left, right = plane
+    messages = stereo_set(left, right, Frames.next(), fx=FX, baseline=BASELINE)
+    out = send_and_wait(client, messages, ALL)
+    left_header = messages["left/image_rect"].header
+    for topic in ALL:
+        assert out[topic].header == left_header, topic
+
+    disparity = out["disparity"]
+    assert (disparity.f, disparity.t) == (pytest.approx(FX), pytest.approx(BASELINE))
+    assert disparity.min_disparity == 0.0 and disparity.max_disparity == MAX_DISPARITY - 1
+    assert disparity.delta_d == pytest.approx(1 / 16)
+    image = as_array(disparity.image)
+    assert disparity.image.encoding == "32FC1" and image.shape == (HEIGHT, WIDTH)
+    finite = np.isfinite(image)
+    rows, cols = np.flatnonzero(finite.any(1)), np.flatnonzero(finite.any(0))
+    window = disparity.valid_window
+    assert (window.x_offset, window.y_offset) == (cols[0], rows[0])
+    assert (window.width, window.height) == (cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1)
+    assert window.width > 0  # stereo_image_proc publishes a negative width here
+
+    depth = as_array(out["depth"])
+    assert out["depth"].encoding == "32FC1"
+    assert abs(np.nanmedian(depth) - DISTANCE) < 0.01 * DISTANCE
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(np.isfinite(depth), finite & (image > 0))
+
+    cloud = out["points2"]
+    assert (cloud.height, cloud.width, cloud.point_step) == (HEIGHT, WIDTH, 16)
+    assert cloud.row_step == 16 * WIDTH and not cloud.is_dense and not cloud.is_bigendian
+    assert [(f.name, f.offset, f.datatype, f.count) for f in cloud.fields] == [
+        ("x", 0, 7, 1), ("y", 4, 7, 1), ("z", 8, 7, 1), ("rgb", 12, 7, 1)]
+    points = cloud_array(cloud)
+    np.testing.assert_array_equal(np.isnan(points[..., 2]), ~np.isfinite(depth))
+    np.testing.assert_allclose(points[..., 2], depth, equal_nan=True)
+    v, u = 100, 200
+    z = depth[v, u]
+    cx, cy = (WIDTH - 1) / 2, (HEIGHT - 1) / 2
+    np.testing.assert_allclose(points[v, u, :3], [(u - cx) * z / FX, (v - cy) * z / FX, z],
+                               rtol=1e-5)
+    rgb = points[v, u, 3:4].view(np.uint32)[0]
+    assert ((rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255) == tuple(left[v, u])
+
+    info = out["depth/camera_info"]
+    sent_info = messages["left/camera_info"]
+    assert list(info.k) == list(sent_info.k) and list(info.p) == list(sent_info.p)
+    assert (info.width, info.height) == (WIDTH, HEIGHT) and info.header == left_header
+
+    confidence = as_array(out["confidence"])
+    assert set(np.unique(confidence)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(confidence == 1.0, finite)
+
+
+def _good_frame_still_works(client, plane):
+    out = send_and_wait(client, stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE),
+                        ("depth",))
+    assert abs(np.nanmedian(as_array(out["depth"])) - DISTANCE) < 0.02
+
+
+def _with(messages, topic, **fields):
+    for name, value in fields.items():
+        setattr(messages[topic], name, value)
+    return messages
+
+
+def _mismatched_sizes(plane, stamp):
+    left, right = plane
+    messages = stereo_set(left, right, stamp)
+    messages["right/image_rect"] = image_message(right[:, :-16], "rgb8", stamp)
+    _, info = camera_infos(camera_for(WIDTH - 16, HEIGHT), WIDTH - 16, HEIGHT, "camera")
+    info.header = messages["right/image_rect"].header
+    messages["right/camera_info"] = info
+    return messages
+
+
+BAD_INPUTS = [
+    ("size mismatch", _mismatched_sizes,
+     "left/image_rect is 320x240 px but right/image_rect is 304x240 px"),
+    ("image vs camera_info", lambda plane, stamp: _with(
+        stereo_set(*plane, stamp), "left/camera_info", width=640, height=480),
+     "left/image_rect is 320x240 px but left/camera_info says 640x480"),
+    ("yuv422", lambda plane, stamp: _with(stereo_set(*plane, stamp), "left/image_rect",
+                                                encoding="yuv422"),
+     "left/image_rect: encoding 'yuv422' is not supported"),
+    ("bayer", lambda plane, stamp: _with(stereo_set(*plane, stamp), "right/image_rect",
+                                         encoding="bayer_rggb8"),
+     "right/image_rect: encoding 'bayer_rggb8' is not supported"),
+    ("32FC1", lambda plane, stamp: _with(stereo_set(*plane, stamp), "left/image_rect",
+                                               encoding="32FC1"),
+     "left/image_rect: encoding '32FC1' is not supported"),
+    ("short data", lambda plane, stamp: _with(stereo_set(*plane, stamp), "left/image_rect",
+                                              data=bytes(1000)),
+     "left/image_rect: data has 1000 bytes; expected step x height = 960 x 240 = 230400"),
+    ("step too small", lambda plane, stamp: _with(stereo_set(*plane, stamp), "right/image_rect",
+                                                  step=100),
+     "right/image_rect: step 100 is less than width x bytes per pixel = 320 x 3 = 960"),
+]
+
+
+@pytest.mark.parametrize("name, make, message", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_is_named_and_the_next_frame_is_processed(node, client, plane, name, make,
+                                                            message):
+    client.publish(make(plane, Frames.next()))
+    assert node.wait_for_log(message, timeout=20), node.log()[-2000:]
+    _good_frame_still_works(client, plane)
+
+
+@pytest.mark.parametrize("right_p, message", [
+    (lambda p: p.__setitem__(3, 0.0), r"right camera_info P[3] = 0.0 must be negative"),
+    (lambda p: p.__setitem__(3, 60.0), r"right camera_info P[3] = 60.0 must be negative"),
+    (lambda p: p.__setitem__(0, 0.0), r"right camera_info P has zero focal length"),
+    (lambda p: [p.__setitem__(i, 0.0) for i in range(12)], "right camera_info P has zero focal"),
+    (lambda p: p.__setitem__(2, math.nan), "right camera_info P contains NaN"),
+])
+def test_bad_calibration_keeps_disparity_and_skips_depth(node, client, plane, right_p, message):
+    messages = stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE)
+    p = list(messages["right/camera_info"].p)
+    right_p(p)
+    messages["right/camera_info"].p = p
+    stamp = messages["left/image_rect"].header.stamp
+    out = send_and_wait(client, messages, ("disparity", "confidence"))
+    assert np.nanmedian(as_array(out["disparity"].image)) == pytest.approx(DISPARITY, abs=0.3)
+    assert node.wait_for_log(f"depth and points skipped: {message}", timeout=10)
+    time.sleep(0.3)
+    for topic in ("depth", "points2"):
+        assert not any(m.header.stamp == stamp for m in client.messages(topic)), topic
+    _good_frame_still_works(client, plane)
+
+
+def test_zero_focal_in_left_camera_info_is_named(node, client, plane):
+    messages = stereo_set(*plane, Frames.next())
+    messages["left/camera_info"].p = [0.0] * 12
+    client.publish(messages)
+    assert node.wait_for_log("left camera_info P has zero focal length (P[0]=0.0", timeout=10)
+    _good_frame_still_works(client, plane)
+
+
+def test_row_padding_and_big_endian_mono16(node, client, plane):
+    left, right = plane
+    stamp = Frames.next()
+    messages = stereo_set(left, right, stamp, fx=FX, baseline=BASELINE)
+    for topic, image in (("left/image_rect", left), ("right/image_rect", right)):
+        padded = np.zeros((HEIGHT, WIDTH * 3 + 64), np.uint8)
+        padded[:, :WIDTH * 3] = image.reshape(HEIGHT, -1)
+        messages[topic].step = WIDTH * 3 + 64
+        messages[topic].data = padded.tobytes()
+    out = send_and_wait(client, messages, ("depth",))
+    assert abs(np.nanmedian(as_array(out["depth"])) - DISTANCE) < 0.02
+
+    stamp = Frames.next()
+    messages = stereo_set(left, right, stamp, fx=FX, baseline=BASELINE)
+    for topic, image in (("left/image_rect", left), ("right/image_rect", right)):
+        mono = image[:, :, 1].astype(">u2") * 257
+        messages[topic].encoding, messages[topic].is_bigendian = "mono16", 1
+        messages[topic].step, messages[topic].data = WIDTH * 2, mono.tobytes()
+    out = send_and_wait(client, messages, ("depth",))
+    assert abs(np.nanmedian(as_array(out["depth"])) - DISTANCE) < 0.02
+
+
+def test_runtime_parameters(client, plane):
+    parameters = AsyncParameterClient(client.node, f"{NAMESPACE}/stereo_depth_node")
+    assert parameters.wait_for_services(10.0)
+
+    def set_parameters(*values):
+        future = parameters.set_parameters(list(values))
+        assert client.wait_until(future.done, 10.0)
+        return future.result().results
+
+    [refused] = set_parameters(Parameter("model", value="psmnet"))
+    assert not refused.successful and "model cannot change while the node runs" in refused.reason
+    [refused] = set_parameters(Parameter("max_depth", value=-1.0))
+    assert not refused.successful and "max_depth (-1.0) must be greater than min_depth" in \
+        refused.reason
+    [accepted] = set_parameters(Parameter("max_depth", value=1.5))
+    assert accepted.successful
+    out = send_and_wait(client, stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE),
+                        ("depth", "points2"))
+    assert np.all(np.isnan(as_array(out["depth"])))  # the plane is at 2 m
+    assert np.all(np.isnan(cloud_array(out["points2"])[..., :3]))
+    results = set_parameters(Parameter("max_depth", value=100.0),
+                             Parameter("use_color", value=False))
+    assert all(r.successful for r in results)
+    out = send_and_wait(client, stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE),
+                        ("points2",))
+    assert [f.name for f in out["points2"].fields] == ["x", "y", "z"]
+    assert out["points2"].point_step == 16
+    set_parameters(Parameter("use_color", value=True))
+
+
+def test_diagnostics_report_counts(client, plane):
+    arrays = []
+    subscription = client.node.create_subscription(DiagnosticArray, "/diagnostics",
+                                                   arrays.append, 10)
+    try:
+        send_and_wait(client, stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE))
+
+        def ours():
+            return [s for a in arrays for s in a.status if "stereo_depth_node" in s.name]
+
+        assert client.wait_until(lambda: len(ours()) >= 2, 10)
+        values = {kv.key: kv.value for kv in ours()[-1].values}
+        assert int(values["processed"]) >= 1 and values["model"] == "sgbm"
+        assert int(values["received sets"]) >= int(values["processed"])
+        assert "dropped (newer set arrived)" in values and "rejected (bad input)" in values
+    finally:
+        client.node.destroy_subscription(subscription)
+
+
+def test_default_qos_sensor_data_in_reliable_out(client):
+    from rclpy.qos import ReliabilityPolicy
+
+    [subscription] = client.node.get_subscriptions_info_by_topic(f"{NAMESPACE}/left/image_rect")
+    assert subscription.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+    for topic in ("disparity", "depth", "points2"):
+        [publisher] = client.node.get_publishers_info_by_topic(f"{NAMESPACE}/{topic}")
+        assert publisher.qos_profile.reliability == ReliabilityPolicy.RELIABLE
