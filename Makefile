@@ -28,6 +28,7 @@ demo: setup
 	$(BIN)/stereo-depth demo --out demo_output
 
 test: setup
+	$(BIN)/ruff check stereo_depth_node test launch
 	$(BIN)/python -m pytest -q test
 
 bench: setup

@@ -26,7 +26,7 @@ setup(
     extras_require={
         "ros": ["ros-rclpy[fastrtps]==9.1.2", "ros-sensor-msgs", "ros-stereo-msgs",
                 "ros-std-msgs", "ros-diagnostic-msgs", "rosbags"],
-        "dev": ["pytest", "onnx", "onnxruntime"],
+        "dev": ["pytest", "ruff", "onnx", "onnxruntime"],
         "train": ["tensorboard"],
     },
     entry_points={

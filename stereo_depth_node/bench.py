@@ -20,7 +20,8 @@ ESTIMATOR_SIZES = ((320, 240), (640, 480), (1242, 375))
 
 
 def machine_description(device: torch.device | None = None) -> dict[str, Any]:
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+    info = {"platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads()}
     if device is not None and device.type == "cuda":
@@ -70,6 +71,30 @@ def bench_estimator(backends: list[str], sizes: list[tuple[int, int]], max_dispa
             print(format_row(row), flush=True)
     return {"benchmark": "estimator", "max_disparity": max_disparity,
             "machine": machine_description(torch_device), "rows": rows,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def bench_generator(height: int = 256, width: int = 512, batch_size: int = 4, batches: int = 5,
+                    device: str = "auto", max_disparity: int = 192) -> dict[str, Any]:
+    """Samples per second of the synthetic stereo generator (median over batches)."""
+    from .data.generator import GeneratorConfig, SyntheticStereo
+
+    torch_device = resolve_device(device)
+    generator = SyntheticStereo(GeneratorConfig(height=height, width=width,
+                                                max_disparity=max_disparity), device=torch_device)
+    generator.batch(0, batch_size)  # warm-up
+    seconds = []
+    for index in range(1, batches + 1):
+        start = time.perf_counter()
+        generator.batch(index, batch_size)
+        if torch_device.type == "cuda":
+            torch.cuda.synchronize(torch_device)
+        seconds.append(time.perf_counter() - start)
+    median = statistics.median(seconds)
+    return {"benchmark": "generator", "machine": machine_description(torch_device),
+            "device": str(torch_device), "height": height, "width": width,
+            "batch_size": batch_size, "batches": batches, "median_batch_s": median,
+            "samples_per_s": batch_size / median,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 

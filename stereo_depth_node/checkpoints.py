@@ -1,8 +1,9 @@
 """The one place network weights are saved and loaded.
 
-Two layouts are read: this project's (`{'format': 'stereo_depth_node', 'model': ..., 'max_disparity':
-..., 'state_dict': ...}`) and the public PSMNet one (`{'state_dict': ...}` with the `module.` prefix
-that DataParallel adds). Everything loads with `weights_only=True`: a checkpoint cannot run code.
+Two layouts are read: this project's (`{'format': 'stereo_depth_node', 'model': ...,
+'max_disparity': ..., 'state_dict': ...}`) and the public PSMNet one (`{'state_dict': ...}`
+with the `module.` prefix that DataParallel adds). Everything loads with `weights_only=True`:
+a checkpoint cannot run code.
 """
 from __future__ import annotations
 

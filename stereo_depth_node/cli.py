@@ -13,10 +13,20 @@ DEFAULT_MODEL = "psmnet_dws"
 
 def _add_model_options(parser: argparse.ArgumentParser, backends: tuple[str, ...]) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=backends)
-    parser.add_argument("--weights", default=None, help="checkpoint file (ours or public PSMNet)")
-    parser.add_argument("--max-disparity", type=int, default=192)
+    parser.add_argument("--weights", default="shipped",
+                        help="'shipped' (the package's weights for --model), 'none' (initial "
+                             "weights) or a checkpoint file (ours or public PSMNet)")
+    parser.add_argument("--max-disparity", type=int, default=0,
+                        help="0: the value recorded in the weights (192 when none is)")
     parser.add_argument("--align-corners", action="store_true",
                         help="align_corners=True upsampling, as some published weights expect")
+
+
+def _weights_and_range(args: argparse.Namespace) -> tuple[Path | None, int]:
+    from .checkpoints import default_max_disparity, resolve_weights
+
+    weights = resolve_weights(args.model, args.weights)
+    return weights, args.max_disparity or default_max_disparity(weights)
 
 
 def _add_device_options(parser: argparse.ArgumentParser) -> None:
@@ -44,13 +54,16 @@ def cmd_infer(args: argparse.Namespace) -> int:
         camera = StereoCamera(fx=args.focal, fy=args.focal, cx=(width - 1) / 2,
                               cy=(height - 1) / 2, cx_right=(width - 1) / 2,
                               baseline=args.baseline)
-    estimator = StereoEstimator(args.model, args.weights, args.max_disparity, args.device,
+    weights, max_disparity = _weights_and_range(args)
+    estimator = StereoEstimator(args.model, weights, max_disparity, args.device,
                                 args.precision, args.input_scale, args.lr_check,
                                 args.lr_threshold, args.align_corners)
     result = estimator.estimate(left, right)
-    written = write_result(args.out, as_rgb(left, "left"), result, args.max_disparity, camera)
+    written = write_result(args.out, as_rgb(left, "left"), result, max_disparity, camera)
     timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items())
-    print(f"{estimator.model_name} on {getattr(estimator.matcher, 'device', 'cpu')}: {timings}")
+    print(f"{estimator.model_name} ({weights.name if weights else 'no weights file'}, max "
+          f"disparity {max_disparity}) on {getattr(estimator.matcher, 'device', 'cpu')}: "
+          f"{timings}")
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -77,7 +90,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .checkpoints import load_model
     from .export import export_onnx, onnx_parity
 
-    model = load_model(args.weights, args.model, args.max_disparity, args.align_corners)
+    weights, max_disparity = _weights_and_range(args)
+    model = load_model(weights, args.model, max_disparity, args.align_corners)
     size = export_onnx(model, args.out, args.height, args.width)
     print(f"wrote {args.out}: inputs left/right 1x3x{size[0]}x{size[1]} (normalised RGB, "
           f"zero-padded on top and right), outputs disparity/confidence 1x{size[0]}x{size[1]}")
@@ -119,6 +133,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import Method, evaluate, format_markdown, write_result
+
+    data = None if args.no_real else args.data
+    result = evaluate([Method(spec) for spec in args.methods], data, args.synthetic,
+                      args.device)
+    print()
+    print(format_markdown(result))
+    write_result(result, args.json, args.markdown)
+    print(f"wrote {args.json}" + (f" and {args.markdown}" if args.markdown else ""))
+    return 0
+
+
+def cmd_ship(args: argparse.Namespace) -> int:
+    from .model_card import ship
+
+    weights, card = ship(args.checkpoint, args.name, args.evaluation, args.out_dir,
+                         args.loss_curve, args.notes)
+    print(f"wrote {weights} ({weights.stat().st_size / 2**20:.1f} MiB) and {card}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
         from .ros.demo import format_report, run_demo
@@ -134,6 +170,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _needs_ros(exc: ImportError) -> int:
     raise ConfigurationError(f"this command needs rclpy, the ROS message packages and rosbags "
                              f"(pip install '.[ros]', or a ROS 2 installation): {exc}")
+
+
+def cmd_bench_generator(args: argparse.Namespace) -> int:
+    from .bench import bench_generator, write_json
+
+    result = bench_generator(args.height, args.width, args.batch_size, args.batches, args.device)
+    print("| generator | size | device | batch | median s per batch | samples/s |")
+    print("|---|---|---|---|---|---|")
+    print(f"| synthetic | {args.width}x{args.height} | {result['device']} | {args.batch_size} | "
+          f"{result['median_batch_s']:.3f} | {result['samples_per_s']:.2f} |")
+    write_json(result, args.json)
+    print(f"wrote {args.json}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,6 +229,31 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dataset", help="fine-tune on KIND:PATH (e.g. kitti2015:/data/kitti)")
     train.set_defaults(func=cmd_train)
 
+    evaluation = commands.add_parser("eval", help="methods side by side against ground truth")
+    evaluation.add_argument("--methods", nargs="+", default=["sgbm", "psmnet_dws", "psmnet"],
+                            help="sgbm | MODEL (shipped weights) | MODEL:none | MODEL:PATH")
+    evaluation.add_argument("--data", type=Path, default=Path("../shared/data/stereo_eval"),
+                            help="the stereo_eval folder")
+    evaluation.add_argument("--no-real", action="store_true", help="synthetic test set only")
+    evaluation.add_argument("--synthetic", type=int, default=8,
+                            help="size of the fixed synthetic test set (256x512)")
+    evaluation.add_argument("--device", default="auto")
+    evaluation.add_argument("--json", type=Path, default=Path("eval.json"))
+    evaluation.add_argument("--markdown", type=Path)
+    evaluation.set_defaults(func=cmd_eval)
+
+    ship = commands.add_parser("ship", help="turn a training checkpoint into shipped weights "
+                               "and a model card")
+    ship.add_argument("checkpoint", type=Path)
+    ship.add_argument("--name", required=True, help="file name under weights/, e.g. psmnet_dws")
+    ship.add_argument("--evaluation", type=Path,
+                      help="JSON of stereo-depth eval run on the shipped file")
+    ship.add_argument("--notes", default="", help="free text for the card (machine, caveats)")
+    ship.add_argument("--loss-curve", type=Path, help="log.jsonl of the run (for the curve)")
+    ship.add_argument("--out-dir", type=Path,
+                      default=Path(__file__).resolve().parent / "weights")
+    ship.set_defaults(func=cmd_ship)
+
     demo = commands.add_parser("demo", help="the embedded motorcycle pair through each backend")
     demo.add_argument("--models", nargs="+", default=["sgbm", DEFAULT_MODEL], choices=BACKENDS)
     demo.add_argument("--device", default="auto")
@@ -191,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError as exc:  # rclpy, message packages or rosbags missing
         missing = commands.add_parser("bag", help="rosbag2 tools (needs the 'ros' extra)")
         missing.add_argument("rest", nargs=argparse.REMAINDER)
-        missing.set_defaults(func=lambda _args: _needs_ros(exc))
+        missing.set_defaults(func=lambda _args, error=exc: _needs_ros(error))
     else:
         add_bag_commands(commands, BACKENDS)
 
@@ -207,6 +281,14 @@ def build_parser() -> argparse.ArgumentParser:
     estimator.add_argument("--repeats", type=int, default=3)
     estimator.add_argument("--json", type=Path, default=Path("bench_estimator.json"))
     estimator.set_defaults(func=cmd_bench_estimator)
+    generator = bench_kinds.add_parser("generator", help="synthetic training data, samples/s")
+    generator.add_argument("--height", type=int, default=256)
+    generator.add_argument("--width", type=int, default=512)
+    generator.add_argument("--batch-size", type=int, default=4)
+    generator.add_argument("--batches", type=int, default=5)
+    generator.add_argument("--device", default="auto")
+    generator.add_argument("--json", type=Path, default=Path("bench_generator.json"))
+    generator.set_defaults(func=cmd_bench_generator)
     return parser
 
 

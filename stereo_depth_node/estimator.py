@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checkpoints import resolve_weights
 from .errors import ConfigurationError
 from .images import check_pair
 from .models import NEURAL_MODELS
@@ -54,6 +55,8 @@ def left_right_inconsistent(left_disparity: np.ndarray, right_disparity: np.ndar
 class StereoEstimator:
     """One entry point for the neural networks and OpenCV SGBM.
 
+    `weights`: a checkpoint file, "shipped" (the package's weights for the model), or None /
+    "none" for the network's initial weights.
     Images: uint8 or uint16, mono or RGB (channel order R, G, B as the public PSMNet code reads
     them), any size of at least 32 px per side; `input_scale` resizes before matching and scales
     the disparity back to input pixels.
@@ -66,6 +69,8 @@ class StereoEstimator:
         if model not in BACKENDS:
             raise ConfigurationError(
                 f"unknown model {model!r}; choose one of {', '.join(BACKENDS)}")
+        if isinstance(weights, str) and weights in ("shipped", "none"):
+            weights = resolve_weights(model, weights)
         if not 0.0 < input_scale <= 1.0:
             raise ConfigurationError(f"input_scale must be in (0, 1], got {input_scale}")
         self.input_scale = input_scale
@@ -76,8 +81,8 @@ class StereoEstimator:
                 raise ConfigurationError(f"model 'sgbm' takes no weights, got {str(weights)!r}")
             self.matcher: NeuralMatcher | SGBMMatcher = SGBMMatcher(max_disparity)
         else:
-            self.matcher = NeuralMatcher(model, weights, max_disparity, device, precision,
-                                         align_corners)
+            self.matcher = NeuralMatcher.load(model, weights, max_disparity, device, precision,
+                                              align_corners)
 
     @property
     def model_name(self) -> str:

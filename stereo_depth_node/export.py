@@ -24,7 +24,8 @@ class _InferenceGraph(nn.Module):
         return self.model.infer(left, right)
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, height: int, width: int) -> tuple[int, int]:
+def export_onnx(model: nn.Module, path: str | os.PathLike, height: int, width: int
+                ) -> tuple[int, int]:
     """Write `model` as ONNX for images of height x width; returns the padded input size."""
     top, right = padding_for(height, width)
     size = (height + top, width + right)

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .checkpoints import load_model
 from .devices import DTYPES, resolve_device, resolve_precision
@@ -25,19 +26,28 @@ def padding_for(height: int, width: int) -> tuple[int, int]:
 class NeuralMatcher:
     """A network on one device; `match` takes RGB arrays and returns disparity and confidence."""
 
-    def __init__(self, model_name: str, weights: str | os.PathLike | None, max_disparity: int,
-                 device: str = "auto", precision: str = "auto",
-                 align_corners: bool = False) -> None:
-        self.name = model_name
-        self.max_disparity = max_disparity
-        self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device)
-        model = load_model(weights, model_name, max_disparity, align_corners)
-        self.model = model.to(self.device).eval()
-        if self.device.type == "cuda":
+    def __init__(self, model: nn.Module, name: str, device: torch.device,
+                 precision: str) -> None:
+        """Wrap a built network already on `device` (training validation uses this)."""
+        self.model = model
+        self.name = name
+        self.max_disparity = int(model.max_disparity)
+        self.device = device
+        self.precision = precision
+        if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+        self._mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+
+    @classmethod
+    def load(cls, model_name: str, weights: str | os.PathLike | None, max_disparity: int,
+             device: str = "auto", precision: str = "auto",
+             align_corners: bool = False) -> "NeuralMatcher":
+        """Build the network, fill in `weights` and move it to the resolved device."""
+        torch_device = resolve_device(device)
+        chosen_precision = resolve_precision(precision, torch_device)
+        model = load_model(weights, model_name, max_disparity, align_corners)
+        return cls(model.to(torch_device).eval(), model_name, torch_device, chosen_precision)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":

@@ -182,6 +182,25 @@ def synthetic_epe(model: torch.nn.Module, batches: list[StereoBatch], max_dispar
     return errors / max(count, 1)
 
 
+def stereo_eval_epe(model: torch.nn.Module, samples: list, device: torch.device
+                    ) -> dict[str, float]:
+    """Mean EPE per dataset of the stereo_eval pairs (ground truth below the max disparity)."""
+    from .metrics import disparity_metrics
+    from .neural import NeuralMatcher
+
+    was_training = model.training
+    model.eval()
+    matcher = NeuralMatcher(model, "validation", device, "fp32")
+    per_dataset: dict[str, list[float]] = {}
+    for sample in samples:
+        disparity, _ = matcher.match(sample.left, sample.right)
+        metrics = disparity_metrics(disparity, sample.disparity, sample.occlusion,
+                                    model.max_disparity)
+        per_dataset.setdefault(sample.name.split("/")[0], []).append(metrics["all"]["epe"])
+    model.train(was_training)
+    return {f"val_{name}_epe": float(np.mean(values)) for name, values in per_dataset.items()}
+
+
 def _distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not torch.distributed.is_initialized():
@@ -225,6 +244,10 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
             raise ConfigurationError(
                 f"cannot resume with max_disparity {config.max_disparity} from "
                 f"{os.fspath(resume)!r}: it was trained with {state.get('max_disparity')}")
+        if "optimizer" not in state or "rng" not in state:
+            raise ConfigurationError(
+                f"{os.fspath(resume)!r} holds weights only, not a training state to resume; "
+                f"use --init-weights to start a new run from it")
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"])
@@ -233,12 +256,20 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
     if world > 1:
         network = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    batches = batches or (config.dataset and dataset_batches(config, device, rank)) or \
-        synthetic_batches(config, device, rank)
-    validation = validation_set(config, device) if rank == 0 and config.validate_every else []
+    if batches is None:
+        batches = (dataset_batches(config, device, rank) if config.dataset
+                   else synthetic_batches(config, device, rank))
+    validating = rank == 0 and config.validate_every > 0
+    validation = validation_set(config, device) if validating else []
+    real_pairs = []
+    if validating and config.eval_root:
+        from .data.datasets import stereo_eval
+        real_pairs = list(stereo_eval(config.eval_root))
     logger = _Logger(out_dir, rank == 0)
     autocast = (torch.autocast(device.type, dtype=DTYPES[precision]) if precision != "fp32"
                 else torch.autocast(device.type, enabled=False))
+    # fp16 gradients underflow without loss scaling; bf16 and fp32 need none.
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     start = time.perf_counter()
     last_checkpoint = start
     window_start, window_samples, losses = start, 0, []
@@ -253,8 +284,9 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
                 outputs = network(normalise(batch.left), normalise(batch.right))
             loss = sequence_loss(tuple(o.float() for o in outputs), batch.disparity, valid)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             step += 1
             samples += batch.left.shape[0] * world
             window_samples += batch.left.shape[0] * world
@@ -271,10 +303,13 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
                          f"{rate:.2f} samples/s  {samples} samples  "
                          f"{now - start + wall_before:.0f} s")
                 window_start, window_samples, losses = now, 0, []
-            if rank == 0 and validation and step % config.validate_every == 0:
-                epe = synthetic_epe(model, validation, config.max_disparity)
-                logger.log(step, val_synthetic_epe=epe)
-                progress(f"step {step}: held-out synthetic EPE {epe:.3f} px")
+            if validating and step % config.validate_every == 0:
+                scores = {"val_synthetic_epe": synthetic_epe(model, validation,
+                                                             config.max_disparity),
+                          **(stereo_eval_epe(model, real_pairs, device) if real_pairs else {})}
+                logger.log(step, **scores)
+                progress(f"step {step}: validation EPE (px) " + ", ".join(
+                    f"{k[4:-4]} {v:.3f}" for k, v in scores.items()))
             due = step % config.checkpoint_every == 0 or (
                 config.checkpoint_every_s and now - last_checkpoint >= config.checkpoint_every_s)
             if rank == 0 and due:

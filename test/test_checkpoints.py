@@ -73,7 +73,8 @@ def test_missing_weights_file_is_named(tmp_path):
 def test_corrupt_weights_file_is_refused(tmp_path):
     path = tmp_path / "corrupt.pt"
     path.write_bytes(np.random.default_rng(0).bytes(4096))
-    with pytest.raises(ConfigurationError, match="corrupt.pt' is not a readable PyTorch checkpoint"):
+    with pytest.raises(ConfigurationError,
+                       match="corrupt.pt' is not a readable PyTorch checkpoint"):
         load_model(path, "psmnet", 16)
 
 

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from stereo_depth_node.data.datasets import middlebury2003
 from stereo_depth_node.data.pfm import read_pfm
 
 CLI = [sys.executable, "-m", "stereo_depth_node.cli"]
@@ -34,7 +35,7 @@ def test_infer_sgbm_with_calibration_writes_readable_files(stereo_eval, tmp_path
     done = run_cli("infer", scene / "im0.png", scene / "im1.png", "--model", "sgbm",
                    "--max-disparity", "64", "--calib", scene / "calib.txt", "--out", tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "sgbm on cpu: match" in done.stdout
+    assert "sgbm (no weights file, max disparity 64) on cpu: match" in done.stdout
 
     png = cv2.imread(str(tmp_path / "disparity.png"), cv2.IMREAD_UNCHANGED)
     pfm = read_pfm(tmp_path / "disparity.pfm")
@@ -60,15 +61,20 @@ def test_infer_sgbm_with_calibration_writes_readable_files(stereo_eval, tmp_path
     assert cv2.imread(str(tmp_path / "depth_color.png")) is not None
 
 
-def test_infer_network_with_focal_and_baseline(stereo_eval, tmp_path):
+def test_infer_with_the_shipped_network_on_a_real_pair(stereo_eval, tmp_path):
     scene = stereo_eval / "middlebury2003/tsukuba"
-    done = run_cli("infer", scene / "imL.png", scene / "imR.png", "--model", "psmnet_dws",
-                   "--max-disparity", "32", "--device", "cpu", "--input-scale", "0.5",
+    done = run_cli("infer", scene / "imL.png", scene / "imR.png", "--device", "cpu",
                    "--focal", "615", "--baseline", "0.1", "--out", tmp_path)
     assert done.returncode == 0, done.stderr
-    pfm = read_pfm(tmp_path / "disparity.pfm")
-    assert pfm.shape == (288, 384) and np.all(np.isfinite(pfm))
-    assert np.load(tmp_path / "depth.npy").shape == (288, 384)
+    assert "psmnet_dws (psmnet_dws.pt, max disparity 64)" in done.stdout
+    estimate = read_pfm(tmp_path / "disparity.pfm")
+    assert estimate.shape == (288, 384) and np.all(np.isfinite(estimate))
+    [truth] = [s for s in middlebury2003(scene)]
+    known = np.isfinite(truth.disparity)
+    error = np.abs(estimate - truth.disparity)[known]
+    assert error.mean() < 2.5 and np.mean(error > 3) < 0.2  # trained weights, real pair
+    depth, ahead = np.load(tmp_path / "depth.npy"), estimate > 0
+    np.testing.assert_allclose(depth[ahead], 615 * 0.1 / estimate[ahead], rtol=1e-5)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -99,7 +105,8 @@ def test_params_prints_both_conventions():
 
 
 def test_export_command_checks_parity(tmp_path):
-    done = run_cli("export", "--model", "psmnet_dws", "--max-disparity", "16", "--height", "48",
+    done = run_cli("export", "--model", "psmnet_dws", "--weights", "none", "--max-disparity",
+                   "16", "--height", "48",
                    "--width", "64", "--out", tmp_path / "m.onnx", "--check")
     assert done.returncode == 0, done.stderr
     assert "1x3x48x64" in done.stdout and "max abs diff" in done.stdout
@@ -118,3 +125,12 @@ def test_bench_estimator_prints_a_table_and_writes_json(tmp_path):
         assert row["median_ms"] > 0 and row["pairs_per_s"] == pytest.approx(
             1e3 / row["median_ms"], rel=1e-2)
     assert result["machine"]["cpu_count"] >= 1
+
+
+def test_bench_generator_writes_json(tmp_path):
+    done = run_cli("bench", "generator", "--height", "64", "--width", "128", "--batch-size", "2",
+                   "--batches", "2", "--device", "cpu", "--json", tmp_path / "g.json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "g.json").read_text())
+    assert result["samples_per_s"] == pytest.approx(2 / result["median_batch_s"])
+    assert "| synthetic | 128x64 | cpu | 2 |" in done.stdout

@@ -1,4 +1,5 @@
-"""StereoEstimator: SGBM recovers a known plane, the networks run on any size, bad input is named."""
+"""StereoEstimator: SGBM recovers a known plane, the networks run on any size, bad input is
+named."""
 from __future__ import annotations
 
 import numpy as np

@@ -184,3 +184,14 @@ def test_clean_shutdown_under_two_seconds(ros_context, tmp_path, sig):
     start = time.monotonic()
     code = process.stop(sig)
     assert code == 0 and time.monotonic() - start < 2.0
+
+
+def test_default_parameters_load_the_shipped_network(ros_context, tmp_path):
+    process = NodeProcess(tmp_path / "node.log", {"device": "cpu"}, "/defaults")
+    process.wait_ready()
+    try:
+        log = process.log()
+        assert "ready: model psmnet_dws on cpu, max disparity 64" in log
+        assert "no trained weights" not in log
+    finally:
+        assert process.stop() == 0

@@ -192,7 +192,8 @@ class SyntheticStereo:
 
     @staticmethod
     def _occlusion(disparity: torch.Tensor, right_zbuffer: torch.Tensor) -> torch.Tensor:
-        """Left pixels whose surface point is out of frame or behind another surface on the right."""
+        """Left pixels whose surface point is out of frame, or hidden by another surface, on the
+        right."""
         batch, height, width = disparity.shape
         x = torch.arange(width, device=disparity.device, dtype=torch.float32).view(1, 1, -1)
         target = x - disparity

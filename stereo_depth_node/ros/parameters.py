@@ -15,7 +15,8 @@ class ParameterSpec:
 
 PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("model", "psmnet_dws", "psmnet_dws, psmnet or sgbm", False),
-    ParameterSpec("weights", "", "checkpoint file; empty = the weights shipped for the model", False),
+    ParameterSpec("weights", "", "checkpoint file; empty = the weights shipped for the model",
+                  False),
     ParameterSpec("device", "auto", "auto, cpu, cuda or cuda:N", False),
     ParameterSpec("precision", "auto", "auto, fp32, fp16 or bf16 (autocast on CUDA)", False),
     ParameterSpec("max_disparity", 0, "disparity search range in px; 0 = the shipped weights' "

@@ -1,0 +1,77 @@
+"""Shipping trained weights: a half-precision checkpoint and a model card (JSON) beside it."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .bench import machine_description
+from .checkpoints import load_model, read_checkpoint, save_checkpoint
+from .models.parameter_count import count_parameters, count_parameters_per_call
+from .train import LOSS_WEIGHTS
+
+RECIPE_KEYS = ("max_disparity", "crop_height", "crop_width", "batch_size", "lr", "betas",
+               "steps", "seed", "device", "precision", "min_layers", "max_layers", "dataset",
+               "init_weights")
+
+
+def _loss_curve(log_path: Path | None, points: int = 50) -> list[list[float]]:
+    if log_path is None or not log_path.exists():
+        return []
+    entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    losses = [(e["step"], e["loss"]) for e in entries if "loss" in e]
+    stride = max(len(losses) // points, 1)
+    return [[step, round(loss, 4)] for step, loss in losses[::stride]]
+
+
+def _validation_curve(log_path: Path | None) -> list[list[float]]:
+    if log_path is None or not log_path.exists():
+        return []
+    entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    return [[e["step"], round(e["val_synthetic_epe"], 4)] for e in entries
+            if "val_synthetic_epe" in e]
+
+
+def ship(checkpoint: str | os.PathLike, name: str, evaluation: str | os.PathLike | None,
+         out_dir: str | os.PathLike, loss_log: str | os.PathLike | None = None,
+         notes: str = "") -> tuple[Path, Path]:
+    """weights/<name>.pt (fp16, weights only) and weights/<name>.json from a training checkpoint."""
+    source = read_checkpoint(checkpoint)
+    meta = source["meta"]
+    model = load_model(checkpoint, source["model"], int(source["max_disparity"]))
+    out_dir = Path(out_dir)
+    weights_path, card_path = out_dir / f"{name}.pt", out_dir / f"{name}.json"
+    save_checkpoint(weights_path, model, source["model"], half=True, step=meta.get("step"),
+                    samples_seen=meta.get("samples_seen"))
+    config = meta.get("config", {})
+    log_path = Path(loss_log) if loss_log else None
+    card: dict[str, Any] = {
+        "name": name, "model": source["model"], "file": weights_path.name,
+        "file_mib": round(weights_path.stat().st_size / 2**20, 2), "storage": "float16",
+        "parameters": count_parameters(model),
+        "parameters_per_call_paper_convention": count_parameters_per_call(model),
+        "max_disparity": int(source["max_disparity"]),
+        "recipe": {**{k: config.get(k) for k in RECIPE_KEYS},
+                   "loss": f"smooth L1, weights {list(LOSS_WEIGHTS)} on the three outputs",
+                   "optimizer": "Adam", "data": config.get("dataset") or
+                   "synthetic generator (stereo_depth_node/data/generator.py)"},
+        "steps": meta.get("step"), "samples_seen": meta.get("samples_seen"),
+        "wall_time_s": round(float(meta.get("wall_time_s", 0.0)), 1),
+        "trained_on": config.get("device"), "torch": torch.__version__,
+        "shipped_on": machine_description(), "notes": notes,
+        "loss_curve": _loss_curve(log_path),
+        "validation_synthetic_epe": _validation_curve(log_path),
+    }
+    if evaluation is not None:
+        result = json.loads(Path(evaluation).read_text())
+        card["evaluation"] = {
+            "command": "stereo-depth eval --methods sgbm psmnet_dws psmnet "
+                       "--data ../shared/data/stereo_eval --synthetic 8 --device cpu",
+            "scored_below_disparity": result["scored_below_disparity"],
+            "datasets": {label: method["datasets"] for label, method in result["methods"].items()
+                         if label == "sgbm" or weights_path.name in label}}
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    return weights_path, card_path

@@ -1,0 +1,105 @@
+"""Training: the loss falls on a fixed batch, resume is bit-exact, bad resumes are refused."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from stereo_depth_node.checkpoints import load_model
+from stereo_depth_node.errors import ConfigurationError
+from stereo_depth_node.train import TrainConfig, sequence_loss, train, valid_mask
+
+
+def tiny_config(tmp_path, **overrides) -> TrainConfig:
+    values = dict(model="psmnet_dws", max_disparity=16, crop_height=32, crop_width=64,
+                  batch_size=2, steps=4, device="cpu", precision="fp32", validate_every=0,
+                  checkpoint_every=2, log_every=1, out_dir=str(tmp_path), min_layers=2,
+                  max_layers=4)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_loss_falls_on_a_fixed_batch(tmp_path):
+    config = tiny_config(tmp_path, steps=12, lr=1e-3)
+    from stereo_depth_node.train import synthetic_batches
+    fixed = synthetic_batches(config, torch.device("cpu"), rank=0)(0)
+    losses = []
+    train(config, batches=lambda step: fixed,
+          progress=lambda line: losses.append(float(line.split("loss ")[1].split()[0])))
+    assert len(losses) == 12
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3
+
+
+def test_resume_continues_bit_exactly(tmp_path):
+    straight = train(tiny_config(tmp_path / "straight"), progress=lambda _: None)
+    train(tiny_config(tmp_path / "split", steps=2), progress=lambda _: None)
+    resumed = train(tiny_config(tmp_path / "split", steps=4),
+                    resume=tmp_path / "split" / "last.pt", progress=lambda _: None)
+    assert straight["step"] == resumed["step"] == 4
+    assert straight["samples_seen"] == resumed["samples_seen"] == 8
+    a = torch.load(tmp_path / "straight/last.pt", weights_only=True)
+    b = torch.load(tmp_path / "split/last.pt", weights_only=True)
+    for name, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][name]), name
+    for key, value in a["optimizer"]["state"].items():
+        assert torch.equal(value["exp_avg"], b["optimizer"]["state"][key]["exp_avg"])
+
+
+def test_resume_from_another_model_or_range_is_refused(tmp_path):
+    train(tiny_config(tmp_path, steps=1), progress=lambda _: None)
+    with pytest.raises(ConfigurationError, match="cannot resume 'psmnet' from .*'psmnet_dws'"):
+        train(tiny_config(tmp_path / "other", model="psmnet"), resume=tmp_path / "last.pt")
+    with pytest.raises(ConfigurationError, match="max_disparity 32 .*trained with 16"):
+        train(tiny_config(tmp_path / "other", max_disparity=32), resume=tmp_path / "last.pt")
+
+
+def test_disparity_above_the_max_is_not_supervised():
+    target = torch.tensor([[[5.0, 15.0, 16.0, 40.0, float("nan")]]])
+    valid = valid_mask(target, 16)
+    assert valid.tolist() == [[[True, True, False, False, False]]]
+    prediction = torch.tensor([[[5.0, 15.0, 0.0, 0.0, 0.0]]])
+    assert sequence_loss((prediction,) * 3, target, valid).item() == 0.0
+
+
+def test_train_command_writes_checkpoint_log_and_config(tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text("max_disparity: 16\ncrop_height: 32\ncrop_width: 64\nbatch_size: 2\n"
+                      "validate_every: 0\nlog_every: 1\nmin_layers: 2\nmax_layers: 4\n"
+                      "precision: fp32\n")
+    done = subprocess.run([sys.executable, "-m", "stereo_depth_node.cli", "train", "--config",
+                           str(config), "--steps", "2", "--device", "cpu", "--out-dir",
+                           str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "trained psmnet_dws to step 2 (4 samples" in done.stdout
+    log = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [1, 2]
+    assert all(entry["samples_per_s"] > 0 and "excluded_above_max" in entry for entry in log)
+    model = load_model(tmp_path / "run/last.pt", "psmnet_dws", 16)  # loads as shipped weights
+    assert model.max_disparity == 16
+    (tmp_path / "bad.yaml").write_text("learning_rate: 0.1\n")
+    bad = subprocess.run([sys.executable, "-m", "stereo_depth_node.cli", "train", "--config",
+                          str(tmp_path / "bad.yaml")], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown training settings" in bad.stderr
+
+
+def test_periodic_validation_on_synthetic_and_real_pairs(tmp_path, stereo_eval):
+    lines = []
+    train(tiny_config(tmp_path, steps=1, validate_every=1, validation_batches=1,
+                      eval_root=str(stereo_eval)), progress=lines.append)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    scores = next(entry for entry in log if "val_synthetic_epe" in entry)
+    for name in ("synthetic", "middlebury2003", "kitti2015", "eth3d"):
+        assert 0 < scores[f"val_{name}_epe"] < 100, name
+    assert any(line.startswith("step 1: validation EPE (px) synthetic") for line in lines)
+
+
+def test_resume_from_shipped_weights_is_refused(tmp_path):
+    train(tiny_config(tmp_path, steps=1), progress=lambda _: None)
+    from stereo_depth_node.checkpoints import save_checkpoint
+    save_checkpoint(tmp_path / "weights.pt", load_model(tmp_path / "last.pt", "psmnet_dws", 16),
+                    "psmnet_dws")
+    with pytest.raises(ConfigurationError, match="holds weights only, not a training state"):
+        train(tiny_config(tmp_path / "again"), resume=tmp_path / "weights.pt")
