@@ -42,9 +42,7 @@ def synthetic_frames(count: int, seed: int = 2024) -> list[DemoFrame]:
                                                 max_disparity=DEMO_MAX_DISPARITY, min_layers=5,
                                                 max_layers=15), seed=seed)
     batch = generator.batch(0, count)
-    to_uint8 = lambda images: (images.permute(0, 2, 3, 1).numpy() * 255 + 0.5  # noqa: E731
-                               ).clip(0, 255).astype(np.uint8)
-    lefts, rights = to_uint8(batch.left), to_uint8(batch.right)
+    lefts, rights = batch.images_uint8()
     return [DemoFrame(f"synthetic_{i}", lefts[i], rights[i], SYNTHETIC_CAMERA,
                       batch.disparity[i].numpy(), batch.occlusion[i].numpy())
             for i in range(count)]

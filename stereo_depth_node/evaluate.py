@@ -57,10 +57,9 @@ def synthetic_test_set(count: int, max_disparity: int) -> Iterable[StereoSample]
                                 seed=SYNTHETIC_SEED)
     for index in range(count):
         batch = generator.batch(index, 1)
-        to_uint8 = lambda t: (t[0].permute(1, 2, 0).numpy() * 255 + 0.5  # noqa: E731
-                              ).clip(0, 255).astype(np.uint8)
-        yield StereoSample(f"synthetic/{index}", to_uint8(batch.left), to_uint8(batch.right),
-                           batch.disparity[0].numpy(), batch.occlusion[0].numpy())
+        (left,), (right,) = batch.images_uint8()
+        yield StereoSample(f"synthetic/{index}", left, right, batch.disparity[0].numpy(),
+                           batch.occlusion[0].numpy())
 
 
 def _mean(per_image: list[dict[str, Any]], region: str, key: str) -> float | None:

@@ -46,6 +46,11 @@ def unit_scale(dtype: np.dtype) -> float:
     return float(np.iinfo(dtype).max)
 
 
+def unit_float_to_uint8(image: np.ndarray) -> np.ndarray:
+    """A float image in [0, 1] as uint8 (rounded, clipped)."""
+    return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """uint8 version of a uint8/uint16 image, full range kept (OpenCV matchers take 8 bits)."""
     if image.dtype == np.uint8:

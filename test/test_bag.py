@@ -16,6 +16,7 @@ from rosgraph_msgs.msg import Clock
 from ros_harness import NodeProcess, ros_environment
 from stereo_depth_node.data.plane import render_plane_pair
 from stereo_depth_node.ros.bag import TYPESTORE
+from stereo_depth_node.ros.conversions import float_image_to_array
 
 CLI = [sys.executable, "-m", "stereo_depth_node.cli", "bag"]
 FX, BASELINE, PAIRS = 500.0, 0.12, 3
@@ -38,8 +39,7 @@ def read_bag(path):
     return result
 
 
-def _depth(message) -> np.ndarray:
-    return np.frombuffer(bytes(message.data), np.float32).reshape(message.height, message.width)
+_depth = float_image_to_array  # rosbags messages have the same fields
 
 
 @pytest.fixture(scope="module")

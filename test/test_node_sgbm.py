@@ -12,6 +12,7 @@ from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
 from ros_harness import NodeProcess, StereoClient, camera_for, image_message, stereo_set
+from stereo_depth_node.ros.conversions import float_image_to_array, point_cloud_to_array
 from stereo_depth_node.ros.messages import camera_infos
 from stereo_depth_node.data.plane import render_plane_pair
 
@@ -57,12 +58,8 @@ def send_and_wait(client, messages, topics=("disparity",), timeout=30.0):
     return client.send_and_wait(messages, topics, timeout)
 
 
-def as_array(image_msg) -> np.ndarray:
-    return np.frombuffer(image_msg.data, np.float32).reshape(image_msg.height, image_msg.width)
-
-
-def cloud_array(cloud) -> np.ndarray:
-    return np.frombuffer(cloud.data, "<f4").reshape(cloud.height, cloud.width, 4)
+as_array = float_image_to_array
+cloud_array = point_cloud_to_array
 
 
 ALL = ("disparity", "depth", "depth/camera_info", "points2", "confidence")

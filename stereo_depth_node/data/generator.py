@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..images import unit_float_to_uint8
 from .textures import image_textures, procedural_textures
 
 SHAPES = ("ellipse", "rectangle", "bar", "blob")
@@ -36,6 +38,11 @@ class StereoBatch:
     right: torch.Tensor       # B x 3 x H x W in [0, 1]
     disparity: torch.Tensor   # B x H x W, left view, px
     occlusion: torch.Tensor   # B x H x W bool: visible in the left view only
+
+    def images_uint8(self) -> tuple[np.ndarray, np.ndarray]:
+        """Left and right as B x H x W x 3 uint8 arrays, as a camera would deliver them."""
+        return tuple(unit_float_to_uint8(views.permute(0, 2, 3, 1).cpu().numpy())
+                     for views in (self.left, self.right))
 
 
 def _uniform(generator: torch.Generator, shape: tuple[int, ...], low: float, high: float,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..images import unit_float_to_uint8
+
 
 def band_limited_texture(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     """float32 H x W x 3 texture in [0, 1]: noise at three scales, smooth enough to interpolate."""
@@ -31,8 +33,4 @@ def render_plane_pair(height: int, width: int, disparity: float, seed: int = 0
     map_y = np.repeat(np.arange(height, dtype=np.float32)[:, None], width, axis=1)
     left = cv2.remap(texture, map_x, map_y, interpolation=cv2.INTER_CUBIC,
                      borderMode=cv2.BORDER_REFLECT)
-    return _to_uint8(left), _to_uint8(right)
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
+    return unit_float_to_uint8(left), unit_float_to_uint8(right)

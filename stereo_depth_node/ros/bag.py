@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..estimator import StereoEstimator
 from ..pipeline import OutputSettings
 from .frame import INPUT_TOPICS, OUTPUT_TOPICS, process_stereo_messages
-from .messages import stereo_messages
+from .messages import stamp_ns, stereo_messages
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 STORAGE = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -41,10 +41,6 @@ def message_class(msgtype: str) -> type:
 def ros_msgtype(message: object) -> str:
     module = type(message).__module__.split(".")[0]
     return f"{module}/msg/{type(message).__name__}"
-
-
-def _stamp_ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 class BagWriter:
@@ -241,7 +237,7 @@ def process_bag(source: str | os.PathLike, out: str | os.PathLike, estimator: St
             message = deserialize_message(raw.data, message_class(raw.msgtype))
             if copy_inputs:
                 writer.write_raw(raw.topic, raw.msgtype, raw.timestamp_ns, raw.data)
-            stamp = _stamp_ns(message.header)
+            stamp = stamp_ns(message.header)
             group = pending.setdefault(stamp, {})
             group[suffix] = message
             if len(group) < len(INPUT_TOPICS):

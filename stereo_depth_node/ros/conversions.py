@@ -71,6 +71,23 @@ def image_to_rgb(msg, topic: str) -> np.ndarray:
     return np.ascontiguousarray(pixels[:, :, :3])
 
 
+def float_image_to_array(msg) -> np.ndarray:
+    """A 32FC1 Image (rclpy or rosbags message) as a float32 H x W array."""
+    if msg.encoding != "32FC1":
+        raise InputError(f"expected a 32FC1 image, got encoding {msg.encoding!r}")
+    dtype = np.dtype(">f4" if msg.is_bigendian else "<f4")
+    rows = np.frombuffer(msg.data, np.uint8, count=msg.step * msg.height).reshape(msg.height,
+                                                                                msg.step)
+    pixels = np.ascontiguousarray(rows[:, :msg.width * 4]).view(dtype)
+    return pixels.reshape(msg.height, msg.width).astype(np.float32)
+
+
+def point_cloud_to_array(msg) -> np.ndarray:
+    """An organized PointCloud2 of this node (16-byte little-endian points) as H x W x 4 float32:
+    x, y, z and the packed rgb (or padding)."""
+    return np.frombuffer(msg.data, "<f4").reshape(msg.height, msg.width, 4)
+
+
 def float_image_fields(array: np.ndarray) -> dict:
     """Fields of a 32FC1 Image (little- or big-endian as this machine) holding `array`."""
     data = np.ascontiguousarray(array, dtype=np.float32)

@@ -22,6 +22,7 @@ from ..ply import write_ply
 from ..visualize import depth_figure, disparity_figure
 from .bag import TYPESTORE  # noqa: F401  (fails early when rosbags is missing)
 from .client import OUTPUT_TYPES, StereoClient
+from .conversions import float_image_to_array, point_cloud_to_array
 from .messages import stereo_messages
 
 START_NS = 1_700_000_000 * 10**9
@@ -37,10 +38,6 @@ def use_local_shared_memory() -> None:
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", os.fspath(SHM_PROFILE))
 
 
-def _float_image(message) -> np.ndarray:
-    return np.frombuffer(message.data, np.float32).reshape(message.height, message.width)
-
-
 def _start_node(model: str, namespace: str, device: str, log_path: Path) -> subprocess.Popen:
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
     command = [sys.executable, "-m", "stereo_depth_node.ros.node", "--ros-args",
@@ -52,13 +49,12 @@ def _start_node(model: str, namespace: str, device: str, log_path: Path) -> subp
 
 
 def _write_figures(out: Path, frame: DemoFrame, outputs: dict[str, Any]) -> None:
-    disparity = _float_image(outputs["disparity"].image) + frame.camera.disparity_offset
-    depth = _float_image(outputs["depth"])
+    disparity = float_image_to_array(outputs["disparity"].image) + frame.camera.disparity_offset
+    depth = float_image_to_array(outputs["depth"])
     cv2.imwrite(os.fspath(out / f"{frame.name}_disparity.png"),
                 disparity_figure(disparity, DEMO_MAX_DISPARITY))
     cv2.imwrite(os.fspath(out / f"{frame.name}_depth.png"), depth_figure(depth))
-    cloud = outputs["points2"]
-    points = np.frombuffer(cloud.data, "<f4").reshape(cloud.height, cloud.width, 4)
+    points = point_cloud_to_array(outputs["points2"])
     rgb = points[..., 3].copy().view(np.uint32)
     colors = np.stack([(rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255], -1).astype(np.uint8)
     write_ply(out / f"{frame.name}_cloud.ply", points[..., :3], colors)
@@ -83,7 +79,8 @@ def _run_model(model: str, frames: list[DemoFrame], out: Path, device: str) -> d
             outputs = client.send_and_wait(messages, tuple(OUTPUT_TYPES), timeout=300)
             stamp = messages["left/image_rect"].header.stamp
             latencies.append((client.arrival("disparity", stamp)[0] - sent) * 1e3)
-            shift = _float_image(outputs["disparity"].image) + frame.camera.disparity_offset
+            shift = (float_image_to_array(outputs["disparity"].image)
+                     + frame.camera.disparity_offset)
             per_frame[frame.name] = disparity_metrics(shift, frame.disparity, frame.occlusion,
                                                       DEMO_MAX_DISPARITY)
             if index == 0:

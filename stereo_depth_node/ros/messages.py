@@ -13,6 +13,10 @@ from .conversions import array_to_image_fields, float_image_fields
 POINT_STEP = 16  # x, y, z, rgb (or padding) as float32: aligned points, as PCL writes them
 
 
+def stamp_ns(header: Header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
 def float_image(array: np.ndarray, header: Header) -> Image:
     return Image(header=header, **float_image_fields(array))
 

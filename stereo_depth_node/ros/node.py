@@ -32,6 +32,7 @@ from ..estimator import StereoEstimator
 from ..pipeline import OutputSettings
 from .frame import INPUT_TOPICS, OUTPUT_TOPICS, process_stereo_messages
 from .mailbox import Mailbox
+from .messages import stamp_ns
 from .parameters import BY_NAME, PARAMETERS
 from .sync import TimeSynchronizer, Unmatched
 
@@ -63,10 +64,6 @@ class Counters:
     last_error: str = ""
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100))
     processed_times: deque = field(default_factory=lambda: deque(maxlen=100))
-
-
-def _stamp_ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 class StereoDepthNode(Node):
@@ -189,7 +186,7 @@ class StereoDepthNode(Node):
     # --- input ----------------------------------------------------------------------------------
     def _input_callback(self, index: int):
         def callback(msg) -> None:
-            self._sync.add(index, _stamp_ns(msg.header), msg)
+            self._sync.add(index, stamp_ns(msg.header), msg)
         return callback
 
     def _on_synchronised(self, left: Image, right: Image, left_info: CameraInfo,

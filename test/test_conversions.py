@@ -1,0 +1,47 @@
+"""Image message <-> array conversions, byte by byte (no DDS needed for these)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import Image
+
+from stereo_depth_node.errors import InputError
+from stereo_depth_node.ros.conversions import (array_to_image_fields, float_image_fields,
+                                               float_image_to_array, image_to_rgb)
+
+
+@pytest.mark.parametrize("encoding, make", [
+    ("rgb8", lambda rgb: rgb),
+    ("bgr8", lambda rgb: rgb[:, :, ::-1]),
+    ("rgba8", lambda rgb: np.dstack([rgb, np.full(rgb.shape[:2], 7, np.uint8)])),
+    ("bgra8", lambda rgb: np.dstack([rgb[:, :, ::-1], np.full(rgb.shape[:2], 7, np.uint8)])),
+])
+def test_colour_encodings_give_rgb(rng, encoding, make):
+    rgb = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    msg = Image(**array_to_image_fields(make(rgb), encoding))
+    np.testing.assert_array_equal(image_to_rgb(msg, "cam"), rgb)
+
+
+def test_mono16_big_endian_with_row_padding(rng):
+    mono = rng.integers(0, 65536, (4, 6), dtype=np.uint16)
+    rows = np.zeros((4, 6 * 2 + 4), np.uint8)
+    rows[:, :12] = mono.astype(">u2").view(np.uint8).reshape(4, 12)
+    msg = Image(height=4, width=6, encoding="mono16", is_bigendian=1, step=16,
+                data=rows.tobytes())
+    result = image_to_rgb(msg, "cam")
+    assert result.dtype == np.uint16
+    np.testing.assert_array_equal(result, mono)
+
+
+def test_float_images_round_trip_in_either_byte_order(rng):
+    depth = rng.standard_normal((3, 5)).astype(np.float32)
+    msg = Image(**float_image_fields(depth))
+    np.testing.assert_array_equal(float_image_to_array(msg), depth)
+    padded = np.zeros((3, 5 * 4 + 8), np.uint8)
+    padded[:, :20] = depth.astype(">f4").view(np.uint8).reshape(3, 20)
+    big = Image(height=3, width=5, encoding="32FC1", is_bigendian=1, step=28,
+                data=padded.tobytes())
+    np.testing.assert_array_equal(float_image_to_array(big), depth)
+    with pytest.raises(InputError, match="expected a 32FC1 image, got encoding 'mono8'"):
+        float_image_to_array(Image(**array_to_image_fields(np.zeros((2, 2), np.uint8),
+                                                           "mono8")))
