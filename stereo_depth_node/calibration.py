@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .camera import StereoCamera
-from .errors import InputError
+from .errors import ConfigurationError, InputError
 
 
 def _camera_matrix(text: str) -> np.ndarray:
@@ -16,6 +16,19 @@ def _camera_matrix(text: str) -> np.ndarray:
     if len(numbers) != 9:
         raise ValueError(f"expected 9 numbers, got {len(numbers)}")
     return np.array(numbers).reshape(3, 3)
+
+
+def camera_from_options(calib: str | os.PathLike | None, focal: float | None,
+                        baseline: float | None, width: int, height: int) -> StereoCamera | None:
+    """The camera of --calib FILE or --focal F --baseline B (principal point at the centre);
+    None when neither is given."""
+    if calib and (focal is not None or baseline is not None):
+        raise ConfigurationError("give either --calib or --focal/--baseline, not both")
+    if (focal is None) != (baseline is None):
+        raise ConfigurationError("--focal and --baseline go together")
+    if calib:
+        return read_middlebury_calib(calib)
+    return None if focal is None else StereoCamera.centred(width, height, focal, baseline)
 
 
 def read_middlebury_calib(path: str | os.PathLike) -> StereoCamera:

@@ -48,6 +48,12 @@ class StereoCamera:
         if self.baseline <= 0:
             raise InputError(f"baseline must be positive, got {self.baseline} m")
 
+    @classmethod
+    def centred(cls, width: int, height: int, focal: float, baseline: float) -> "StereoCamera":
+        """Square pixels, principal point at the image centre in both views."""
+        cx, cy = (width - 1) / 2, (height - 1) / 2
+        return cls(fx=focal, fy=focal, cx=cx, cy=cy, cx_right=cx, baseline=baseline)
+
     @property
     def disparity_offset(self) -> float:
         return self.cx - self.cx_right

@@ -127,9 +127,12 @@ def resolve_weights(model_name: str, weights: str | os.PathLike | None) -> Path 
     return Path(weights)
 
 
-def default_max_disparity(weights: Path | None) -> int:
-    """The max disparity recorded in a checkpoint, else the PSMNet default of 192."""
-    if weights is None:
-        return DEFAULT_MAX_DISPARITY
-    recorded = read_checkpoint(weights)["max_disparity"]
-    return int(recorded) if recorded is not None else DEFAULT_MAX_DISPARITY
+def weights_and_range(model_name: str, weights: str | os.PathLike | None,
+                      max_disparity: int) -> tuple[Path | None, int]:
+    """Resolve a weights setting (see resolve_weights) and a max disparity where 0 means: the
+    value recorded in those weights, else the PSMNet default of 192."""
+    path = resolve_weights(model_name, weights)
+    if max_disparity:
+        return path, max_disparity
+    recorded = read_checkpoint(path)["max_disparity"] if path is not None else None
+    return path, int(recorded) if recorded is not None else DEFAULT_MAX_DISPARITY

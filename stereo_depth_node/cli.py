@@ -23,10 +23,9 @@ def _add_model_options(parser: argparse.ArgumentParser, backends: tuple[str, ...
 
 
 def _weights_and_range(args: argparse.Namespace) -> tuple[Path | None, int]:
-    from .checkpoints import default_max_disparity, resolve_weights
+    from .checkpoints import weights_and_range
 
-    weights = resolve_weights(args.model, args.weights)
-    return weights, args.max_disparity or default_max_disparity(weights)
+    return weights_and_range(args.model, args.weights, args.max_disparity)
 
 
 def _add_device_options(parser: argparse.ArgumentParser) -> None:
@@ -35,25 +34,14 @@ def _add_device_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    from .calibration import read_middlebury_calib
-    from .camera import StereoCamera
+    from .calibration import camera_from_options
     from .estimator import StereoEstimator
     from .images import as_rgb, read_image
     from .outputs import write_result
 
-    if args.calib and (args.focal or args.baseline):
-        raise ConfigurationError("give either --calib or --focal/--baseline, not both")
-    if (args.focal is None) != (args.baseline is None):
-        raise ConfigurationError("--focal and --baseline go together")
     left, right = read_image(args.left), read_image(args.right)
-    camera = None
-    if args.calib:
-        camera = read_middlebury_calib(args.calib)
-    elif args.focal is not None:
-        height, width = left.shape[:2]
-        camera = StereoCamera(fx=args.focal, fy=args.focal, cx=(width - 1) / 2,
-                              cy=(height - 1) / 2, cx_right=(width - 1) / 2,
-                              baseline=args.baseline)
+    camera = camera_from_options(args.calib, args.focal, args.baseline, left.shape[1],
+                                 left.shape[0])
     weights, max_disparity = _weights_and_range(args)
     estimator = StereoEstimator(args.model, weights, max_disparity, args.device,
                                 args.precision, args.input_scale, args.lr_check,

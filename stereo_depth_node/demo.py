@@ -14,8 +14,8 @@ MOTORCYCLE_CAMERA = StereoCamera(fx=994.978, fy=994.978, cx=311.193, cy=254.877,
                                  cx_right=311.193 + 31.086, baseline=0.193001)
 DEMO_MAX_DISPARITY = 64
 SYNTHETIC_SIZE = (240, 320)
-SYNTHETIC_CAMERA = StereoCamera(fx=320.0, fy=320.0, cx=159.5, cy=119.5, cx_right=159.5,
-                                baseline=0.1)
+SYNTHETIC_CAMERA = StereoCamera.centred(SYNTHETIC_SIZE[1], SYNTHETIC_SIZE[0], focal=320.0,
+                                        baseline=0.1)
 
 
 @dataclass

@@ -86,8 +86,7 @@ def image_message(array: np.ndarray, encoding: str, stamp_s: float) -> Image:
 
 def camera_for(width: int, height: int, fx: float = 500.0, baseline: float = 0.12
                 ) -> StereoCamera:
-    cx, cy = (width - 1) / 2, (height - 1) / 2
-    return StereoCamera(fx=fx, fy=fx, cx=cx, cy=cy, cx_right=cx, baseline=baseline)
+    return StereoCamera.centred(width, height, fx, baseline)
 
 
 def stereo_set(left: np.ndarray, right: np.ndarray, stamp_s: float, fx: float = 500.0,

@@ -38,9 +38,9 @@ def message_class(msgtype: str) -> type:
     return getattr(importlib.import_module(f"{package}.msg"), name)
 
 
-def ros_msgtype(message: object) -> str:
-    module = type(message).__module__.split(".")[0]
-    return f"{module}/msg/{type(message).__name__}"
+def msgtype_name(message_type: type) -> str:
+    """'pkg/msg/Type' of an rclpy message class (the inverse of message_class)."""
+    return f"{message_type.__module__.split('.')[0]}/msg/{message_type.__name__}"
 
 
 class BagWriter:
@@ -62,7 +62,8 @@ class BagWriter:
         self.count += 1
 
     def write(self, topic: str, message: object, timestamp_ns: int) -> None:
-        self.write_raw(topic, ros_msgtype(message), timestamp_ns, serialize_message(message))
+        self.write_raw(topic, msgtype_name(type(message)), timestamp_ns,
+                       serialize_message(message))
 
     def close(self) -> None:
         self._writer.close()

@@ -9,22 +9,20 @@ from pathlib import Path
 
 import rclpy
 
-from ..calibration import read_middlebury_calib
+from ..calibration import camera_from_options
 from ..camera import StereoCamera
 from ..errors import ConfigurationError
 from ..estimator import StereoEstimator
 from ..images import read_image
-from .bag import Recorder, make_bag, play_bag, process_bag
-from .client import OUTPUT_TYPES
+from .bag import Recorder, make_bag, msgtype_name, play_bag, process_bag
+from .frame import OUTPUT_TYPES
 
 
 def _camera(args: argparse.Namespace, width: int, height: int) -> StereoCamera:
-    if args.calib:
-        return read_middlebury_calib(args.calib)
-    if args.focal is None or args.baseline is None:
+    camera = camera_from_options(args.calib, args.focal, args.baseline, width, height)
+    if camera is None:
         raise ConfigurationError("give --calib FILE or --focal F --baseline B")
-    return StereoCamera(fx=args.focal, fy=args.focal, cx=(width - 1) / 2, cy=(height - 1) / 2,
-                        cx_right=(width - 1) / 2, baseline=args.baseline)
+    return camera
 
 
 def cmd_make(args: argparse.Namespace) -> int:
@@ -72,8 +70,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 def cmd_record(args: argparse.Namespace) -> int:
     namespace = args.namespace.rstrip("/")
-    topics = {f"{namespace}/{t}": f"{kind.__module__.split('.')[0]}/msg/{kind.__name__}"
-              for t, kind in OUTPUT_TYPES.items()}
+    topics = {f"{namespace}/{t}": msgtype_name(kind) for t, kind in OUTPUT_TYPES.items()}
 
     def work(node, stop) -> int:
         from rclpy.executors import SingleThreadedExecutor
@@ -98,10 +95,9 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    from ..checkpoints import default_max_disparity, resolve_weights
+    from ..checkpoints import weights_and_range
 
-    weights = resolve_weights(args.model, args.weights)
-    max_disparity = args.max_disparity or default_max_disparity(weights)
+    weights, max_disparity = weights_and_range(args.model, args.weights, args.max_disparity)
     estimator = StereoEstimator(args.model, weights, max_disparity, args.device)
     counts = process_bag(args.bag, args.out, estimator, namespace=args.namespace,
                          storage=args.storage, copy_inputs=args.copy_inputs)

@@ -9,14 +9,7 @@ from typing import Callable
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-from stereo_msgs.msg import DisparityImage
-
-from .frame import INPUT_TOPICS
-
-OUTPUT_TYPES = {"disparity": DisparityImage, "depth": Image, "depth/camera_info": CameraInfo,
-                "points2": PointCloud2, "confidence": Image}
-INPUT_TYPES = dict(zip(INPUT_TOPICS, (Image, Image, CameraInfo, CameraInfo)))
+from .frame import INPUT_TYPES, OUTPUT_TYPES
 
 
 class StereoClient:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from stereo_msgs.msg import DisparityImage
 
 from ..errors import InputError
 from ..estimator import StereoEstimator
@@ -20,6 +21,8 @@ LEFT_IMAGE, RIGHT_IMAGE = "left/image_rect", "right/image_rect"
 LEFT_INFO, RIGHT_INFO = "left/camera_info", "right/camera_info"
 INPUT_TOPICS = (LEFT_IMAGE, RIGHT_IMAGE, LEFT_INFO, RIGHT_INFO)
 OUTPUT_TOPICS = ("disparity", "depth", "depth/camera_info", "points2", "confidence")
+INPUT_TYPES = dict(zip(INPUT_TOPICS, (Image, Image, CameraInfo, CameraInfo)))
+OUTPUT_TYPES = dict(zip(OUTPUT_TOPICS, (DisparityImage, Image, CameraInfo, PointCloud2, Image)))
 PUBLISH_FLAGS = {"disparity": "publish_disparity", "depth": "publish_depth",
                  "depth/camera_info": "publish_depth", "points2": "publish_points",
                  "confidence": "publish_confidence"}

@@ -22,15 +22,14 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
-from stereo_msgs.msg import DisparityImage
 
-from ..checkpoints import default_max_disparity, resolve_weights
+from ..checkpoints import weights_and_range
 from ..errors import ConfigurationError, InputError
 from ..estimator import StereoEstimator
 from ..pipeline import OutputSettings
-from .frame import INPUT_TOPICS, OUTPUT_TOPICS, process_stereo_messages
+from .frame import INPUT_TOPICS, INPUT_TYPES, OUTPUT_TYPES, process_stereo_messages
 from .mailbox import Mailbox
 from .messages import stamp_ns
 from .parameters import BY_NAME, PARAMETERS
@@ -86,8 +85,7 @@ class StereoDepthNode(Node):
         self._outputs = {
             topic: self.create_publisher(msg_type, topic, reliable,
                                          qos_overriding_options=overrides)
-            for topic, msg_type in zip(OUTPUT_TOPICS, (DisparityImage, Image, CameraInfo,
-                                                       PointCloud2, Image))}
+            for topic, msg_type in OUTPUT_TYPES.items()}
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._apply_runtime({spec.name: self.get_parameter(spec.name).value
                              for spec in PARAMETERS if spec.runtime})
@@ -109,13 +107,12 @@ class StereoDepthNode(Node):
         """Four synchronised subscriptions: message_filters where it imports, else ours."""
         queue_size = self.get_parameter("queue_size").value
         tolerance = self.get_parameter("sync_tolerance").value
-        types = (Image, Image, CameraInfo, CameraInfo)
         if message_filters is not None:  # pragma: no cover - only with a ROS installation
             self._subscriptions = [
                 message_filters.Subscriber(self, msg_type, topic,
                                            qos_profile=qos_profile_sensor_data,
                                            qos_overriding_options=overrides)
-                for topic, msg_type in zip(INPUT_TOPICS, types)]
+                for topic, msg_type in INPUT_TYPES.items()]
             self._sync = (message_filters.ApproximateTimeSynchronizer(
                 self._subscriptions, queue_size, tolerance) if approximate else
                 message_filters.TimeSynchronizer(self._subscriptions, queue_size))
@@ -126,16 +123,14 @@ class StereoDepthNode(Node):
         self._subscriptions = [
             self.create_subscription(msg_type, topic, self._input_callback(index),
                                      qos_profile_sensor_data, qos_overriding_options=overrides)
-            for index, (topic, msg_type) in enumerate(zip(INPUT_TOPICS, types))]
+            for index, (topic, msg_type) in enumerate(INPUT_TYPES.items())]
 
     # --- configuration --------------------------------------------------------------------------
     def _build_estimator(self) -> StereoEstimator:
         model = self.get_parameter("model").value
         requested = self.get_parameter("weights").value
-        weights = resolve_weights(model, requested)
-        max_disparity = self.get_parameter("max_disparity").value
-        if max_disparity == 0:
-            max_disparity = default_max_disparity(weights)
+        weights, max_disparity = weights_and_range(model, requested,
+                                                   self.get_parameter("max_disparity").value)
         if model != "sgbm" and weights is None and requested != "none":
             self.get_logger().warning(
                 f"no trained weights for {model!r} (parameter weights is empty and none ship "
