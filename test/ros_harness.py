@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import importlib.util
+
 import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
@@ -20,13 +22,31 @@ from stereo_depth_node.ros.messages import stereo_messages
 
 NODE_COMMAND = [sys.executable, "-m", "stereo_depth_node.ros.node"]
 FRAME = "left_camera_optical_frame"
+# message_filters' Python package, unchanged (not on PyPI); every ROS installation has it.
+ROS_PYTHON = Path(__file__).resolve().parents[2] / "shared" / "ros_python"
+# How the node's inputs are synchronised: as this environment has it (internal without a ROS
+# installation), or with the real message_filters on the node's PYTHONPATH.
+SYNC_MODES = ("default", "message_filters")
 
 
-def ros_environment() -> dict[str, str]:
+def expected_synchronizer(mode: str) -> str:
+    if mode == "message_filters" or importlib.util.find_spec("message_filters") is not None:
+        return "message_filters"
+    return "internal"
+
+
+def ros_environment(mode: str = "default", python_paths: tuple[Path, ...] = ()
+                    ) -> dict[str, str]:
     env = dict(os.environ)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     env["RCUTILS_LOGGING_BUFFERED_STREAM"] = "0"
     env["PYTHONUNBUFFERED"] = "1"
+    paths = [*map(str, python_paths)]
+    if mode == "message_filters":
+        if not (ROS_PYTHON / "message_filters" / "__init__.py").is_file():
+            raise FileNotFoundError(f"message_filters missing under {ROS_PYTHON}")
+        paths.append(str(ROS_PYTHON))
+    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [env.get("PYTHONPATH")] if p])
     return env
 
 
@@ -34,15 +54,17 @@ class NodeProcess:
     """`stereo_depth_node` in a subprocess, its log in a file; waits until it says it is ready."""
 
     def __init__(self, log_path: Path, parameters: dict[str, Any] | None = None,
-                 namespace: str = "/stereo") -> None:
+                 namespace: str = "/stereo", mode: str = "default",
+                 python_paths: tuple[Path, ...] = ()) -> None:
         args = [*NODE_COMMAND, "--ros-args", "-r", f"__ns:={namespace}"]
         for name, value in (parameters or {}).items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             args += ["-p", f"{name}:={text}"]
         self.log_path = log_path
+        self.synchronizer = expected_synchronizer(mode)
         self._log = open(log_path, "w")
         self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env=ros_environment())
+                                        env=ros_environment(mode, python_paths))
 
     def log(self) -> str:
         return self.log_path.read_text()
@@ -58,9 +80,14 @@ class NodeProcess:
         return text in self.log()
 
     def wait_ready(self, timeout: float = 120.0) -> None:
+        """Waits for the start-up line, which must name the synchroniser this mode runs."""
         if not self.wait_for_log("ready:", timeout):
             self.stop()
             raise RuntimeError(f"node did not start:\n{self.log()}")
+        if f"sync ({self.synchronizer})" not in self.log():
+            self.stop()
+            raise RuntimeError(f"the node does not synchronise with {self.synchronizer}:\n"
+                               f"{self.log()}")
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
         if self.process.poll() is None:

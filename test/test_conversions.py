@@ -1,13 +1,19 @@
 """Image message <-> array conversions, byte by byte (no DDS needed for these)."""
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
 from stereo_depth_node.errors import InputError
-from stereo_depth_node.ros.conversions import (array_to_image_fields, float_image_fields,
-                                               float_image_to_array, image_to_rgb)
+from stereo_depth_node.ros.conversions import (ImageDecoder, array_to_image_fields,
+                                               float_image_fields, float_image_to_array,
+                                               image_to_rgb)
+
+BROKEN_CV_BRIDGE = Path(__file__).parent / "broken_cv_bridge"
 
 
 @pytest.mark.parametrize("encoding, make", [
@@ -45,3 +51,36 @@ def test_float_images_round_trip_in_either_byte_order(rng):
     with pytest.raises(InputError, match="expected a 32FC1 image, got encoding 'mono8'"):
         float_image_to_array(Image(**array_to_image_fields(np.zeros((2, 2), np.uint8),
                                                            "mono8")))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cv_bridge") is not None,
+                    reason="cv_bridge is installed here")
+def test_without_cv_bridge_the_internal_decoder_runs(rng):
+    decoder = ImageDecoder()
+    assert (decoder.name, decoder.unavailable_reason) == ("internal", "cv_bridge is not installed")
+    rgb = rng.integers(0, 256, (3, 4, 3), dtype=np.uint8)
+    bgr = Image(**array_to_image_fields(rgb[:, :, ::-1], "bgr8"))
+    np.testing.assert_array_equal(decoder.to_rgb(bgr, "cam"), rgb)
+
+
+def test_a_failing_cv_bridge_costs_no_frame_and_is_reported_once(rng, monkeypatch):
+    monkeypatch.syspath_prepend(str(BROKEN_CV_BRIDGE))
+    reports = []
+    decoder = ImageDecoder(on_bridge_failure=reports.append)
+    assert decoder.name == "cv_bridge"
+    rgb = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(decoder.to_rgb(Image(**array_to_image_fields(rgb, "rgb8")),
+                                                 "cam"), rgb)
+    assert decoder.bridge_failures == 0  # little-endian data goes through cv_bridge
+    mono = rng.integers(0, 65536, (4, 6), dtype=np.uint16)
+    big = Image(height=4, width=6, encoding="mono16", is_bigendian=1, step=12,
+                data=mono.astype(">u2").tobytes())
+    for _ in range(3):
+        result = decoder.to_rgb(big, "left/image_rect")
+        assert result.dtype == np.uint16
+        np.testing.assert_array_equal(result, mono)
+    assert decoder.bridge_failures == 3
+    [report] = reports
+    assert report.startswith("cv_bridge could not convert left/image_rect (mono16, "
+                             "is_bigendian=1): AttributeError:")
+    assert "newbyteorder" in report and "internal decoder converts such images" in report

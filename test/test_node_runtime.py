@@ -1,7 +1,9 @@
 """The node's processing model over real DDS: sync policies, the neural backend, back-pressure,
-bad configuration at start, and shutdown."""
+bad configuration at start, and shutdown. Synchronisation and back-pressure run twice: with the
+synchroniser this environment has and with the real message_filters."""
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
@@ -9,11 +11,14 @@ import time
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import ReliabilityPolicy
 
-from ros_harness import NODE_COMMAND, NodeProcess, StereoClient, ros_environment, stereo_set
+from ros_harness import (NODE_COMMAND, SYNC_MODES, NodeProcess, StereoClient, ros_environment,
+                         stereo_set)
 from stereo_depth_node.data.plane import render_plane_pair
+from test_conversions import BROKEN_CV_BRIDGE
 from test_node_sgbm import as_array, cloud_array, send_and_wait
 
 
@@ -21,8 +26,10 @@ from test_node_sgbm import as_array, cloud_array, send_and_wait
 def run_node(ros_context, tmp_path):
     started = []
 
-    def start(parameters, namespace):
-        process = NodeProcess(tmp_path / f"{namespace.strip('/')}.log", parameters, namespace)
+    def start(parameters, namespace, mode="default", python_paths=()):
+        namespace = f"{namespace}_{mode}"
+        process = NodeProcess(tmp_path / f"{namespace.strip('/')}.log", parameters, namespace,
+                              mode, python_paths)
         process.wait_ready()
         started.append(process)
         client = StereoClient(namespace, f"client_{namespace.strip('/')}")
@@ -48,12 +55,13 @@ def _skewed_set(left, right, stamp, skew):
     return messages
 
 
+@pytest.mark.parametrize("mode", SYNC_MODES)
 @pytest.mark.parametrize("approximate", [False, True])
-def test_exact_and_approximate_sync(run_node, approximate):
+def test_exact_and_approximate_sync(run_node, approximate, mode):
     namespace = f"/sync_{'approx' if approximate else 'exact'}"
     process, client, _ = run_node({"model": "sgbm", "max_disparity": 32,
                                    "approximate_sync": approximate, "sync_tolerance": 0.005},
-                                  namespace)
+                                  namespace, mode)
     left, right = render_plane_pair(64, 96, 8.0, seed=2)
     messages = _skewed_set(left, right, 50.0, 0.003)
     client.publish(messages)
@@ -66,17 +74,48 @@ def test_exact_and_approximate_sync(run_node, approximate):
         assert process.wait_for_log("found no partners (exact stamps)", 10)
 
 
-def test_stamps_beyond_the_tolerance_are_reported_and_the_next_set_works(run_node):
+@pytest.mark.parametrize("mode", SYNC_MODES)
+def test_stamps_beyond_the_tolerance_are_reported_and_the_next_set_works(run_node, mode):
     process, client, _ = run_node({"model": "sgbm", "max_disparity": 32, "approximate_sync": True,
-                                "sync_tolerance": 0.01}, "/sync_far")
+                                "sync_tolerance": 0.01}, "/sync_far", mode)
     left, right = render_plane_pair(64, 96, 8.0, seed=2)
     messages = _skewed_set(left, right, 70.0, 0.05)
     client.publish(messages)
     time.sleep(0.5)
     assert client.arrival("disparity", messages["left/image_rect"].header.stamp) is None
     send_and_wait(client, stereo_set(left, right, 71.0))
-    assert process.wait_for_log("found no partners (within sync_tolerance 0.01 s)", 10)
-    assert "ms" in process.log()
+    assert process.wait_for_log("right/image_rect: message stamped 70.050000 s found no partners "
+                                "(within sync_tolerance 0.01 s); nearest: left/image_rect 50.0 ms",
+                                10), process.log()
+
+
+@pytest.mark.parametrize("mode", SYNC_MODES)
+def test_sync_tolerance_set_at_start_and_changed_at_runtime(run_node, mode):
+    process, client, _ = run_node({"model": "sgbm", "max_disparity": 32, "approximate_sync": True,
+                                   "sync_tolerance": 0.005}, "/sync_runtime", mode)
+    parameters = AsyncParameterClient(client.node, f"/sync_runtime_{mode}/stereo_depth_node")
+    assert parameters.wait_for_services(10.0)
+    left, right = render_plane_pair(64, 96, 8.0, seed=2)
+
+    def paired(stamp, skew):
+        messages = _skewed_set(left, right, stamp, skew)
+        client.publish(messages)
+        header = messages["left/image_rect"].header
+        return client.wait_until(lambda: client.arrival("disparity", header.stamp) is not None,
+                                 3.0)
+
+    def set_tolerance(seconds):
+        future = parameters.set_parameters([Parameter("sync_tolerance", value=seconds)])
+        assert client.wait_until(future.done, 10.0) and future.result().results[0].successful
+
+    assert paired(90.0, 0.003)       # within the 5 ms set at start
+    set_tolerance(0.001)
+    assert not paired(91.0, 0.003)   # 3 ms is now too far apart
+    set_tolerance(0.02)
+    assert paired(92.0, 0.012)       # and 12 ms is close enough
+    send_and_wait(client, stereo_set(left, right, 93.0))
+    assert process.process.poll() is None
+    assert "Traceback" not in process.log()
 
 
 def test_neural_backend_outputs(run_node):
@@ -103,6 +142,26 @@ def test_neural_backend_outputs(run_node):
     assert "no trained weights" not in process.log()  # weights=none asks for initial weights
 
 
+@pytest.mark.parametrize("mode", SYNC_MODES)
+def test_a_failing_cv_bridge_falls_back_to_the_internal_decoder(run_node, mode):
+    process, client, _ = run_node({"model": "sgbm", "max_disparity": 32}, "/bridge", mode,
+                                  (BROKEN_CV_BRIDGE,))
+    assert "image decoder cv_bridge;" in process.log()
+    fx, baseline = 500.0, 0.12
+    left, right = render_plane_pair(64, 96, 8.0, seed=6)
+    for stamp in (400.0, 401.0):  # big-endian mono16, which this cv_bridge cannot convert
+        messages = stereo_set(left, right, stamp, fx=fx, baseline=baseline)
+        for topic, image in (("left/image_rect", left), ("right/image_rect", right)):
+            mono = image[:, :, 1].astype(">u2") * 257
+            messages[topic].encoding, messages[topic].is_bigendian = "mono16", 1
+            messages[topic].step, messages[topic].data = 96 * 2, mono.tobytes()
+        depth = as_array(send_and_wait(client, messages, ("depth",))["depth"])
+        assert abs(np.nanmedian(depth) - fx * baseline / 8.0) < 0.05 * fx * baseline / 8.0
+    assert process.log().count("cv_bridge could not convert") == 1
+    assert "AttributeError" in process.log() and "Traceback" not in process.log()
+    send_and_wait(client, stereo_set(left, right, 402.0))  # and rgb8 frames keep working
+
+
 def _rss_mib(pid: int) -> float:
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
@@ -110,22 +169,24 @@ def _rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def test_back_pressure_keeps_the_newest_and_counts_drops(run_node):
+@pytest.mark.parametrize("mode", SYNC_MODES)
+def test_back_pressure_keeps_the_newest_and_counts_drops(run_node, mode):
     # A network on the CPU at 160x240 needs far longer than the 33 ms between frames.
     # Reliable inputs through rclpy's QoS overrides, so that every one of the sets arrives and
     # the counts below are exact.
-    reliable = {f"qos_overrides./slow/{topic}.subscription.reliability": "reliable"
+    namespace = f"/slow_{mode}"
+    reliable = {f"qos_overrides.{namespace}/{topic}.subscription.reliability": "reliable"
                 for topic in ("left/image_rect", "right/image_rect", "left/camera_info",
                               "right/camera_info")}
     process, client, probes = run_node({"model": "psmnet_dws", "weights": "none",
                                         "max_disparity": 32, "device": "cpu", **reliable},
-                                       "/slow")
-    [info] = client.node.get_subscriptions_info_by_topic("/slow/left/image_rect")
+                                       "/slow", mode)
+    [info] = client.node.get_subscriptions_info_by_topic(f"{namespace}/left/image_rect")
     assert info.qos_profile.reliability == ReliabilityPolicy.RELIABLE
     left, right = render_plane_pair(160, 240, 10.0, seed=4)
     send_and_wait(client, stereo_set(left, right, 2.0), timeout=60)  # warm-up at this size
     rss_before = _rss_mib(process.process.pid)
-    parameters = AsyncParameterClient(client.node, "/slow/stereo_depth_node")
+    parameters = AsyncParameterClient(client.node, f"{namespace}/stereo_depth_node")
     assert parameters.wait_for_services(10.0)
     answer_times = []
     for i in range(50):
@@ -147,9 +208,12 @@ def test_back_pressure_keeps_the_newest_and_counts_drops(run_node):
 
     arrays = []
     client.node.create_subscription(DiagnosticArray, "/diagnostics", arrays.append, 10)
-    assert client.wait_until(lambda: any("/slow" in s.name or "stereo_depth_node" in s.name
-                                         for a in arrays for s in a.status), 5)
-    values = {kv.key: kv.value for a in arrays[-1:] for s in a.status for kv in s.values}
+
+    def ours():
+        return [s for a in arrays for s in a.status if s.name.startswith(f"{namespace}/")]
+
+    assert client.wait_until(ours, 5)
+    values = {kv.key: kv.value for kv in ours()[-1].values}
     received, processed = int(values["received sets"]), int(values["processed"])
     dropped = int(values["dropped (newer set arrived)"])
     # probes + warm-up + 50 + the last set
@@ -175,6 +239,32 @@ def test_bad_configuration_exits_with_one_message(ros_context, parameters, messa
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("model, sig, mode", [
+    ("psmnet_dws", signal.SIGINT, "default"), ("psmnet_dws", signal.SIGTERM, "default"),
+    ("psmnet", signal.SIGINT, "default"), ("psmnet", signal.SIGTERM, "default"),
+    ("psmnet_dws", signal.SIGINT, "message_filters")])
+def test_signal_while_the_network_computes_a_frame_exits_zero(run_node, model, sig, mode):
+    # 640x480 at max disparity 64 takes seconds on a CPU: the signal surely lands mid-frame.
+    namespace = f"/busy_{model}_{sig.name.lower()}"
+    reliable = {f"qos_overrides.{namespace}_{mode}/{topic}.subscription.reliability": "reliable"
+                for topic in ("left/image_rect", "right/image_rect", "left/camera_info",
+                              "right/camera_info")}
+    process, client, _ = run_node({"model": model, "weights": "none", "max_disparity": 64,
+                                   "device": "cpu", **reliable}, namespace, mode)
+    client.publish(stereo_set(*render_plane_pair(480, 640, 20.0, seed=5), 300.0))
+    time.sleep(1.0)
+    sent = time.monotonic()
+    code = process.stop(sig, timeout=120)
+    elapsed = time.monotonic() - sent
+    log = process.log()
+    assert code == 0, log[-3000:]
+    assert "terminate called" not in log and "Traceback" not in log, log[-3000:]
+    assert "shutting down: waiting for the frame in flight (running for" in log, log[-3000:]
+    frame_s = float(re.search(r"shut down in [\d.]+ s \(the last frame took ([\d.]+) s", log)[1])
+    assert frame_s > 1.0  # the frame really was inside the network when the signal came
+    assert elapsed < 2.0 + frame_s, log[-3000:]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

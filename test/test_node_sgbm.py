@@ -1,5 +1,6 @@
 """The node in its own process over real DDS, SGBM backend: a plane at a known distance, message
-fields, bad input followed by good frames, runtime parameters, diagnostics."""
+fields, bad input followed by good frames, runtime parameters, diagnostics. Every test runs twice:
+with the synchroniser this environment has and with the real message_filters."""
 from __future__ import annotations
 
 import math
@@ -11,7 +12,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
-from ros_harness import NodeProcess, StereoClient, camera_for, image_message, stereo_set
+from ros_harness import SYNC_MODES, NodeProcess, StereoClient, camera_for, image_message, stereo_set
 from stereo_depth_node.ros.conversions import float_image_to_array, point_cloud_to_array
 from stereo_depth_node.ros.messages import camera_infos
 from stereo_depth_node.data.plane import render_plane_pair
@@ -19,7 +20,6 @@ from stereo_depth_node.data.plane import render_plane_pair
 WIDTH, HEIGHT, FX, BASELINE, DISTANCE = 320, 240, 500.0, 0.12, 2.0
 DISPARITY = FX * BASELINE / DISTANCE  # 30 px
 MAX_DISPARITY = 64
-NAMESPACE = "/sgbm"
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +27,21 @@ def plane():
     return render_plane_pair(HEIGHT, WIDTH, DISPARITY, seed=11)
 
 
-@pytest.fixture(scope="module")
-def node(ros_context, tmp_path_factory):
+@pytest.fixture(scope="module", params=SYNC_MODES)
+def node(ros_context, tmp_path_factory, request):
+    namespace = f"/sgbm_{request.param}"
     process = NodeProcess(tmp_path_factory.mktemp("sgbm") / "node.log",
-                          {"model": "sgbm", "max_disparity": MAX_DISPARITY}, NAMESPACE)
+                          {"model": "sgbm", "max_disparity": MAX_DISPARITY}, namespace,
+                          mode=request.param)
     process.wait_ready()
+    process.namespace = namespace
     yield process
     assert process.stop() == 0
 
 
 @pytest.fixture(scope="module")
 def client(node, plane):
-    client = StereoClient(NAMESPACE, "sgbm_test_client")
+    client = StereoClient(node.namespace, "sgbm_test_client")
     client.connect(stereo_set(*plane, 999.0, fx=FX, baseline=BASELINE))
     yield client
     client.close()
@@ -224,8 +227,8 @@ def test_row_padding_and_big_endian_mono16(node, client, plane):
     assert abs(np.nanmedian(as_array(out["depth"])) - DISTANCE) < 0.02
 
 
-def test_runtime_parameters(client, plane):
-    parameters = AsyncParameterClient(client.node, f"{NAMESPACE}/stereo_depth_node")
+def test_runtime_parameters(node, client, plane):
+    parameters = AsyncParameterClient(client.node, f"{node.namespace}/stereo_depth_node")
     assert parameters.wait_for_services(10.0)
 
     def set_parameters(*values):
@@ -254,7 +257,7 @@ def test_runtime_parameters(client, plane):
     set_parameters(Parameter("use_color", value=True))
 
 
-def test_diagnostics_report_counts(client, plane):
+def test_diagnostics_report_counts(node, client, plane):
     arrays = []
     subscription = client.node.create_subscription(DiagnosticArray, "/diagnostics",
                                                    arrays.append, 10)
@@ -262,22 +265,29 @@ def test_diagnostics_report_counts(client, plane):
         send_and_wait(client, stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE))
 
         def ours():
-            return [s for a in arrays for s in a.status if "stereo_depth_node" in s.name]
+            return [s for a in arrays for s in a.status
+                    if s.name == f"{node.namespace}/stereo_depth_node: stereo depth"]
 
         assert client.wait_until(lambda: len(ours()) >= 2, 10)
         values = {kv.key: kv.value for kv in ours()[-1].values}
         assert int(values["processed"]) >= 1 and values["model"] == "sgbm"
         assert int(values["received sets"]) >= int(values["processed"])
         assert "dropped (newer set arrived)" in values and "rejected (bad input)" in values
+        assert values["synchronizer"] == node.synchronizer
+        received = dict(entry.rsplit(" ", 1) for entry in values["received messages"].split(", "))
+        assert list(received) == ["left/image_rect", "right/image_rect", "left/camera_info",
+                                  "right/camera_info"]
+        assert all(int(count) >= int(values["received sets"]) for count in received.values())
     finally:
         client.node.destroy_subscription(subscription)
 
 
-def test_default_qos_sensor_data_in_reliable_out(client):
+def test_default_qos_sensor_data_in_reliable_out(node, client):
     from rclpy.qos import ReliabilityPolicy
 
-    [subscription] = client.node.get_subscriptions_info_by_topic(f"{NAMESPACE}/left/image_rect")
+    [subscription] = client.node.get_subscriptions_info_by_topic(
+        f"{node.namespace}/left/image_rect")
     assert subscription.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
     for topic in ("disparity", "depth", "points2"):
-        [publisher] = client.node.get_publishers_info_by_topic(f"{NAMESPACE}/{topic}")
+        [publisher] = client.node.get_publishers_info_by_topic(f"{node.namespace}/{topic}")
         assert publisher.qos_profile.reliability == ReliabilityPolicy.RELIABLE

@@ -24,6 +24,7 @@ from ..camera import StereoCamera
 from ..errors import InputError
 from ..estimator import StereoEstimator
 from ..pipeline import OutputSettings
+from .conversions import ImageDecoder
 from .frame import INPUT_TOPICS, OUTPUT_TOPICS, process_stereo_messages
 from .messages import stamp_ns, stereo_messages
 
@@ -232,6 +233,7 @@ def process_bag(source: str | os.PathLike, out: str | os.PathLike, estimator: St
     counts = {"sets": 0, "rejected": 0, "unmatched": 0, "messages": 0}
     publish = {flag: True for flag in ("publish_disparity", "publish_depth", "publish_points",
                                        "publish_confidence")}
+    decoder = ImageDecoder(on_error)
     with BagWriter(out, storage) as writer:
         for raw in read_raw(source, by_topic):
             suffix = by_topic[raw.topic]
@@ -248,7 +250,7 @@ def process_bag(source: str | os.PathLike, out: str | os.PathLike, estimator: St
                 counts["unmatched"] += len(pending.pop(older))
             try:
                 result = process_stereo_messages(
-                    estimator, group["left/image_rect"], group["right/image_rect"],
+                    estimator, decoder, group["left/image_rect"], group["right/image_rect"],
                     group["left/camera_info"], group["right/camera_info"],
                     settings or OutputSettings(), publish)
             except InputError as exc:

@@ -1,21 +1,17 @@
 """sensor_msgs/Image <-> numpy, checked field by field (cv_bridge's job, with clearer errors).
 
-cv_bridge is used for decoding when it imports; it is not on PyPI, so the internal decoder is what
-runs without a ROS installation. Both return the same arrays.
+cv_bridge decodes when it imports; it is not on PyPI, so the internal decoder is what runs without
+a ROS installation, and it takes over whenever cv_bridge fails (cv_bridge 3.4.0 calls
+`ndarray.newbyteorder()`, gone in NumPy 2, on big-endian data). Both return the same arrays.
 """
 from __future__ import annotations
 
 import sys
+from typing import Callable
 
 import numpy as np
 
 from ..errors import InputError
-
-try:  # pragma: no cover - only with a ROS installation
-    from cv_bridge import CvBridge
-    _BRIDGE = CvBridge()
-except ImportError:
-    _BRIDGE = None
 
 # encoding -> (dtype, channels, order of the channels in memory)
 ENCODINGS: dict[str, tuple[np.dtype, int, str]] = {
@@ -28,22 +24,8 @@ ENCODINGS: dict[str, tuple[np.dtype, int, str]] = {
 }
 
 
-def _decode_internal(msg, dtype: np.dtype, channels: int) -> np.ndarray:
-    raw = np.frombuffer(msg.data, dtype=np.uint8, count=msg.step * msg.height)
-    row_bytes = msg.width * channels * dtype.itemsize
-    # Rows may be padded (step > width * bytes per pixel): keep the first row_bytes of each.
-    rows = raw.reshape(msg.height, msg.step)[:, :row_bytes]
-    byte_order = ">" if msg.is_bigendian else "<"
-    pixels = np.ascontiguousarray(rows).view(dtype.newbyteorder(byte_order))
-    pixels = pixels.reshape(msg.height, msg.width, channels)
-    return pixels.astype(dtype, copy=False)
-
-
-def image_to_rgb(msg, topic: str) -> np.ndarray:
-    """An Image message as H x W (mono) or H x W x 3 RGB array in native byte order.
-
-    Raises InputError naming the topic, the field and the expected value.
-    """
+def _checked_layout(msg, topic: str) -> tuple[np.dtype, int, str]:
+    """dtype, channels and channel order of a usable message; InputError naming the bad field."""
     encoding = msg.encoding.lower()
     if encoding not in ENCODINGS:
         raise InputError(f"{topic}: encoding {msg.encoding!r} is not supported; expected one of "
@@ -59,16 +41,81 @@ def image_to_rgb(msg, topic: str) -> np.ndarray:
     if len(msg.data) < msg.step * msg.height:
         raise InputError(f"{topic}: data has {len(msg.data)} bytes; expected step x height = "
                          f"{msg.step} x {msg.height} = {msg.step * msg.height}")
-    if _BRIDGE is not None:  # pragma: no cover - only with a ROS installation
-        pixels = _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")
-        pixels = pixels.reshape(msg.height, msg.width, channels)
-    else:
-        pixels = _decode_internal(msg, dtype, channels)
+    return dtype, channels, order
+
+
+def _decode_internal(msg, dtype: np.dtype, channels: int) -> np.ndarray:
+    raw = np.frombuffer(msg.data, dtype=np.uint8, count=msg.step * msg.height)
+    row_bytes = msg.width * channels * dtype.itemsize
+    # Rows may be padded (step > width * bytes per pixel): keep the first row_bytes of each.
+    rows = raw.reshape(msg.height, msg.step)[:, :row_bytes]
+    byte_order = ">" if msg.is_bigendian else "<"
+    pixels = np.ascontiguousarray(rows).view(dtype.newbyteorder(byte_order))
+    pixels = pixels.reshape(msg.height, msg.width, channels)
+    return pixels.astype(dtype, copy=False)
+
+
+def _in_rgb_order(pixels: np.ndarray, order: str) -> np.ndarray:
     if order == "L":
         return pixels[:, :, 0]
     if order.startswith("BGR"):
         return np.ascontiguousarray(pixels[:, :, 2::-1])
     return np.ascontiguousarray(pixels[:, :, :3])
+
+
+def image_to_rgb(msg, topic: str) -> np.ndarray:
+    """An Image message as H x W (mono) or H x W x 3 RGB array in native byte order, decoded by
+    this package alone. Raises InputError naming the topic, the field and the expected value."""
+    dtype, channels, order = _checked_layout(msg, topic)
+    return _in_rgb_order(_decode_internal(msg, dtype, channels), order)
+
+
+def _load_cv_bridge() -> tuple[object | None, str]:
+    """A CvBridge, or None and why not (absent, or broken at import)."""
+    try:
+        from cv_bridge import CvBridge
+        return CvBridge(), ""
+    except ImportError:
+        return None, "cv_bridge is not installed"
+    except Exception as exc:  # a cv_bridge built against other libraries fails in odd ways
+        return None, f"cv_bridge failed to load: {type(exc).__name__}: {exc}"
+
+
+class ImageDecoder:
+    """Image messages to arrays through cv_bridge where it works, else the internal decoder.
+
+    `on_bridge_failure(text)` is called the first time cv_bridge fails on a message; that message
+    and every later one cv_bridge cannot convert are decoded internally, so no frame is lost.
+    """
+
+    def __init__(self, on_bridge_failure: Callable[[str], None] | None = None) -> None:
+        self._bridge, self.unavailable_reason = _load_cv_bridge()
+        self._on_bridge_failure = on_bridge_failure
+        self.bridge_failures = 0
+
+    @property
+    def name(self) -> str:
+        return "cv_bridge" if self._bridge is not None else "internal"
+
+    def to_rgb(self, msg, topic: str) -> np.ndarray:
+        """As `image_to_rgb`, through cv_bridge when it can."""
+        dtype, channels, order = _checked_layout(msg, topic)
+        pixels = None
+        if self._bridge is not None:
+            try:
+                pixels = self._bridge.imgmsg_to_cv2(msg, desired_encoding="passthrough")
+                pixels = np.asarray(pixels, dtype=dtype).reshape(msg.height, msg.width, channels)
+            except Exception as exc:  # cv_bridge's failure must not cost the frame
+                pixels = None
+                self.bridge_failures += 1
+                if self.bridge_failures == 1 and self._on_bridge_failure is not None:
+                    self._on_bridge_failure(
+                        f"cv_bridge could not convert {topic} ({msg.encoding}, "
+                        f"is_bigendian={msg.is_bigendian}): {type(exc).__name__}: {exc}; the "
+                        f"internal decoder converts such images instead (logged once)")
+        if pixels is None:
+            pixels = _decode_internal(msg, dtype, channels)
+        return _in_rgb_order(pixels, order)
 
 
 def float_image_to_array(msg) -> np.ndarray:

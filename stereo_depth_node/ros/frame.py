@@ -14,7 +14,7 @@ from stereo_msgs.msg import DisparityImage
 from ..errors import InputError
 from ..estimator import StereoEstimator
 from ..pipeline import OutputSettings, process_frame
-from .conversions import image_to_rgb
+from .conversions import ImageDecoder
 from .messages import disparity_image, float_image, point_cloud
 
 LEFT_IMAGE, RIGHT_IMAGE = "left/image_rect", "right/image_rect"
@@ -46,15 +46,15 @@ def _check_sizes(left, right, left_info: CameraInfo, right_info: CameraInfo) -> 
                          f"{RIGHT_IMAGE} is {right.shape[1]}x{right.shape[0]} px")
 
 
-def process_stereo_messages(estimator: StereoEstimator, left_msg: Image, right_msg: Image,
-                            left_info: CameraInfo, right_info: CameraInfo,
+def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, left_msg: Image,
+                            right_msg: Image, left_info: CameraInfo, right_info: CameraInfo,
                             settings: OutputSettings, publish: dict[str, bool]) -> FrameResult:
     """Every enabled output message, all with the left image's header.
 
     Raises InputError (naming topic, field and expected value) for input that cannot be used.
     """
-    left = image_to_rgb(left_msg, LEFT_IMAGE)
-    right = image_to_rgb(right_msg, RIGHT_IMAGE)
+    left = decoder.to_rgb(left_msg, LEFT_IMAGE)
+    right = decoder.to_rgb(right_msg, RIGHT_IMAGE)
     _check_sizes(left, right, left_info, right_info)
     output = process_frame(estimator, left, right, left_info.p, right_info.p, settings)
     header, camera = left_msg.header, output.camera

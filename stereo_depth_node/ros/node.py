@@ -2,10 +2,14 @@
 
 Callbacks only hand the newest synchronised set to a one-slot mailbox; one worker thread runs the
 network and publishes. Bad input drops one frame with a throttled error naming topic, field and
-expected value; bad configuration fails at start with one message and a non-zero exit.
+expected value; bad configuration fails at start with one message and a non-zero exit. SIGINT and
+SIGTERM stop the intake at once and wait for the frame in flight, so the process exits 0 and never
+tears down the interpreter under a running network (that aborts with SIGABRT).
 """
 from __future__ import annotations
 
+import os
+import signal
 import statistics
 import sys
 import threading
@@ -20,7 +24,7 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -29,19 +33,17 @@ from ..checkpoints import weights_and_range
 from ..errors import ConfigurationError, InputError
 from ..estimator import StereoEstimator
 from ..pipeline import OutputSettings
-from .frame import INPUT_TOPICS, INPUT_TYPES, OUTPUT_TYPES, process_stereo_messages
+from .conversions import ImageDecoder
+from .frame import INPUT_TOPICS, OUTPUT_TYPES, process_stereo_messages
+from .inputs import StereoInputs
 from .mailbox import Mailbox
-from .messages import stamp_ns
 from .parameters import BY_NAME, PARAMETERS
-from .sync import TimeSynchronizer, Unmatched
-
-try:  # pragma: no cover - message_filters is not on PyPI; a ROS installation has it
-    import message_filters
-except ImportError:
-    message_filters = None
+from .sync import Unmatched
 
 ERROR_THROTTLE_S = 5.0
 DIAGNOSTIC_PERIOD_S = 1.0
+# How long shutdown waits for the frame in flight: a few frames' time, at least this long.
+SHUTDOWN_WAIT_MIN_S = 30.0
 
 
 @dataclass
@@ -60,7 +62,9 @@ class Counters:
     rejected: int = 0
     unmatched: int = 0
     failed: int = 0
+    dropped_at_shutdown: int = 0
     last_error: str = ""
+    last_frame_s: float | None = None
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100))
     processed_times: deque = field(default_factory=lambda: deque(maxlen=100))
 
@@ -75,13 +79,17 @@ class StereoDepthNode(Node):
         self.counters = Counters()
         self._error_times: dict[str, float] = {}
         self._mailbox: Mailbox[StereoSet] = Mailbox()
-        approximate = self.get_parameter("approximate_sync").value
+        self._frame_started: float | None = None
+        self._decoder = ImageDecoder(on_bridge_failure=self.get_logger().warning)
         self._settings = OutputSettings()
         self._publish: dict[str, bool] = {}
 
         overrides = QoSOverridingOptions.with_default_policies()
         reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
-        self._create_inputs(approximate, overrides)
+        approximate = self.get_parameter("approximate_sync").value
+        self._inputs = StereoInputs(self, approximate, self.get_parameter("sync_tolerance").value,
+                                    self.get_parameter("queue_size").value, overrides,
+                                    self._on_synchronised, self._on_unmatched)
         self._outputs = {
             topic: self.create_publisher(msg_type, topic, reliable,
                                          qos_overriding_options=overrides)
@@ -96,34 +104,14 @@ class StereoDepthNode(Node):
             self.create_timer(period, self._log_summary)
         self._worker = threading.Thread(target=self._work, name="stereo_inference", daemon=True)
         self._worker.start()
+        decoder = self._decoder.name + (f" ({self._decoder.unavailable_reason})"
+                                        if self._decoder.unavailable_reason else "")
         self.get_logger().info(
             f"ready: model {self.estimator.model_name} on "
             f"{getattr(self.estimator.matcher, 'device', 'cpu')}, max disparity "
             f"{self.estimator.max_disparity}, {'approximate' if approximate else 'exact'} sync "
-            f"({'message_filters' if message_filters else 'internal'}); "
+            f"({self._inputs.backend}), image decoder {decoder}; "
             f"subscribed to {', '.join(self.resolve_topic_name(t) for t in INPUT_TOPICS)}")
-
-    def _create_inputs(self, approximate: bool, overrides: QoSOverridingOptions) -> None:
-        """Four synchronised subscriptions: message_filters where it imports, else ours."""
-        queue_size = self.get_parameter("queue_size").value
-        tolerance = self.get_parameter("sync_tolerance").value
-        if message_filters is not None:  # pragma: no cover - only with a ROS installation
-            self._subscriptions = [
-                message_filters.Subscriber(self, msg_type, topic,
-                                           qos_profile=qos_profile_sensor_data,
-                                           qos_overriding_options=overrides)
-                for topic, msg_type in INPUT_TYPES.items()]
-            self._sync = (message_filters.ApproximateTimeSynchronizer(
-                self._subscriptions, queue_size, tolerance) if approximate else
-                message_filters.TimeSynchronizer(self._subscriptions, queue_size))
-            self._sync.registerCallback(self._on_synchronised)
-            return
-        self._sync = TimeSynchronizer(4, queue_size, tolerance if approximate else None,
-                                      self._on_synchronised, self._on_unmatched)
-        self._subscriptions = [
-            self.create_subscription(msg_type, topic, self._input_callback(index),
-                                     qos_profile_sensor_data, qos_overriding_options=overrides)
-            for index, (topic, msg_type) in enumerate(INPUT_TYPES.items())]
 
     # --- configuration --------------------------------------------------------------------------
     def _build_estimator(self) -> StereoEstimator:
@@ -160,11 +148,8 @@ class StereoDepthNode(Node):
                                 ("lr_threshold", "lr_threshold")):
             if name in values:
                 setattr(self.estimator, attribute, values[name])
-        if "sync_tolerance" in values and self.get_parameter("approximate_sync").value:
-            if isinstance(self._sync, TimeSynchronizer):
-                self._sync.tolerance_s = values["sync_tolerance"]
-            else:  # pragma: no cover - message_filters' ApproximateTimeSynchronizer
-                self._sync.slop = values["sync_tolerance"]
+        if "sync_tolerance" in values:
+            self._inputs.set_tolerance(values["sync_tolerance"])
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         fixed = [p.name for p in parameters if p.name in BY_NAME and not BY_NAME[p.name].runtime]
@@ -179,11 +164,6 @@ class StereoDepthNode(Node):
         return SetParametersResult(successful=True)
 
     # --- input ----------------------------------------------------------------------------------
-    def _input_callback(self, index: int):
-        def callback(msg) -> None:
-            self._sync.add(index, stamp_ns(msg.header), msg)
-        return callback
-
     def _on_synchronised(self, left: Image, right: Image, left_info: CameraInfo,
                          right_info: CameraInfo) -> None:
         self.counters.received += 1
@@ -193,7 +173,7 @@ class StereoDepthNode(Node):
         self.counters.unmatched += 1
         gaps = ", ".join(f"{INPUT_TOPICS[i]} {gap / 1e6:.1f} ms"
                          for i, gap in sorted(unmatched.nearest_gap_ns.items()))
-        tolerance = self._sync.tolerance_s
+        tolerance = self._inputs.tolerance_s
         rule = f"within sync_tolerance {tolerance} s" if tolerance is not None else "exact stamps"
         self._report(f"{INPUT_TOPICS[unmatched.stream]}: message stamped "
                      f"{unmatched.stamp_ns / 1e9:.6f} s found no partners ({rule}); nearest: "
@@ -215,6 +195,7 @@ class StereoDepthNode(Node):
             stereo = self._mailbox.take(timeout=0.1)
             if stereo is None:
                 continue
+            self._frame_started = time.monotonic()
             try:
                 self._process(stereo)
             except InputError as exc:
@@ -224,11 +205,17 @@ class StereoDepthNode(Node):
                     return
                 self.counters.failed += 1
                 self._report(f"frame failed: {type(exc).__name__}: {exc}", count=False)
+            finally:
+                self.counters.last_frame_s = time.monotonic() - self._frame_started
+                self._frame_started = None
 
     def _process(self, stereo: StereoSet) -> None:
-        result = process_stereo_messages(self.estimator, stereo.left, stereo.right,
+        result = process_stereo_messages(self.estimator, self._decoder, stereo.left, stereo.right,
                                          stereo.left_info, stereo.right_info, self._settings,
                                          self._publish)
+        if self._mailbox.closed:  # shutting down: the context may be gone, publish nothing
+            self.counters.dropped_at_shutdown += 1
+            return
         if result.camera_error:
             self._report(f"depth and points skipped: {result.camera_error}")
         for topic, message in result.messages.items():
@@ -248,9 +235,14 @@ class StereoDepthNode(Node):
     def _summary_values(self) -> dict[str, str]:
         c = self.counters
         latency = statistics.median(c.latencies_ms) if c.latencies_ms else float("nan")
+        received = ", ".join(f"{topic} {count}" for topic, count in
+                             zip(INPUT_TOPICS, self._inputs.tracker.received_per_stream))
         return {"received sets": str(c.received), "processed": str(c.processed),
                 "dropped (newer set arrived)": str(self._mailbox.dropped),
                 "rejected (bad input)": str(c.rejected), "unmatched messages": str(c.unmatched),
+                "received messages": received, "synchronizer": self._inputs.backend,
+                "image decoder": self._decoder.name,
+                "cv_bridge failures": str(self._decoder.bridge_failures),
                 "failed": str(c.failed), "rate (Hz)": f"{self._rate_hz():.2f}",
                 "median latency (ms)": f"{latency:.1f}", "model": self.estimator.model_name,
                 "device": str(getattr(self.estimator.matcher, "device", "cpu")),
@@ -261,7 +253,8 @@ class StereoDepthNode(Node):
         problems = self.counters.rejected + self.counters.failed
         status = DiagnosticStatus(
             level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
-            name=f"{self.get_name()}: stereo depth", hardware_id=values["device"],
+            name=f"{self.get_fully_qualified_name()}: stereo depth",
+            hardware_id=values["device"],
             message=(f"{values['processed']} frames processed, {problems} dropped for errors"
                      if problems else f"{values['processed']} frames processed"),
             values=[KeyValue(key=k, value=v) for k, v in values.items()])
@@ -278,9 +271,43 @@ class StereoDepthNode(Node):
             f"{v['dropped (newer set arrived)']} dropped for newer, {v['rejected (bad input)']} "
             f"rejected, {v['unmatched messages']} unmatched messages")
 
-    def shutdown(self) -> None:
+    def _last_frame_text(self) -> str:
+        last = self.counters.last_frame_s
+        return "no frame finished yet" if last is None else f"the last frame took {last:.2f} s"
+
+    def shutdown(self) -> bool:
+        """Stop taking sets and wait for the frame in flight; False if it never finished."""
+        started = time.monotonic()
         self._mailbox.close()
-        self._worker.join(timeout=1.0)
+        # The context is already shut down by the signal: a logger name that rosout does not know
+        # keeps rcl from complaining that it cannot publish these lines to /rosout.
+        logger = rclpy.logging.get_logger(f"{self.get_logger().name}.shutdown")
+        in_flight = self._frame_started
+        if in_flight is not None:
+            logger.info(
+                f"shutting down: waiting for the frame in flight (running for "
+                f"{started - in_flight:.2f} s; {self._last_frame_text()})")
+        limit = max(SHUTDOWN_WAIT_MIN_S, 3 * (self.counters.last_frame_s or 0.0))
+        self._worker.join(timeout=limit)
+        finished = not self._worker.is_alive()
+        if finished:
+            logger.info(
+                f"shut down in {time.monotonic() - started:.2f} s ({self._last_frame_text()}; "
+                f"{self.counters.dropped_at_shutdown} result(s) dropped at shutdown)")
+        else:
+            logger.error(
+                f"the frame in flight is still running after {limit:.0f} s; exiting without it")
+        return finished
+
+
+def _ignore_signals_while_stopping() -> None:
+    """A second Ctrl-C, or the SIGTERM that `ros2 launch` sends after it, must not interrupt the
+    wait for the frame in flight: that unwinds into interpreter teardown under a running network."""
+    def note(signum: int, _frame) -> None:
+        print(f"stereo_depth_node: {signal.Signals(signum).name} ignored: already shutting down "
+              f"(waiting for the frame in flight)", file=sys.stderr, flush=True)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, note)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,10 +326,16 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.shutdown()
+        _ignore_signals_while_stopping()
+        finished = node.shutdown()
         executor.shutdown(timeout_sec=0.5)
         node.destroy_node()
         rclpy.try_shutdown()
+    if not finished:
+        # Interpreter teardown with the worker inside native code aborts (SIGABRT); leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

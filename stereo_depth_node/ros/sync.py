@@ -1,9 +1,10 @@
-"""Exact and approximate time synchronisation of N message streams.
+"""Time synchronisation of N message streams, and an account of the messages that found no set.
 
-The same policy as message_filters' TimeSynchronizer and ApproximateTimeSynchronizer (a set is
-emitted when every stream has a message at the same stamp, or within `tolerance` seconds), written
-here because message_filters is not on PyPI. It also counts the messages that never found partners,
-which message_filters does not report.
+`TimeSynchronizer` follows the policy of message_filters' TimeSynchronizer and
+ApproximateTimeSynchronizer (a set is emitted when every stream has a message at the same stamp, or
+within `tolerance` seconds); it runs when message_filters is not installed (it is not on PyPI).
+`PartnerTracker` watches the stamps going into and coming out of either synchroniser, because
+message_filters drops messages without partners silently and a robot's user needs to know.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from typing import Any, Callable
 
 @dataclass
 class Unmatched:
-    """A message dropped without partners, and how far the nearest message of each stream was."""
+    """A message that will never be in a set, and how far the nearest message of each other stream
+    was at that moment."""
 
     stream: int
     stamp_ns: int
@@ -25,19 +27,16 @@ class Unmatched:
 class TimeSynchronizer:
     """Calls `callback(*messages)` with one message per stream whose stamps agree.
 
-    `tolerance_s` None means exact stamps. Each stream keeps at most `queue_size` messages; a
-    message that falls out of its queue, or is older than an emitted set, is reported to
-    `on_unmatched`.
+    `tolerance_s` None means exact stamps. Each stream keeps at most `queue_size` messages; when a
+    set is emitted, the messages older than it are discarded, as message_filters does.
     """
 
     def __init__(self, streams: int, queue_size: int, tolerance_s: float | None,
-                 callback: Callable[..., None],
-                 on_unmatched: Callable[[Unmatched], None] | None = None) -> None:
+                 callback: Callable[..., None]) -> None:
         self._queues: list[deque[tuple[int, Any]]] = [deque() for _ in range(streams)]
         self.queue_size = queue_size
         self.tolerance_s = tolerance_s
         self._callback = callback
-        self._on_unmatched = on_unmatched
         self._lock = threading.Lock()
 
     def add(self, stream: int, stamp_ns: int, message: Any) -> None:
@@ -45,36 +44,71 @@ class TimeSynchronizer:
             queue = self._queues[stream]
             queue.append((stamp_ns, message))
             while len(queue) > self.queue_size:
-                self._drop(stream, queue.popleft()[0])
-            matched = self._match(stream, stamp_ns)
+                queue.popleft()
+            matched = self._match(stamp_ns)
         if matched is not None:
             self._callback(*matched)
 
-    def _match(self, stream: int, stamp_ns: int) -> list[Any] | None:
+    def _match(self, stamp_ns: int) -> list[Any] | None:
         tolerance_ns = 0 if self.tolerance_s is None else round(self.tolerance_s * 1e9)
         chosen = []
         for queue in self._queues:
             if not queue:
                 return None
-            nearest = min(queue, key=lambda entry: abs(entry[0] - stamp_ns))
-            chosen.append(nearest)
+            chosen.append(min(queue, key=lambda entry: abs(entry[0] - stamp_ns)))
         stamps = [entry[0] for entry in chosen]
         if max(stamps) - min(stamps) > tolerance_ns:
             return None
-        for index, (queue, entry) in enumerate(zip(self._queues, chosen)):
+        for queue, entry in zip(self._queues, chosen):
             # Everything up to the chosen message is consumed: older ones can never match now.
-            while queue:
-                stamp, message = queue.popleft()
-                if message is entry[1]:
-                    break
-                self._drop(index, stamp)
+            while queue and queue.popleft()[1] is not entry[1]:
+                pass
         return [entry[1] for entry in chosen]
 
-    def _drop(self, stream: int, stamp_ns: int) -> None:
-        if self._on_unmatched is None:
-            return
-        gaps = {}
-        for index, queue in enumerate(self._queues):
-            if index != stream and queue:
-                gaps[index] = min(abs(s - stamp_ns) for s, _ in queue)
-        self._on_unmatched(Unmatched(stream, stamp_ns, gaps))
+
+class PartnerTracker:
+    """Reports each received message that can no longer be in a set.
+
+    Fed with every message's stamp before the synchroniser sees it (`received`) and with the stamps
+    of every emitted set (`matched`). A message is given up when a set newer than it is emitted on
+    its stream, or when more than `queue_size` messages of its stream wait: both synchronisers have
+    then discarded it. Works the same behind message_filters and behind `TimeSynchronizer`.
+    """
+
+    def __init__(self, streams: int, queue_size: int,
+                 on_unmatched: Callable[[Unmatched], None]) -> None:
+        self._waiting: list[deque[int]] = [deque() for _ in range(streams)]
+        self.received_per_stream = [0] * streams
+        self.queue_size = queue_size
+        self._on_unmatched = on_unmatched
+        self._lock = threading.Lock()
+
+    def received(self, stream: int, stamp_ns: int) -> None:
+        with self._lock:
+            self.received_per_stream[stream] += 1
+            waiting = self._waiting[stream]
+            waiting.append(stamp_ns)
+            given_up = []
+            while len(waiting) > self.queue_size:
+                given_up.append(self._unmatched(stream, waiting.popleft()))
+        self._report(given_up)
+
+    def matched(self, stamps_ns: list[int]) -> None:
+        with self._lock:
+            given_up = [self._unmatched(stream, stamp)
+                        for stream, (waiting, set_stamp) in enumerate(zip(self._waiting, stamps_ns))
+                        for stamp in waiting if stamp < set_stamp]
+            for waiting, set_stamp in zip(self._waiting, stamps_ns):
+                kept = [stamp for stamp in waiting if stamp > set_stamp]
+                waiting.clear()
+                waiting.extend(kept)
+        self._report(given_up)
+
+    def _unmatched(self, stream: int, stamp_ns: int) -> Unmatched:
+        gaps = {index: min(abs(s - stamp_ns) for s in waiting)
+                for index, waiting in enumerate(self._waiting) if index != stream and waiting}
+        return Unmatched(stream, stamp_ns, gaps)
+
+    def _report(self, given_up: list[Unmatched]) -> None:
+        for unmatched in given_up:
+            self._on_unmatched(unmatched)

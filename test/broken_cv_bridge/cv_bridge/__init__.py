@@ -1,0 +1,28 @@
+"""A cv_bridge that fails the way cv_bridge 3.4.0 fails beside NumPy 2, for tests only.
+
+cv_bridge 3.4.0 (ROS 2) swaps the bytes of images whose byte order differs from the machine's with
+`ndarray.byteswap().newbyteorder()`; NumPy 2 removed `ndarray.newbyteorder`, so every big-endian
+mono16 frame raises AttributeError inside cv_bridge. Little-endian images convert. The node must
+keep every frame either way. (Written for this project; cv_bridge itself is not on PyPI.)
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+_DTYPES = {"mono8": (np.uint8, 1), "mono16": (np.uint16, 1), "rgb8": (np.uint8, 3),
+           "bgr8": (np.uint8, 3), "rgba8": (np.uint8, 4), "bgra8": (np.uint8, 4)}
+
+
+class CvBridge:
+    def imgmsg_to_cv2(self, img_msg, desired_encoding: str = "passthrough") -> np.ndarray:
+        dtype, channels = _DTYPES[img_msg.encoding]
+        dtype = np.dtype(dtype).newbyteorder(">" if img_msg.is_bigendian else "<")
+        rows = np.frombuffer(img_msg.data, np.uint8).reshape(img_msg.height, img_msg.step)
+        row_bytes = img_msg.width * channels * dtype.itemsize
+        image = np.ascontiguousarray(rows[:, :row_bytes]).view(dtype)
+        image = image.reshape(img_msg.height, img_msg.width, channels)
+        if img_msg.is_bigendian == (sys.byteorder == "little"):
+            image = image.byteswap().newbyteorder()  # AttributeError on NumPy 2, as in 3.4.0
+        return image
