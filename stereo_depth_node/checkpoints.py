@@ -81,8 +81,9 @@ def load_model(path: str | os.PathLike | None, model_name: str, max_disparity: i
                align_corners: bool = False) -> nn.Module:
     """Build `model_name` and, when `path` is given, fill it with the weights found there.
 
-    Weights of another architecture, or recorded for another max disparity, are refused with a
-    message that names both.
+    Weights of another architecture are refused with a message that names both. Weights recorded
+    for another max disparity load: every layer of the PSMNet family is convolutional along
+    disparity (see range_notice).
     """
     model = build_model(model_name, max_disparity, align_corners)
     if path is None:
@@ -92,11 +93,6 @@ def load_model(path: str | os.PathLike | None, model_name: str, max_disparity: i
         raise ConfigurationError(
             f"weights file {str(path)!r} holds a {checkpoint['model']!r} network, "
             f"but model {model_name!r} was requested")
-    saved_disparity = checkpoint["max_disparity"]
-    if saved_disparity is not None and int(saved_disparity) != max_disparity:
-        raise ConfigurationError(
-            f"weights file {str(path)!r} was trained with max_disparity {saved_disparity}, "
-            f"but max_disparity {max_disparity} was requested")
     result = model.load_state_dict(checkpoint["state_dict"], strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise ConfigurationError(
@@ -125,6 +121,23 @@ def resolve_weights(model_name: str, weights: str | os.PathLike | None) -> Path 
     if weights == "none":
         return None
     return Path(weights)
+
+
+def range_notice(path: str | os.PathLike | None, max_disparity: int) -> str | None:
+    """One line naming the max disparity the weights at `path` were trained with and the one
+    used, when they differ; None when they agree or the file records none (public or initial
+    weights).
+
+    A difference is allowed: every layer of the PSMNet family is convolutional along disparity,
+    so trained filters run on any number of disparity levels; the notice tells the user that the
+    range differs from the one the weights learnt."""
+    if path is None:
+        return None
+    trained = read_checkpoint(path)["max_disparity"]
+    if trained is None or int(trained) == max_disparity:
+        return None
+    return (f"weights {Path(path).name!r} were trained with max disparity {int(trained)}; "
+            f"running with max disparity {max_disparity}")
 
 
 def weights_and_range(model_name: str, weights: str | os.PathLike | None,

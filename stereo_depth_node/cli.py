@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Callable
 
 from .errors import ConfigurationError, InputError
 
@@ -28,6 +29,11 @@ def _weights_and_range(args: argparse.Namespace) -> tuple[Path | None, int]:
     return weights_and_range(args.model, args.weights, args.max_disparity)
 
 
+def _notice(command: str) -> Callable[[str], None]:
+    """Where a command's one-line notices go: stderr, so stdout stays the command's result."""
+    return lambda text: print(f"stereo-depth {command}: note: {text}", file=sys.stderr)
+
+
 def _add_device_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
@@ -45,7 +51,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     weights, max_disparity = _weights_and_range(args)
     estimator = StereoEstimator(args.model, weights, max_disparity, args.device,
                                 args.precision, args.input_scale, args.lr_check,
-                                args.lr_threshold, args.align_corners)
+                                args.lr_threshold, args.align_corners, _notice("infer"))
     result = estimator.estimate(left, right)
     written = write_result(args.out, as_rgb(left, "left"), result, max_disparity, camera)
     timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items())
@@ -75,11 +81,14 @@ def cmd_params(_args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .checkpoints import load_model
+    from .checkpoints import load_model, range_notice
     from .export import export_onnx, onnx_parity
 
     weights, max_disparity = _weights_and_range(args)
     model = load_model(weights, args.model, max_disparity, args.align_corners)
+    notice = range_notice(weights, max_disparity)
+    if notice:
+        _notice("export")(notice)
     size = export_onnx(model, args.out, args.height, args.width)
     print(f"wrote {args.out}: inputs left/right 1x3x{size[0]}x{size[1]} (normalised RGB, "
           f"zero-padded on top and right), outputs disparity/confidence 1x{size[0]}x{size[1]}")
@@ -122,15 +131,26 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from .bench import machine_description
     from .evaluate import Method, evaluate, format_markdown, write_result
+    from .model_card import update_card_evaluations
 
     data = None if args.no_real else args.data
     result = evaluate([Method(spec) for spec in args.methods], data, args.synthetic,
                       args.device)
+    # Recorded with the numbers, so that a card or a README table says how to reproduce them.
+    result["command"] = " ".join(
+        ["stereo-depth eval --methods", *args.methods,
+         *(["--no-real"] if args.no_real else ["--data", str(args.data)]),
+         "--synthetic", str(args.synthetic), "--device", args.device])
+    result["machine"] = machine_description()
     print()
     print(format_markdown(result))
     write_result(result, args.json, args.markdown)
     print(f"wrote {args.json}" + (f" and {args.markdown}" if args.markdown else ""))
+    if args.update_cards:
+        for card in update_card_evaluations(result, args.update_cards):
+            print(f"updated the evaluation in {card}")
     return 0
 
 
@@ -218,8 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     evaluation = commands.add_parser("eval", help="methods side by side against ground truth")
-    evaluation.add_argument("--methods", nargs="+", default=["sgbm", "psmnet_dws", "psmnet"],
-                            help="sgbm | MODEL (shipped weights) | MODEL:none | MODEL:PATH")
+    evaluation.add_argument("--methods", nargs="+",
+                            default=["sgbm", "sgbm+fill", "psmnet", "psmnet_dws"],
+                            help="sgbm | sgbm+fill (holes filled with the background) | MODEL "
+                                 "(shipped weights) | MODEL:none | MODEL:PATH")
     evaluation.add_argument("--data", type=Path, default=Path("../shared/data/stereo_eval"),
                             help="the stereo_eval folder")
     evaluation.add_argument("--no-real", action="store_true", help="synthetic test set only")
@@ -228,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--device", default="auto")
     evaluation.add_argument("--json", type=Path, default=Path("eval.json"))
     evaluation.add_argument("--markdown", type=Path)
+    evaluation.add_argument("--update-cards", type=Path, metavar="WEIGHTS_DIR",
+                            help="write the result into the model cards (JSON) in this folder "
+                                 "whose weights it scored, keeping the rest of each card")
     evaluation.set_defaults(func=cmd_eval)
 
     ship = commands.add_parser("ship", help="turn a training checkpoint into shipped weights "

@@ -1,13 +1,15 @@
 """Stereo pairs in, disparity (+ confidence, occlusion) out, for every backend behind one API."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
-from .checkpoints import resolve_weights
+from .checkpoints import range_notice, resolve_weights
 from .errors import ConfigurationError
 from .images import check_pair
 from .models import NEURAL_MODELS
@@ -15,6 +17,7 @@ from .neural import NeuralMatcher
 from .sgbm import SGBMMatcher
 
 BACKENDS = (*sorted(NEURAL_MODELS), "sgbm")
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,7 +59,9 @@ class StereoEstimator:
     """One entry point for the neural networks and OpenCV SGBM.
 
     `weights`: a checkpoint file, "shipped" (the package's weights for the model), or None /
-    "none" for the network's initial weights.
+    "none" for the network's initial weights. Weights trained with another max disparity run
+    with `max_disparity`; a one-line notice naming both goes to `notify` (default: this module's
+    logger at WARNING, which Python prints to stderr when logging is not configured).
     Images: uint8 or uint16, mono or RGB (channel order R, G, B as the public PSMNet code reads
     them), any size of at least 32 px per side; `input_scale` resizes before matching and scales
     the disparity back to input pixels.
@@ -65,7 +70,8 @@ class StereoEstimator:
     def __init__(self, model: str = "psmnet_dws", weights: str | os.PathLike | None = None,
                  max_disparity: int = 192, device: str = "auto", precision: str = "auto",
                  input_scale: float = 1.0, lr_check: bool = False, lr_threshold: float = 1.0,
-                 align_corners: bool = False) -> None:
+                 align_corners: bool = False,
+                 notify: Callable[[str], None] | None = None) -> None:
         if model not in BACKENDS:
             raise ConfigurationError(
                 f"unknown model {model!r}; choose one of {', '.join(BACKENDS)}")
@@ -83,6 +89,9 @@ class StereoEstimator:
         else:
             self.matcher = NeuralMatcher.load(model, weights, max_disparity, device, precision,
                                               align_corners)
+            notice = range_notice(weights, max_disparity)
+            if notice:
+                (notify or _LOG.warning)(notice)
 
     @property
     def model_name(self) -> str:

@@ -1,40 +1,58 @@
 """`stereo-depth eval`: methods side by side on real pairs with ground truth and synthetic scenes.
 
-Every method is scored on the same pixels: ground truth below the smallest max disparity among the
-methods (the rest is excluded and counted). SGBM's holes count as errors in bad-N and D1 and its
-density is reported (see metrics.py). Per dataset, metrics are the mean over its images.
+Every pair is scored at its dataset's full disparity range (full_range): each method searches
+that range (rounded up to what it needs) and ground truth at or above it is excluded and counted,
+so all methods are scored on the same pixels. SGBM's holes count as errors in bad-N and D1 and its
+density is reported (see metrics.py); `sgbm+fill` is SGBM with its holes filled the KITTI
+devkit's way. Per dataset, metrics are the mean over its images.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .checkpoints import DEFAULT_MAX_DISPARITY, read_checkpoint, resolve_weights
+from .checkpoints import DEFAULT_MAX_DISPARITY, resolve_weights
 from .data.datasets import StereoSample, stereo_eval
 from .data.generator import GeneratorConfig, SyntheticStereo
+from .errors import InputError
 from .estimator import StereoEstimator
-from .metrics import disparity_metrics
+from .metrics import disparity_metrics, fill_holes_with_background
 
 SYNTHETIC_SEED = 4242
 SYNTHETIC_SIZE = (256, 512)
+# The generator range the fixed synthetic test set has always been drawn with (its scenes change
+# with it), which is also the range of the training recipe in config/train_cpu.yaml.
+SYNTHETIC_MAX_DISPARITY = 64
+# The range KITTI is evaluated at by convention (PSMNet's and the devkit's 192 px).
+KITTI_MAX_DISPARITY = 192
+# No pair is searched wider than this: ETH3D's calib.txt gives the image width as ndisp (941 for
+# the playground scene), a bound on nothing, at which OpenCV's SGBM cannot run at all.
+MAX_RANGE = DEFAULT_MAX_DISPARITY
 REGIONS = ("all", "noc", "occ")
+FILLED_SGBM = "sgbm+fill"
 
 
 @dataclass
 class Method:
-    """'sgbm', 'psmnet_dws' (shipped weights), 'psmnet_dws:none' (initial) or 'psmnet:PATH'."""
+    """'sgbm', 'sgbm+fill' (SGBM, holes filled by background interpolation), 'psmnet_dws'
+    (shipped weights), 'psmnet_dws:none' (initial weights) or 'psmnet:PATH'."""
 
     spec: str
 
     @property
+    def fills_holes(self) -> bool:
+        return self.spec == FILLED_SGBM
+
+    @property
     def model(self) -> str:
-        return self.spec.split(":", 1)[0]
+        return "sgbm" if self.fills_holes else self.spec.split(":", 1)[0]
 
     @property
     def weights(self) -> Path | None:
@@ -44,9 +62,19 @@ class Method:
     @property
     def label(self) -> str:
         if self.model == "sgbm":
-            return "sgbm"
+            return self.spec if self.fills_holes else "sgbm"
         weights = self.weights
         return f"{self.model} ({weights.name if weights else 'initial weights'})"
+
+    def search_range(self, full: int) -> int:
+        """`full` rounded up to what the method takes: SGBM multiples of 16, networks of 4."""
+        step = 16 if self.model == "sgbm" else 4
+        return -(-full // step) * step
+
+
+def file_sha256(path: Path | None) -> str | None:
+    """Which weights file was scored, whatever its name (None: no file)."""
+    return None if path is None else hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def synthetic_test_set(count: int, max_disparity: int) -> Iterable[StereoSample]:
@@ -62,56 +90,100 @@ def synthetic_test_set(count: int, max_disparity: int) -> Iterable[StereoSample]
                            batch.occlusion[0].numpy())
 
 
+def _fields(path: Path) -> list[str]:
+    try:
+        return path.read_text().split()
+    except OSError as exc:
+        raise InputError(f"cannot read {os.fspath(path)!r}: {exc.strerror}") from exc
+
+
+def _middlebury2003_range(info: Path) -> int:
+    # info.txt: "scale max_disparity"; the disparity levels are 0..max, one more than the max.
+    try:
+        return int(float(_fields(info)[1])) + 1
+    except (IndexError, ValueError) as exc:
+        raise InputError(f"{os.fspath(info)!r}: second value must be the max disparity") from exc
+
+
+def _ndisp(calib: Path) -> int:
+    values = dict(field.split("=", 1) for field in _fields(calib) if "=" in field)
+    try:
+        return int(values["ndisp"])
+    except (KeyError, ValueError) as exc:
+        raise InputError(f"{os.fspath(calib)!r} has no integer ndisp") from exc
+
+
+def full_range(data_root: str | os.PathLike | None, sample_name: str) -> int:
+    """The disparity range a pair of the stereo_eval set (or the synthetic test set) is scored
+    at: its dataset's own, at most MAX_RANGE. Pixels at or above it are not scored."""
+    dataset = sample_name.split("/", 1)[0]
+    scene = Path(data_root or "") / sample_name
+    if dataset == "synthetic":
+        full = SYNTHETIC_MAX_DISPARITY
+    elif dataset == "kitti2015":
+        full = KITTI_MAX_DISPARITY
+    elif dataset == "middlebury2003":
+        full = _middlebury2003_range(scene / "info.txt")
+    elif dataset == "eth3d":
+        full = _ndisp(scene / "calib.txt")
+    else:
+        raise InputError(f"no disparity range known for {sample_name!r}")
+    return min(full, MAX_RANGE)
+
+
 def _mean(per_image: list[dict[str, Any]], region: str, key: str) -> float | None:
     values = [m[region][key] for m in per_image if region in m and m[region].get("pixels")]
     return float(np.mean(values)) if values else None
 
 
+def _summary(per_image: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    datasets = {}
+    for dataset in sorted({name.split("/")[0] for name in per_image}):
+        images = [m for name, m in per_image.items() if name.split("/")[0] == dataset]
+        datasets[dataset] = {
+            region: {key: _mean(images, region, key)
+                     for key in ("epe", "bad1", "bad2", "bad3", "d1", "density")}
+            for region in REGIONS}
+        datasets[dataset]["images"] = len(images)
+        datasets[dataset]["excluded_above_max"] = sum(m["excluded_above_max"] for m in images)
+    return datasets
+
+
 def evaluate(methods: list[Method], data_root: str | os.PathLike | None, synthetic_count: int,
-             device: str = "auto", progress=print) -> dict[str, Any]:
-    # Methods whose weights record no max disparity (SGBM, public or initial weights) search the
-    # same range as the trained ones, so that all are compared on one search range.
-    recorded = {m.label: read_checkpoint(m.weights)["max_disparity"]
-                for m in methods if m.weights is not None}
-    known = [int(v) for v in recorded.values() if v is not None]
-    common = min(known) if known else DEFAULT_MAX_DISPARITY
-    estimators = {}
-    for method in methods:
-        max_disparity = int(recorded.get(method.label) or common)
-        if method.model == "sgbm":
-            max_disparity = -(-max_disparity // 16) * 16
-        estimators[method.label] = StereoEstimator(method.model, method.weights, max_disparity,
-                                                   device)
-    scoring_range = min(e.max_disparity for e in estimators.values())
+             device: str = "auto", progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Every method on the stereo_eval pairs under `data_root` (None: none) and on
+    `synthetic_count` synthetic scenes, each pair at its full range; `progress` gets a line per
+    pair and the estimators' notices."""
     samples: list[StereoSample] = []
     if data_root is not None:
         samples += list(stereo_eval(data_root))
-    samples += list(synthetic_test_set(synthetic_count, scoring_range))
-    result: dict[str, Any] = {"scored_below_disparity": scoring_range, "methods": {},
+    samples += list(synthetic_test_set(synthetic_count, SYNTHETIC_MAX_DISPARITY))
+    ranges = {sample.name: full_range(data_root, sample.name) for sample in samples}
+    # Every estimator is built before the first pair runs, so bad weights fail at once.
+    estimators = {(method.label, search): StereoEstimator(method.model, method.weights, search,
+                                                          device, notify=progress)
+                  for method in methods
+                  for search in sorted({method.search_range(r) for r in ranges.values()})}
+    result: dict[str, Any] = {"scoring_ranges": ranges, "methods": {},
                               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    for label, estimator in estimators.items():
+    for method in methods:
         per_image = {}
         for sample in samples:
+            search = method.search_range(ranges[sample.name])
             start = time.perf_counter()
-            estimate = estimator.estimate(sample.left, sample.right).disparity
+            estimate = estimators[method.label, search].estimate(sample.left,
+                                                                 sample.right).disparity
+            if method.fills_holes:
+                estimate = fill_holes_with_background(estimate)
             metrics = disparity_metrics(estimate, sample.disparity, sample.occlusion,
-                                        scoring_range)
+                                        ranges[sample.name])
             metrics["seconds"] = time.perf_counter() - start
+            metrics["search_range"] = search
             per_image[sample.name] = metrics
-            progress(f"{label:<32} {sample.name:<28} EPE {metrics['all']['epe']:6.2f} px  "
-                     f"bad-3 {metrics['all']['bad3']:5.1f} %")
-        datasets = {}
-        for dataset in sorted({name.split("/")[0] for name in per_image}):
-            images = [m for name, m in per_image.items() if name.split("/")[0] == dataset]
-            datasets[dataset] = {
-                region: {key: _mean(images, region, key)
-                         for key in ("epe", "bad1", "bad2", "bad3", "d1", "density")}
-                for region in REGIONS}
-            datasets[dataset]["images"] = len(images)
-            datasets[dataset]["excluded_above_max"] = sum(m["excluded_above_max"]
-                                                          for m in images)
-        result["methods"][label] = {"max_disparity": estimator.max_disparity,
-                                    "datasets": datasets, "images": per_image}
+            progress(f"{method.label:<32} {sample.name:<28} range {search:3d}  "
+                     f"EPE {metrics['all']['epe']:6.2f} px  bad-3 {metrics['all']['bad3']:5.1f} %")
+        result["methods"][method.label] = {"weights_sha256": file_sha256(method.weights),
+                                           "datasets": _summary(per_image), "images": per_image}
     return result
 
 
@@ -119,10 +191,20 @@ def _cell(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _ranges_text(ranges: dict[str, int]) -> str:
+    by_dataset: dict[str, list[int]] = {}
+    for name, value in ranges.items():
+        by_dataset.setdefault(name.split("/")[0], []).append(value)
+    return ", ".join(f"{dataset} {min(v)}" + (f"-{max(v)}" if max(v) > min(v) else "")
+                     for dataset, v in sorted(by_dataset.items()))
+
+
 def format_markdown(result: dict[str, Any]) -> str:
-    lines = [f"Scored on ground truth below {result['scored_below_disparity']} px; "
-             f"per dataset the mean over its images; bad-3 / D1 / density in %, EPE in px "
-             f"(holes filled by background interpolation for EPE, counted as errors otherwise).",
+    lines = [f"Each pair is scored at its dataset's full disparity range, which every method "
+             f"searches ({_ranges_text(result['scoring_ranges'])} px); per dataset the mean over "
+             f"its images; bad-3 / D1 / density in %, EPE in px. SGBM's holes count as errors in "
+             f"bad-3 and D1; for EPE they are filled by background interpolation, so sgbm's EPE "
+             f"is sgbm+fill's.",
              "", "| dataset | method | EPE | bad-3 all | bad-3 noc | bad-3 occ | D1 | density |",
              "|---|---|---|---|---|---|---|---|"]
     datasets = sorted({d for m in result["methods"].values() for d in m["datasets"]})

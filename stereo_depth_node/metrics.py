@@ -17,23 +17,27 @@ BAD_THRESHOLDS = (1.0, 2.0, 3.0)
 
 
 def fill_holes_with_background(disparity: np.ndarray) -> np.ndarray:
-    """NaNs replaced by the smaller of the nearest finite values left and right in the row."""
+    """Holes (NaN, inf) replaced along their row by the smaller of the nearest answered
+    disparities to the left and to the right; at an image border, by the one that exists.
+
+    The smaller disparity is the farther surface: a hole is mostly an occlusion, which belongs to
+    the background (the KITTI devkit's interpolateBackground). A row with no answer stays NaN.
+    """
     values = np.asarray(disparity, dtype=np.float32)
-    finite = np.isfinite(values)
-    if finite.all():
-        return values.copy()
+    answered = np.isfinite(values)
     height, width = values.shape
     columns = np.broadcast_to(np.arange(width), (height, width))
-    last_left = np.maximum.accumulate(np.where(finite, columns, -1), axis=1)
-    first_right = np.minimum.accumulate(np.where(finite, columns, width)[:, ::-1],
+    # Column of the nearest answer at or left of each pixel (-1: none), and at or right (width).
+    left_index = np.maximum.accumulate(np.where(answered, columns, -1), axis=1)
+    right_index = np.minimum.accumulate(np.where(answered, columns, width)[:, ::-1],
                                         axis=1)[:, ::-1]
     rows = np.arange(height)[:, None]
-    left = np.where(last_left >= 0, values[rows, np.clip(last_left, 0, width - 1)], np.inf)
-    right = np.where(first_right < width, values[rows, np.clip(first_right, 0, width - 1)],
+    left = np.where(left_index >= 0, values[rows, np.clip(left_index, 0, width - 1)], np.inf)
+    right = np.where(right_index < width, values[rows, np.clip(right_index, 0, width - 1)],
                      np.inf)
     background = np.minimum(left, right)
-    filled = np.where(finite, values, background)
-    return np.where(np.isfinite(filled), filled, 0.0).astype(np.float32)
+    filled = np.where(answered, values, np.where(np.isfinite(background), background, np.nan))
+    return filled.astype(np.float32)
 
 
 def _region_metrics(error: np.ndarray, filled_error: np.ndarray, truth: np.ndarray,
@@ -68,7 +72,8 @@ def disparity_metrics(estimate: np.ndarray, truth: np.ndarray,
     valid &= ~excluded
     answered = np.isfinite(estimate)
     error = np.where(answered, np.abs(estimate - truth), np.inf)
-    filled_error = np.abs(fill_holes_with_background(estimate) - truth)
+    # A row without any answer has nothing to fill from; 0 (infinitely far) is the farthest guess.
+    filled_error = np.abs(np.nan_to_num(fill_holes_with_background(estimate), nan=0.0) - truth)
     regions = {"all": valid}
     if occlusion is not None:
         regions["noc"] = valid & ~occlusion

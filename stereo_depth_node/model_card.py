@@ -10,6 +10,7 @@ import torch
 
 from .bench import machine_description
 from .checkpoints import load_model, read_checkpoint, save_checkpoint
+from .evaluate import file_sha256
 from .models.parameter_count import count_parameters, count_parameters_per_call
 from .train import LOSS_WEIGHTS
 
@@ -66,12 +67,34 @@ def ship(checkpoint: str | os.PathLike, name: str, evaluation: str | os.PathLike
         "validation_synthetic_epe": _validation_curve(log_path),
     }
     if evaluation is not None:
-        result = json.loads(Path(evaluation).read_text())
-        card["evaluation"] = {
-            "command": "stereo-depth eval --methods sgbm psmnet_dws psmnet "
-                       "--data ../shared/data/stereo_eval --synthetic 8 --device cpu",
-            "scored_below_disparity": result["scored_below_disparity"],
-            "datasets": {label: method["datasets"] for label, method in result["methods"].items()
-                         if label == "sgbm" or weights_path.name in label}}
+        card["evaluation"] = card_evaluation(json.loads(Path(evaluation).read_text()),
+                                             weights_path.name)
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     return weights_path, card_path
+
+
+def card_evaluation(result: dict[str, Any], weights_name: str) -> dict[str, Any]:
+    """The part of a `stereo-depth eval` result that a card keeps: how it was run, the ranges,
+    and per dataset the rows of the classical baselines and of these weights."""
+    kept = {key: result.get(key) for key in ("command", "machine", "created", "scoring_ranges")}
+    kept["datasets"] = {label: method["datasets"] for label, method in result["methods"].items()
+                        if label.startswith("sgbm") or weights_name in label}
+    return kept
+
+
+def update_card_evaluations(result: dict[str, Any], weights_dir: str | os.PathLike
+                            ) -> list[Path]:
+    """Replace the evaluation in the card of every weights file in `weights_dir` that `result`
+    scored (the same bytes, not only the same name); the rest of each card (the training facts)
+    stays. Returns the cards written."""
+    scored = {method.get("weights_sha256") for method in result["methods"].values()}
+    written = []
+    for card_path in sorted(Path(weights_dir).glob("*.json")):
+        card = json.loads(card_path.read_text())
+        if not isinstance(card, dict) or "file" not in card:
+            continue  # not a model card (the evaluation itself lives here too)
+        if file_sha256(Path(weights_dir) / card["file"]) in scored:
+            card["evaluation"] = card_evaluation(result, card["file"])
+            card_path.write_text(json.dumps(card, indent=2) + "\n")
+            written.append(card_path)
+    return written

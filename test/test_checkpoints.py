@@ -1,11 +1,13 @@
 """Weights in the public PSMNet layout and in ours; bad weights files are refused clearly."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
 
-from stereo_depth_node.checkpoints import load_model, save_checkpoint
+from stereo_depth_node.checkpoints import load_model, range_notice, save_checkpoint
 from stereo_depth_node.errors import ConfigurationError
 from stereo_depth_node.estimator import StereoEstimator
 from stereo_depth_node.models import build_model
@@ -105,11 +107,34 @@ def test_weights_of_another_architecture_are_refused_naming_both(tmp_path, saved
             load_model(tmp_path / name, requested, 16)
 
 
-def test_weights_for_another_max_disparity_are_refused_naming_both(tmp_path):
+def test_weights_for_another_max_disparity_load_with_a_notice_naming_both(tmp_path):
+    original = _trained_looking("psmnet_dws", 48)
+    save_checkpoint(tmp_path / "w.pt", original, "psmnet_dws")
+    loaded = load_model(tmp_path / "w.pt", "psmnet_dws", 192)
+    assert loaded.max_disparity == 192
+    for name, value in original.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name
+    assert range_notice(tmp_path / "w.pt", 192) == (
+        "weights 'w.pt' were trained with max disparity 48; running with max disparity 192")
+    assert range_notice(tmp_path / "w.pt", 48) is None
+    torch.save({"state_dict": original.state_dict()}, tmp_path / "public.tar")
+    assert range_notice(tmp_path / "public.tar", 192) is None  # records no range
+    assert range_notice(None, 192) is None
+
+
+def test_estimator_hands_the_range_notice_to_notify_or_to_logging(tmp_path, caplog):
     save_checkpoint(tmp_path / "w.pt", build_model("psmnet_dws", 48), "psmnet_dws")
-    with pytest.raises(ConfigurationError,
-                       match="trained with max_disparity 48, but max_disparity 192"):
-        load_model(tmp_path / "w.pt", "psmnet_dws", 192)
+    notices: list[str] = []
+    estimator = StereoEstimator("psmnet_dws", weights=tmp_path / "w.pt", max_disparity=16,
+                                device="cpu", notify=notices.append)
+    assert estimator.max_disparity == 16
+    assert notices == ["weights 'w.pt' were trained with max disparity 48; running with max "
+                       "disparity 16"]
+    with caplog.at_level(logging.WARNING, logger="stereo_depth_node.estimator"):
+        StereoEstimator("psmnet_dws", weights=tmp_path / "w.pt", max_disparity=32, device="cpu")
+        StereoEstimator("psmnet_dws", weights=tmp_path / "w.pt", max_disparity=48, device="cpu")
+    assert [r.getMessage() for r in caplog.records] == [
+        "weights 'w.pt' were trained with max disparity 48; running with max disparity 32"]
 
 
 def test_file_without_network_weights_is_refused(tmp_path):

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stereo_depth_node.data.datasets import middlebury2003
+from stereo_depth_node.data.datasets import kitti2015, middlebury2003
 from stereo_depth_node.data.pfm import read_pfm
 
 CLI = [sys.executable, "-m", "stereo_depth_node.cli"]
@@ -77,6 +77,34 @@ def test_infer_with_the_shipped_network_on_a_real_pair(stereo_eval, tmp_path):
     np.testing.assert_allclose(depth[ahead], 615 * 0.1 / estimate[ahead], rtol=1e-5)
 
 
+def test_shipped_weights_run_at_192_and_find_disparities_above_their_trained_64(stereo_eval,
+                                                                               tmp_path):
+    # The real KITTI frame with the right view shifted by 64 px: every ground-truth disparity
+    # grows by 64 (a left pixel at x matched at x - d is at x - d - 64 in the cropped right view),
+    # so all of it lies above the 64 px the shipped weights were trained with.
+    frame, shift = stereo_eval / "kitti2015/000000_10", 64
+    left = cv2.imread(str(frame / "image_2/000000_10.png"))
+    right = cv2.imread(str(frame / "image_3/000000_10.png"))
+    cv2.imwrite(str(tmp_path / "left.png"), left[:, :-shift])
+    cv2.imwrite(str(tmp_path / "right.png"), right[:, shift:])
+    [sample] = kitti2015(frame)
+    truth = sample.disparity[:, :-shift] + shift
+    done = run_cli("infer", tmp_path / "left.png", tmp_path / "right.png", "--max-disparity",
+                   "192", "--device", "cpu", "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stderr.splitlines() if "note:" in line] == [
+        "stereo-depth infer: note: weights 'psmnet_dws.pt' were trained with max disparity 64; "
+        "running with max disparity 192"]
+    assert "psmnet_dws (psmnet_dws.pt, max disparity 192)" in done.stdout
+    estimate = read_pfm(tmp_path / "out/disparity.pfm")
+    assert estimate.shape == truth.shape == (375, 1242 - shift)
+    known = np.isfinite(truth)
+    assert known.sum() > 50_000 and truth[known].min() > 64
+    assert np.mean(estimate[known] > 64) > 0.9
+    error = np.abs(estimate - truth)[known]
+    assert np.median(error) < 2.0 and np.mean(error > 3) < 0.3  # px, real ground truth
+
+
 @pytest.mark.parametrize("args, message", [
     (("missing_left.png", "missing_right.png", "--model", "sgbm"),
      "cannot read image 'missing_left.png'"),
@@ -111,6 +139,14 @@ def test_export_command_checks_parity(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "1x3x48x64" in done.stdout and "max abs diff" in done.stdout
     assert (tmp_path / "m.onnx").stat().st_size > 1_000_000
+
+
+def test_export_of_shipped_weights_at_another_range_notes_both(tmp_path):
+    done = run_cli("export", "--max-disparity", "32", "--height", "48", "--width", "64",
+                   "--out", tmp_path / "m.onnx")
+    assert done.returncode == 0, done.stderr
+    assert ("stereo-depth export: note: weights 'psmnet_dws.pt' were trained with max disparity "
+            "64; running with max disparity 32") in done.stderr
 
 
 def test_bench_estimator_prints_a_table_and_writes_json(tmp_path):

@@ -5,26 +5,85 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from stereo_depth_node.checkpoints import SHIPPED_DIR, read_checkpoint
-from stereo_depth_node.evaluate import Method, evaluate
+from stereo_depth_node.data.datasets import stereo_eval as stereo_eval_pairs
+from stereo_depth_node.evaluate import (SYNTHETIC_MAX_DISPARITY, Method, evaluate, file_sha256,
+                                         full_range)
+from stereo_depth_node.model_card import update_card_evaluations
 
 SHIPPED = ("psmnet_dws", "psmnet")
 
 
 def test_eval_command_writes_json_and_markdown(tmp_path):
     done = subprocess.run([sys.executable, "-m", "stereo_depth_node.cli", "eval", "--methods",
-                           "sgbm", "psmnet_dws:none", "--no-real", "--synthetic", "1",
-                           "--device", "cpu", "--json", str(tmp_path / "e.json"), "--markdown",
-                           str(tmp_path / "e.md")], capture_output=True, text=True, timeout=600)
+                           "sgbm", "sgbm+fill", "psmnet_dws:none", "--no-real", "--synthetic",
+                           "1", "--device", "cpu", "--json", str(tmp_path / "e.json"),
+                           "--markdown", str(tmp_path / "e.md")],
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "e.json").read_text())
-    assert set(result["methods"]) == {"sgbm", "psmnet_dws (initial weights)"}
+    assert set(result["methods"]) == {"sgbm", "sgbm+fill", "psmnet_dws (initial weights)"}
+    assert result["scoring_ranges"] == {"synthetic/0": SYNTHETIC_MAX_DISPARITY}
+    assert result["command"] == ("stereo-depth eval --methods sgbm sgbm+fill psmnet_dws:none "
+                                 "--no-real --synthetic 1 --device cpu")
     sgbm = result["methods"]["sgbm"]["datasets"]["synthetic"]
     assert sgbm["images"] == 1 and 0 < sgbm["all"]["density"] < 100  # SGBM leaves holes
     assert sgbm["occ"]["bad3"] > sgbm["noc"]["bad3"]
-    assert "| synthetic (1) | sgbm |" in (tmp_path / "e.md").read_text()
+    filled = result["methods"]["sgbm+fill"]["datasets"]["synthetic"]
+    assert filled["all"]["density"] == 100.0
+    assert filled["all"]["epe"] == sgbm["all"]["epe"]  # sgbm's EPE is taken after the same fill
+    assert filled["all"]["bad3"] < sgbm["all"]["bad3"]  # some holes are filled right
+    markdown = (tmp_path / "e.md").read_text()
+    assert "| synthetic (1) | sgbm |" in markdown and "| synthetic (1) | sgbm+fill |" in markdown
+    assert "(synthetic 64 px)" in markdown
+
+
+def test_every_pair_is_scored_at_its_datasets_full_range(stereo_eval):
+    expected = {"middlebury2003/cones": 60, "middlebury2003/teddy": 60,  # info.txt: max 59
+                "middlebury2003/tsukuba": 16, "middlebury2003/venus": 20,
+                "kitti2015/000000_10": 192,
+                "eth3d/playground": 192}  # calib.txt ndisp 941, the image width: capped
+    assert {sample.name: full_range(stereo_eval, sample.name)
+            for sample in stereo_eval_pairs(stereo_eval)} == expected
+    assert full_range(None, "synthetic/3") == SYNTHETIC_MAX_DISPARITY
+    for sample in stereo_eval_pairs(stereo_eval):  # no ground truth lies outside its range
+        assert np.nanmax(sample.disparity) < expected[sample.name], sample.name
+    assert Method("sgbm+fill").search_range(60) == 64 and Method("sgbm").search_range(192) == 192
+    assert Method("psmnet_dws").search_range(60) == 60 and Method("psmnet").search_range(18) == 20
+
+
+def test_eval_updates_only_the_evaluation_of_the_cards_it_scored(tmp_path):
+    card = {"name": "psmnet_dws", "file": "psmnet_dws.pt", "steps": 1000, "evaluation": {}}
+    (tmp_path / "psmnet_dws.json").write_text(json.dumps(card))
+    (tmp_path / "psmnet_dws.pt").write_bytes(b"shipped weights")
+    other = {"name": "psmnet", "file": "psmnet.pt", "evaluation": {"old": 1}}
+    (tmp_path / "psmnet.json").write_text(json.dumps(other))
+    (tmp_path / "psmnet.pt").write_bytes(b"other shipped weights")
+    (tmp_path / "eval_cpu.json").write_text(json.dumps({"methods": {}}))
+    rows = {"kitti2015": {"all": {"epe": 1.0}}}
+    result = {"command": "stereo-depth eval ...", "machine": {"cpu_count": 2},
+              "created": "now", "scoring_ranges": {"kitti2015/000000_10": 192},
+              "methods": {
+                  "sgbm": {"weights_sha256": None, "datasets": rows},
+                  "sgbm+fill": {"weights_sha256": None, "datasets": rows},
+                  "psmnet_dws (psmnet_dws.pt)": {
+                      "weights_sha256": file_sha256(tmp_path / "psmnet_dws.pt"),
+                      "datasets": rows},
+                  # a candidate of the same name, elsewhere: not the shipped psmnet.pt
+                  "psmnet (psmnet.pt)": {"weights_sha256": file_sha256(tmp_path / "eval_cpu.json"),
+                                         "datasets": rows}}}
+    assert update_card_evaluations(result, tmp_path) == [tmp_path / "psmnet_dws.json"]
+    updated = json.loads((tmp_path / "psmnet_dws.json").read_text())
+    assert updated["steps"] == 1000  # the training facts stay
+    assert updated["evaluation"] == {
+        "command": "stereo-depth eval ...", "machine": {"cpu_count": 2}, "created": "now",
+        "scoring_ranges": {"kitti2015/000000_10": 192},
+        "datasets": {"sgbm": rows, "sgbm+fill": rows, "psmnet_dws (psmnet_dws.pt)": rows}}
+    assert json.loads((tmp_path / "psmnet.json").read_text()) == other
+    assert json.loads((tmp_path / "eval_cpu.json").read_text()) == {"methods": {}}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -39,11 +98,12 @@ def test_shipped_weights_fit_the_package(name):
 
 
 def test_shipped_weights_reproduce_their_cards(stereo_eval):
-    result = evaluate([Method("sgbm"), *(Method(name) for name in SHIPPED)], stereo_eval, 8,
-                      device="cpu", progress=lambda _: None)
+    result = evaluate([Method("sgbm"), Method("sgbm+fill"), *(Method(name) for name in SHIPPED)],
+                      stereo_eval, 8, device="cpu", progress=lambda _: None)
     for name in SHIPPED:
         card = json.loads((SHIPPED_DIR / f"{name}.json").read_text())["evaluation"]
-        assert card["scored_below_disparity"] == result["scored_below_disparity"]
+        assert card["scoring_ranges"] == result["scoring_ranges"]
+        assert set(card["datasets"]) == {"sgbm", "sgbm+fill", f"{name} ({name}.pt)"}
         for label, datasets in card["datasets"].items():
             measured = result["methods"][label]["datasets"]
             for dataset, regions in datasets.items():

@@ -45,3 +45,29 @@ def test_ground_truth_above_max_disparity_is_excluded_and_counted():
     m = disparity_metrics(estimate, truth, max_disparity=64)
     assert m["excluded_above_max"] == 2
     assert m["all"]["pixels"] == 2 and m["all"]["epe"] == 0.0
+
+
+def test_background_fill_on_hand_made_rows():
+    nan, inf = np.nan, np.inf
+    holes = np.array([[5, nan, nan, 9, 9],     # inside: the smaller neighbour, 5
+                      [9, nan, 6, nan, 7],     # each hole between its own neighbours: 6 and 6
+                      [nan, nan, 2, 7, 7],     # left border: only a right neighbour, 2
+                      [4, nan, inf, nan, nan],  # inf is a hole too; right border: 4
+                      [nan, nan, nan, nan, nan],  # nothing to fill from
+                      [1, 2, 3, 4, 5]], np.float32)
+    expected = np.array([[5, 5, 5, 9, 9],
+                         [9, 6, 6, 6, 7],
+                         [2, 2, 2, 7, 7],
+                         [4, 4, 4, 4, 4],
+                         [nan, nan, nan, nan, nan],
+                         [1, 2, 3, 4, 5]], np.float32)
+    before = holes.copy()
+    np.testing.assert_array_equal(fill_holes_with_background(holes), expected)
+    np.testing.assert_array_equal(holes, before)  # the input is left as it was
+
+
+def test_epe_of_a_row_without_answers_counts_the_full_disparity():
+    truth = np.array([[10.0, 10.0], [4.0, 6.0]], np.float32)
+    estimate = np.array([[10.0, 10.0], [np.nan, np.nan]], np.float32)
+    m = disparity_metrics(estimate, truth)["all"]
+    assert m["epe"] == pytest.approx((0 + 0 + 4 + 6) / 4) and m["density"] == 50.0

@@ -123,8 +123,11 @@ class StereoDepthNode(Node):
             self.get_logger().warning(
                 f"no trained weights for {model!r} (parameter weights is empty and none ship "
                 f"with this package): the network runs with its initial weights")
+        # Weights trained with another max disparity run; the notice naming both goes to the
+        # node's log rather than Python's logging, which a ROS user does not see configured.
         return StereoEstimator(model, weights, max_disparity, self.get_parameter("device").value,
-                               self.get_parameter("precision").value)
+                               self.get_parameter("precision").value,
+                               notify=self.get_logger().info)
 
     def _apply_runtime(self, values: dict[str, Any]) -> None:
         """Validate and apply runtime parameters; raises ValueError naming the bad value."""
