@@ -16,7 +16,8 @@ from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "stereo_depth_node"
 FORWARDED = ("namespace", "left_image", "right_image", "left_info", "right_info",
-             "params_file", "model", "weights", "device", "max_disparity", "rviz")
+             "params_file", "model", "weights", "device", "max_disparity", "image_transport",
+             "rectify", "rviz")
 
 
 def _frame_in_bag(bag: str) -> str:

@@ -4,7 +4,12 @@
         left_image:=/cam/left/image_rect right_image:=/cam/right/image_rect \
         left_info:=/cam/left/camera_info right_info:=/cam/right/camera_info rviz:=true
 
-Arguments left empty keep the value of the parameters file; arguments given override it.
+    ros2 launch stereo_depth_node stereo_depth.launch.py image_transport:=compressed \
+        rectify:=true left_image:=/cam/left/image_raw right_image:=/cam/right/image_raw ...
+
+Arguments left empty keep the value of the parameters file; arguments given override it. An image
+argument names the base topic (as image_transport does): with image_transport:=compressed the
+node reads '<base>/compressed'.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -14,16 +19,17 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "stereo_depth_node"
-# Launch argument -> the node's input topic it remaps.
+# Launch argument -> the node's input topics it remaps: rectified images, or raw ones when the
+# node rectifies (rectify may come from the parameters file, so both names are remapped).
 REMAPS = {
-    "left_image": "left/image_rect",
-    "right_image": "right/image_rect",
-    "left_info": "left/camera_info",
-    "right_info": "right/camera_info",
+    "left_image": ("left/image_rect", "left/image_raw"),
+    "right_image": ("right/image_rect", "right/image_raw"),
+    "left_info": ("left/camera_info",),
+    "right_info": ("right/camera_info",),
 }
 # Launch arguments that override node parameters of the same name, with their types.
 OVERRIDES = {"model": str, "weights": str, "device": str, "max_disparity": int,
-             "use_sim_time": bool}
+             "image_transport": str, "rectify": bool, "use_sim_time": bool}
 
 
 def _node_actions(context):
@@ -36,7 +42,8 @@ def _node_actions(context):
         if text == "":
             continue
         overrides[name] = text.lower() == "true" if kind is bool else kind(text)
-    remaps = [(topic, value(argument)) for argument, topic in REMAPS.items() if value(argument)]
+    remaps = [(topic, value(argument)) for argument, topics in REMAPS.items() if value(argument)
+              for topic in topics]
     namespace = value("namespace")
     rviz_arguments = ["-d", value("rviz_config")]
     if value("fixed_frame"):
@@ -55,8 +62,9 @@ def generate_launch_description():
     share = FindPackageShare(PACKAGE)
     arguments = [
         DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
-        *(DeclareLaunchArgument(name, default_value="", description=f"remap of {topic}")
-          for name, topic in REMAPS.items()),
+        *(DeclareLaunchArgument(name, default_value="",
+                                description=f"remap of {' / '.join(topics)}")
+          for name, topics in REMAPS.items()),
         DeclareLaunchArgument(
             "params_file", default_value=PathJoinSubstitution([share, "config",
                                                                "stereo_depth.yaml"]),

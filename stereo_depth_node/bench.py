@@ -98,6 +98,60 @@ def bench_generator(height: int = 256, width: int = 512, batch_size: int = 4, ba
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
+INPUT_SIZES = ((640, 480), (1280, 720))
+
+
+def _median_ms(work, repeats: int) -> tuple[float, float]:
+    work()  # warm-up: first-call allocations and OpenCV's thread pool
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times), _percentile(times, 90)
+
+
+def bench_inputs(sizes: list[tuple[int, int]], repeats: int = 20, quality: int = 95,
+                 device: str = "cpu") -> dict[str, Any]:
+    """What `image_transport:=compressed` and `rectify:=true` cost per stereo set: decoding two
+    JPEG views (image_transport's format) and rectifying two raw views from a plumb_bob
+    calibration, with maps already computed, as the node does for every frame after the first."""
+    from .compressed import decode_compressed, encode_compressed
+    from .rectification import Rectifier, example_camera_models
+
+    torch_device = resolve_device(device)
+    rectifiers = {"opencv (cpu)": Rectifier()}
+    if torch_device.type == "cuda":
+        rectifiers[f"torch ({torch_device})"] = Rectifier(torch_device)
+    rows = []
+    for width, height in sizes:
+        views = render_plane_pair(height, width, disparity=24.0, seed=1)
+        jpegs = [encode_compressed(view, "jpeg", "rgb8", quality) for view in views]
+        models = example_camera_models(width, height, 0.9 * width, 0.12, "plumb_bob")
+        sides = list(zip(("left", "right"), views, jpegs, models))
+        stages = {"jpeg decode x2": lambda s=sides: [decode_compressed(*jpeg, "bench")
+                                                     for _, _, jpeg, _ in s]}
+        for name, rectifier in rectifiers.items():
+            stages[f"rectify x2, {name}"] = (
+                lambda r=rectifier, s=sides: [r.rectify(side, view, model)
+                                              for side, view, _, model in s])
+            stages[f"decode + rectify x2, {name}"] = (
+                lambda r=rectifier, s=sides: [r.rectify(side, decode_compressed(*jpeg, "bench"),
+                                                        model) for side, _, jpeg, model in s])
+        for stage, work in stages.items():
+            median, p90 = _median_ms(work, repeats)
+            row = {"stage": stage, "width": width, "height": height, "median_ms": median,
+                   "p90_ms": p90, "jpeg_kib": round(sum(len(d) for _, d in jpegs) / 2048, 1)}
+            rows.append(row)
+            print(f"| {stage} | {width}x{height} | {median:.2f} | {p90:.2f} |", flush=True)
+    return {"benchmark": "inputs", "jpeg_quality": quality, "repeats": repeats,
+            "machine": machine_description(torch_device), "rows": rows,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+INPUT_TABLE_HEADER = "| stage | size | median ms | p90 ms |\n|---|---|---|---|"
+
+
 TABLE_HEADER = ("| backend | size | device | precision | median ms | p90 ms | pairs/s |\n"
                 "|---|---|---|---|---|---|---|")
 

@@ -99,11 +99,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sizes(texts: list[str] | None, default) -> list[tuple[int, int]]:
+    """WIDTHxHEIGHT arguments, or the default sizes."""
+    return [tuple(int(v) for v in s.lower().split("x")) for s in texts] if texts else list(default)
+
+
 def cmd_bench_estimator(args: argparse.Namespace) -> int:
     from .bench import ESTIMATOR_SIZES, bench_estimator, format_table, write_json
 
-    sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes] \
-        if args.sizes else list(ESTIMATOR_SIZES)
+    sizes = _sizes(args.sizes, ESTIMATOR_SIZES)
     print(f"estimator benchmark, max disparity {args.max_disparity}, "
           f"{args.repeats} timed runs after {args.warmup} warm-up")
     result = bench_estimator(args.backends, sizes, args.max_disparity, args.device,
@@ -178,6 +182,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _needs_ros(exc: ImportError) -> int:
     raise ConfigurationError(f"this command needs rclpy, the ROS message packages and rosbags "
                              f"(pip install '.[ros]', or a ROS 2 installation): {exc}")
+
+
+def cmd_bench_inputs(args: argparse.Namespace) -> int:
+    from .bench import INPUT_SIZES, INPUT_TABLE_HEADER, bench_inputs, write_json
+
+    sizes = _sizes(args.sizes, INPUT_SIZES)
+    print(f"input benchmark (JPEG quality {args.quality}, both views per set)")
+    print(INPUT_TABLE_HEADER)
+    result = bench_inputs(sizes, args.repeats, args.quality, args.device)
+    write_json(result, args.json)
+    print(f"wrote {args.json}")
+    return 0
 
 
 def cmd_bench_generator(args: argparse.Namespace) -> int:
@@ -294,6 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
     estimator.add_argument("--repeats", type=int, default=3)
     estimator.add_argument("--json", type=Path, default=Path("bench_estimator.json"))
     estimator.set_defaults(func=cmd_bench_estimator)
+    inputs = bench_kinds.add_parser("inputs", help="JPEG decoding and rectification per set")
+    inputs.add_argument("--sizes", nargs="+", help="WIDTHxHEIGHT (default: 640x480 1280x720)")
+    inputs.add_argument("--quality", type=int, default=95, help="JPEG quality of the input")
+    inputs.add_argument("--repeats", type=int, default=20)
+    inputs.add_argument("--device", default="cpu",
+                        help="also rectify with torch on this device when it is a GPU")
+    inputs.add_argument("--json", type=Path, default=Path("bench_inputs.json"))
+    inputs.set_defaults(func=cmd_bench_inputs)
     generator = bench_kinds.add_parser("generator", help="synthetic training data, samples/s")
     generator.add_argument("--height", type=int, default=256)
     generator.add_argument("--width", type=int, default=512)

@@ -18,7 +18,7 @@ from std_msgs.msg import Header
 from stereo_depth_node.camera import StereoCamera
 from stereo_depth_node.ros.client import OUTPUT_TYPES, StereoClient  # noqa: F401 (re-export)
 from stereo_depth_node.ros.conversions import array_to_image_fields
-from stereo_depth_node.ros.messages import stereo_messages
+from stereo_depth_node.ros.messages import image_message as input_image, stereo_messages
 
 NODE_COMMAND = [sys.executable, "-m", "stereo_depth_node.ros.node"]
 FRAME = "left_camera_optical_frame"
@@ -121,3 +121,24 @@ def stereo_set(left: np.ndarray, right: np.ndarray, stamp_s: float, fx: float = 
     """The four input messages of one rgb8 pair, all stamped `stamp_s`."""
     camera = camera_for(left.shape[1], left.shape[0], fx, baseline)
     return stereo_messages(left, right, camera, round(stamp_s * 1e9), FRAME)
+
+
+def raw_stereo_set(left, right, left_model, right_model, stamp_s: float,
+                   codec: str | None = None) -> dict[str, object]:
+    """The four input messages of one raw (unrectified) pair with the calibration of two
+    rectification.CameraModel, for a node with rectify:=true (images compressed with `codec`)."""
+    from sensor_msgs.msg import CameraInfo
+
+    suffix = "/compressed" if codec else ""
+    messages = {f"left/image_raw{suffix}": input_image(left, codec),
+                f"right/image_raw{suffix}": input_image(right, codec)}
+    for side, model in (("left", left_model), ("right", right_model)):
+        info = CameraInfo(width=model.width, height=model.height,
+                          distortion_model=model.distortion_model, d=list(model.d),
+                          k=list(model.k), r=list(model.r), p=list(model.p),
+                          binning_x=model.binning_x, binning_y=model.binning_y)
+        info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = model.roi
+        messages[f"{side}/camera_info"] = info
+    for message in messages.values():
+        message.header = header(stamp_s)
+    return messages

@@ -43,8 +43,9 @@ _depth = float_image_to_array  # rosbags messages have the same fields
 
 
 @pytest.fixture(scope="module")
-def input_bag(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("bag")
+def pair_files(tmp_path_factory):
+    """--left ... --right ... arguments of PAIRS pairs of a plane at 2.000 m, as PNG files."""
+    folder = tmp_path_factory.mktemp("pairs")
     lefts, rights = [], []
     for i in range(PAIRS):
         left, right = render_plane_pair(120, 160, 30.0, seed=20 + i)  # 2.000 m
@@ -52,10 +53,15 @@ def input_bag(tmp_path_factory):
             path = folder / f"{side}{i}.png"
             cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
             names.append(str(path))
-    bag = folder / "input"
-    done = subprocess.run([*CLI, "make", str(bag), "--left", *lefts, "--right", *rights,
-                           "--focal", str(FX), "--baseline", str(BASELINE), "--rate", "5",
-                           "--namespace", "/cam"], capture_output=True, text=True, timeout=120)
+    return ["--left", *lefts, "--right", *rights, "--focal", str(FX), "--baseline",
+            str(BASELINE), "--rate", "5"]
+
+
+@pytest.fixture(scope="module")
+def input_bag(tmp_path_factory, pair_files):
+    bag = tmp_path_factory.mktemp("bag") / "input"
+    done = subprocess.run([*CLI, "make", str(bag), *pair_files, "--namespace", "/cam"],
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return bag
 
@@ -145,3 +151,83 @@ def test_process_refuses_a_bag_without_stereo_topics(tmp_path, input_bag):
                           timeout=120, env=ros_environment())
     assert done.returncode == 2
     assert "expected one topic ending in left/image_rect, found none" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def compressed_bag(tmp_path_factory, pair_files):
+    bag = tmp_path_factory.mktemp("compressed") / "input"
+    done = subprocess.run([*CLI, "make", str(bag), *pair_files, "--compressed", "jpeg",
+                           "--namespace", "/camc"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "(jpeg CompressedImage)" in done.stdout
+    return bag
+
+
+def test_compressed_bag_holds_what_image_transport_publishes(compressed_bag):
+    content = read_bag(compressed_bag)
+    assert {t: c[0] for t, c in content.items()} == {
+        "/camc/left/image_rect/compressed": "sensor_msgs/msg/CompressedImage",
+        "/camc/right/image_rect/compressed": "sensor_msgs/msg/CompressedImage",
+        "/camc/left/camera_info": "sensor_msgs/msg/CameraInfo",
+        "/camc/right/camera_info": "sensor_msgs/msg/CameraInfo"}
+    _, image = content["/camc/left/image_rect/compressed"][1][0]
+    assert image.format == "rgb8; jpeg compressed bgr8"
+    assert bytes(image.data[:2]) == b"\xff\xd8" and bytes(image.data[-2:]) == b"\xff\xd9"
+
+
+def test_process_and_play_a_compressed_bag(ros_context, compressed_bag, tmp_path):
+    from ros_harness import StereoClient
+    from stereo_depth_node.ros.frame import InputTopics
+
+    out = tmp_path / "processed"
+    done = subprocess.run([*CLI, "process", str(compressed_bag), str(out), "--model", "sgbm",
+                           "--max-disparity", "64"],
+                          capture_output=True, text=True, timeout=300, env=ros_environment())
+    assert done.returncode == 0, done.stderr
+    sets = len(read_bag(compressed_bag)["/camc/left/camera_info"][1])
+    assert f"processed {sets} stereo sets (0 rejected" in done.stdout
+    offline = {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec: _depth(m)
+               for _, m in read_bag(out)["/camc/depth"][1]}
+    assert len(offline) == sets
+    assert all(abs(np.nanmedian(depth) - 2.0) < 0.02 for depth in offline.values())
+
+    node = NodeProcess(tmp_path / "node.log", {"model": "sgbm", "max_disparity": 64,
+                                               "image_transport": "compressed"}, "/camc")
+    node.wait_ready()
+    client = StereoClient("/camc", "compressed_bag_listener", InputTopics("compressed"))
+    try:
+        played = subprocess.run([*CLI, "play", str(compressed_bag), "--wait", "20"],
+                                capture_output=True, text=True, timeout=120,
+                                env=ros_environment())
+        assert played.returncode == 0, played.stderr
+        assert client.wait_until(lambda: len(client.messages("depth")) >= sets, 60), node.log()
+    finally:
+        client.close()
+        assert node.stop() == 0
+    for message in client.messages("depth"):
+        stamp = message.header.stamp.sec * 10**9 + message.header.stamp.nanosec
+        # The live node and the offline tool give the same depth from the same JPEG bytes.
+        np.testing.assert_array_equal(_depth(message), offline[stamp])
+
+
+def test_process_rectifies_a_raw_camera_bag(tmp_path):
+    from ros_harness import raw_stereo_set
+    from scenes import raw_view
+    from stereo_depth_node.estimator import StereoEstimator
+    from stereo_depth_node.rectification import example_camera_models
+    from stereo_depth_node.ros.bag import BagWriter, process_bag
+
+    models = example_camera_models(160, 120, FX, BASELINE, "equidistant")
+    left, right = render_plane_pair(120, 160, 30.0, seed=31)  # 2.000 m once rectified
+    raw = [raw_view(image, model) for image, model in zip((left, right), models)]
+    with BagWriter(tmp_path / "raw") as writer:
+        for index in range(2):
+            stamp_s = 10.0 + index
+            for topic, message in raw_stereo_set(*raw, *models, stamp_s, "png").items():
+                writer.write(f"/rig/{topic}", message, round(stamp_s * 1e9))
+    counts = process_bag(tmp_path / "raw", tmp_path / "out", StereoEstimator("sgbm", None, 64),
+                         rectify=True)
+    assert counts["sets"] == 2 and counts["rejected"] == 0
+    depths = read_bag(tmp_path / "out")["/rig/depth"][1]
+    for _, depth in depths:
+        assert abs(np.nanmedian(_depth(depth)) - 2.0) < 0.02

@@ -170,3 +170,15 @@ def test_bench_generator_writes_json(tmp_path):
     result = json.loads((tmp_path / "g.json").read_text())
     assert result["samples_per_s"] == pytest.approx(2 / result["median_batch_s"])
     assert "| synthetic | 128x64 | cpu | 2 |" in done.stdout
+
+
+def test_bench_inputs_times_decoding_and_rectification(tmp_path):
+    done = run_cli("bench", "inputs", "--sizes", "160x120", "--repeats", "2", "--json",
+                   tmp_path / "i.json")
+    assert done.returncode == 0, done.stderr
+    assert "| jpeg decode x2 | 160x120 |" in done.stdout
+    result = json.loads((tmp_path / "i.json").read_text())
+    assert [row["stage"] for row in result["rows"]] == [
+        "jpeg decode x2", "rectify x2, opencv (cpu)", "decode + rectify x2, opencv (cpu)"]
+    assert all(row["median_ms"] > 0 and row["jpeg_kib"] > 1 for row in result["rows"])
+    assert result["jpeg_quality"] == 95 and result["machine"]["cpu_count"] >= 1

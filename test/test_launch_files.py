@@ -9,11 +9,14 @@ from pathlib import Path
 
 import yaml
 
-from stereo_depth_node.ros.frame import INPUT_TOPICS, OUTPUT_TOPICS
+from stereo_depth_node.ros.frame import OUTPUT_TOPICS, InputTopics
 from stereo_depth_node.ros.parameters import PARAMETERS
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE_PARAMETERS = {p.name for p in PARAMETERS} | {"use_sim_time"}  # use_sim_time: rclpy's own
+# Every input name the node can use: image bases (what remaps move) and camera_infos.
+INPUT_BASES = {name for rectify in (False, True) for topics in [InputTopics("raw", rectify)]
+               for name in (*topics.image_bases, *topics.names[2:])}
 
 
 def _literal(path: Path, name: str):
@@ -44,12 +47,13 @@ def test_node_launch_file_overrides_real_parameters_and_remaps_real_topics():
     compile(path.read_text(), str(path), "exec")
     overrides = _literal(path, "OVERRIDES")
     assert set(overrides) <= NODE_PARAMETERS
-    assert set(overrides) == {"model", "weights", "device", "max_disparity", "use_sim_time"}
+    assert set(overrides) == {"model", "weights", "device", "max_disparity", "image_transport",
+                              "rectify", "use_sim_time"}
     types = {p.name: type(p.default).__name__ for p in PARAMETERS} | {"use_sim_time": "bool"}
     for name, kind in overrides.items():
         assert kind == types[name], name
     remaps = _literal(path, "REMAPS")
-    assert sorted(remaps.values()) == sorted(INPUT_TOPICS)
+    assert sorted(name for names in remaps.values() for name in names) == sorted(INPUT_BASES)
     declared = _declared_arguments(path)
     assert {"namespace", "params_file", "rviz", "rviz_config"} <= declared
     assert "stereo_depth_node" in path.read_text() and "rviz2" in path.read_text()
@@ -83,7 +87,7 @@ def test_rviz_config_shows_real_topics():
     assert topics == {"left/image_rect": "rviz_default_plugins/Image",
                       "depth": "rviz_default_plugins/Image",
                       "points2": "rviz_default_plugins/PointCloud2"}
-    assert set(topics) <= set(INPUT_TOPICS) | set(OUTPUT_TOPICS)
+    assert set(topics) <= INPUT_BASES | set(OUTPUT_TOPICS)
     cloud = next(d for d in displays if d["Class"].endswith("PointCloud2"))
     assert cloud["Color Transformer"] == "RGB8"  # the node's packed rgb field
     assert config["Visualization Manager"]["Global Options"]["Fixed Frame"]

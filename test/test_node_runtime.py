@@ -229,6 +229,8 @@ def test_back_pressure_keeps_the_newest_and_counts_drops(run_node, mode):
     ({"model": "psmnet", "weights": "none", "max_disparity": 30}, "multiple of 4, got 30"),
     ({"model": "psmnet_dws", "weights": "none", "device": "cuda"}, "device 'cuda' requested"),
     ({"model": "sgbm", "max_depth": -2.0}, "max_depth (-2.0) must be greater than min_depth"),
+    ({"model": "sgbm", "image_transport": "theora"},
+     "image_transport must be one of raw, compressed, got 'theora'"),
 ])
 def test_bad_configuration_exits_with_one_message(ros_context, parameters, message):
     args = [*NODE_COMMAND, "--ros-args", "-r", "__ns:=/badconfig"]

@@ -24,8 +24,9 @@ from ..camera import StereoCamera
 from ..errors import InputError
 from ..estimator import StereoEstimator
 from ..pipeline import OutputSettings
+from ..rectification import Rectifier
 from .conversions import ImageDecoder
-from .frame import INPUT_TOPICS, OUTPUT_TOPICS, process_stereo_messages
+from .frame import IMAGE_TRANSPORTS, OUTPUT_TOPICS, InputTopics, process_stereo_messages
 from .messages import stamp_ns, stereo_messages
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
@@ -100,13 +101,18 @@ def read_raw(path: str | os.PathLike, topics: Iterable[str] | None = None
 def make_bag(out: str | os.PathLike, pairs: Iterable[tuple[np.ndarray, np.ndarray]],
              camera: StereoCamera, rate_hz: float = 10.0, namespace: str = "/stereo",
              frame_id: str = "left_camera_optical_frame", start_ns: int = 1_700_000_000 * 10**9,
-             storage: str = "mcap") -> int:
-    """A rosbag2 of stereo pairs with camera_info at `rate_hz`; returns the number of pairs."""
+             storage: str = "mcap", codec: str | None = None) -> int:
+    """A rosbag2 of stereo pairs with camera_info at `rate_hz`; returns the number of pairs.
+
+    With `codec` (jpeg, png) the images are stored as image_transport's compressed transport
+    publishes them: CompressedImage on '<image topic>/compressed'.
+    """
     count = 0
     with BagWriter(out, storage) as writer:
         for index, (left, right) in enumerate(pairs):
             stamp = start_ns + round(index * 1e9 / rate_hz)
-            for topic, message in stereo_messages(left, right, camera, stamp, frame_id).items():
+            messages = stereo_messages(left, right, camera, stamp, frame_id, codec)
+            for topic, message in messages.items():
                 writer.write(f"{namespace.rstrip('/')}/{topic}", message, stamp)
             count += 1
     return count
@@ -199,36 +205,48 @@ class Recorder:
 
 
 # --- process ------------------------------------------------------------------------------------
-def _input_topics(path: str | os.PathLike, namespace: str | None) -> dict[str, str]:
-    """Suffix (left/image_rect, ...) -> topic in the bag."""
+def _matching(available: list[str], suffix: str, namespace: str | None) -> list[str]:
+    if namespace is not None:
+        return [t for t in available if t == f"{namespace.rstrip('/')}/{suffix}"]
+    return [t for t in available if t == f"/{suffix}" or t.endswith(f"/{suffix}")]
+
+
+def _input_topics(path: str | os.PathLike, namespace: str | None, rectify: bool
+                  ) -> tuple[InputTopics, dict[str, str]]:
+    """Which inputs the bag holds (raw Image or CompressedImage) and, for each input name
+    (left/image_rect, ...), its topic in the bag."""
     with AnyReader([Path(path)], default_typestore=TYPESTORE) as reader:
         available = sorted({c.topic for c in reader.connections})
+    candidates = [InputTopics(transport, rectify) for transport in IMAGE_TRANSPORTS]
+    topics = next((c for c in candidates if _matching(available, c.names[0], namespace)),
+                  candidates[0])
     found = {}
-    for suffix in INPUT_TOPICS:
-        if namespace is not None:
-            candidates = [f"{namespace.rstrip('/')}/{suffix}"]
-        else:
-            candidates = [t for t in available if t == f"/{suffix}" or t.endswith(f"/{suffix}")]
-        matches = [t for t in candidates if t in available]
+    for name in topics.names:
+        matches = _matching(available, name, namespace)
         if len(matches) != 1:
-            raise InputError(f"bag {os.fspath(path)!r}: expected one topic ending in {suffix}, "
+            raise InputError(f"bag {os.fspath(path)!r}: expected one topic ending in {name}, "
                              f"found {matches or 'none'}; topics: {', '.join(available)}")
-        found[suffix] = matches[0]
-    return found
+        found[name] = matches[0]
+    return topics, found
 
 
 def process_bag(source: str | os.PathLike, out: str | os.PathLike, estimator: StereoEstimator,
                 settings: OutputSettings | None = None, namespace: str | None = None,
                 storage: str = "mcap", copy_inputs: bool = False,
-                on_error: Callable[[str], None] = print) -> dict[str, int]:
+                on_error: Callable[[str], None] = print, rectify: bool = False
+                ) -> dict[str, int]:
     """Run the node's processing on every exactly synchronised set of a bag, offline.
 
     Outputs go to '<namespace>/disparity' etc. next to the inputs, stamped with the left image's
-    time; with `copy_inputs` the inputs are copied too. Returns counts of sets and messages.
+    time; with `copy_inputs` the inputs are copied too. Images may be Image or CompressedImage
+    (whichever the bag holds); with `rectify` they are raw (`image_raw`) and rectified from their
+    camera_info, as the node does. Returns counts of sets and messages.
     """
-    topics = _input_topics(source, namespace)
-    prefix = topics["left/image_rect"][:-len("left/image_rect")]
+    inputs, topics = _input_topics(source, namespace, rectify)
+    left_name = inputs.names[0]
+    prefix = topics[left_name][:-len(left_name)]
     by_topic = {topic: suffix for suffix, topic in topics.items()}
+    rectifier = Rectifier() if rectify else None
     pending: dict[int, dict[str, object]] = {}
     counts = {"sets": 0, "rejected": 0, "unmatched": 0, "messages": 0}
     publish = {flag: True for flag in ("publish_disparity", "publish_depth", "publish_points",
@@ -243,16 +261,16 @@ def process_bag(source: str | os.PathLike, out: str | os.PathLike, estimator: St
             stamp = stamp_ns(message.header)
             group = pending.setdefault(stamp, {})
             group[suffix] = message
-            if len(group) < len(INPUT_TOPICS):
+            if len(group) < len(inputs.names):
                 continue
             del pending[stamp]
             for older in [s for s in pending if s < stamp]:
                 counts["unmatched"] += len(pending.pop(older))
             try:
+                left, right, left_info, right_info = (group[name] for name in inputs.names)
                 result = process_stereo_messages(
-                    estimator, decoder, group["left/image_rect"], group["right/image_rect"],
-                    group["left/camera_info"], group["right/camera_info"],
-                    settings or OutputSettings(), publish)
+                    estimator, decoder, left, right, left_info, right_info,
+                    settings or OutputSettings(), publish, inputs, rectifier)
             except InputError as exc:
                 counts["rejected"] += 1
                 on_error(f"set at {stamp / 1e9:.6f} s skipped: {exc}")

@@ -39,8 +39,10 @@ def cmd_make(args: argparse.Namespace) -> int:
         pairs = [(read_image(l), read_image(r)) for l, r in zip(args.left, args.right)]
         camera = _camera(args, pairs[0][0].shape[1], pairs[0][0].shape[0])
     count = make_bag(args.out, pairs, camera, args.rate, args.namespace, args.frame_id,
-                     storage=args.storage)
-    print(f"wrote {args.out}: {count} stereo sets at {args.rate} Hz under {args.namespace}/")
+                     storage=args.storage, codec=args.compressed)
+    images = f"{args.compressed} CompressedImage" if args.compressed else "Image"
+    print(f"wrote {args.out}: {count} stereo sets ({images}) at {args.rate} Hz under "
+          f"{args.namespace}/")
     return 0
 
 
@@ -100,7 +102,8 @@ def cmd_process(args: argparse.Namespace) -> int:
     weights, max_disparity = weights_and_range(args.model, args.weights, args.max_disparity)
     estimator = StereoEstimator(args.model, weights, max_disparity, args.device)
     counts = process_bag(args.bag, args.out, estimator, namespace=args.namespace,
-                         storage=args.storage, copy_inputs=args.copy_inputs)
+                         storage=args.storage, copy_inputs=args.copy_inputs,
+                         rectify=args.rectify)
     print(f"processed {counts['sets']} stereo sets ({counts['rejected']} rejected, "
           f"{counts['unmatched']} unmatched messages); wrote {counts['messages']} messages "
           f"into {args.out}")
@@ -123,6 +126,8 @@ def add_bag_commands(commands: argparse._SubParsersAction, backends: tuple[str, 
     make.add_argument("--namespace", default="/stereo")
     make.add_argument("--frame-id", default="left_camera_optical_frame")
     make.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    make.add_argument("--compressed", choices=("jpeg", "png"),
+                      help="store images as CompressedImage on <image topic>/compressed")
     make.set_defaults(func=cmd_make)
 
     play = kinds.add_parser("play", help="publish a bag with rclpy, original stamps kept")
@@ -152,5 +157,7 @@ def add_bag_commands(commands: argparse._SubParsersAction, backends: tuple[str, 
     process.add_argument("--device", default="auto")
     process.add_argument("--namespace", help="input prefix (default: found in the bag)")
     process.add_argument("--copy-inputs", action="store_true")
+    process.add_argument("--rectify", action="store_true",
+                         help="inputs are raw (left/image_raw ...): rectify from camera_info")
     process.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     process.set_defaults(func=cmd_process)

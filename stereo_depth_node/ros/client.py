@@ -9,19 +9,21 @@ from typing import Callable
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from .frame import INPUT_TYPES, OUTPUT_TYPES
+from .frame import DEFAULT_INPUTS, OUTPUT_TYPES, InputTopics
 
 
 class StereoClient:
     """Own rclpy node, spun in a background thread, talking to the node under `namespace`."""
 
-    def __init__(self, namespace: str = "/stereo", name: str = "stereo_client") -> None:
+    def __init__(self, namespace: str = "/stereo", name: str = "stereo_client",
+                 topics: InputTopics = DEFAULT_INPUTS) -> None:
         self.node = Node(name)
         self.namespace = namespace.rstrip("/")
+        self.topics = topics
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.inputs = {topic: self.node.create_publisher(msg_type, f"{self.namespace}/{topic}",
                                                          reliable)
-                       for topic, msg_type in INPUT_TYPES.items()}
+                       for topic, msg_type in topics.types.items()}
         self._received: dict[str, list] = defaultdict(list)
         self._lock = threading.Lock()
         self._subscriptions = [
@@ -52,7 +54,8 @@ class StereoClient:
     def wait_for_subscribers(self, timeout: float = 30.0) -> None:
         if not self.wait_until(lambda: all(p.get_subscription_count() > 0
                                            for p in self.inputs.values()), timeout):
-            raise TimeoutError(f"no node subscribes to {self.namespace}/left/image_rect etc.")
+            raise TimeoutError(f"no node subscribes to {self.namespace}/{self.topics.names[0]} "
+                               f"etc.")
 
     def connect(self, probe: dict[str, object], timeout: float = 60.0,
                 resend_s: float = 0.5) -> int:
@@ -63,7 +66,7 @@ class StereoClient:
         has not matched us yet. One answered set proves the whole path works.
         """
         self.wait_for_subscribers(timeout)
-        stamp = probe["left/image_rect"].header.stamp
+        stamp = probe[self.topics.names[0]].header.stamp
         deadline = time.monotonic() + timeout
         sent = 0
         while time.monotonic() < deadline:
@@ -84,14 +87,14 @@ class StereoClient:
 
     def publish(self, messages: dict[str, object]) -> None:
         """Publish one set ({'left/image_rect': ..., ...}); infos first, as cameras do."""
-        for topic in ("left/camera_info", "right/camera_info", "left/image_rect",
-                      "right/image_rect"):
+        names = self.topics.names
+        for topic in (*names[2:], *names[:2]):
             self.inputs[topic].publish(messages[topic])
 
     def send_and_wait(self, messages: dict[str, object], topics=("disparity",),
                       timeout: float = 60.0) -> dict[str, object]:
         """Publish a set and wait for the outputs stamped like it; raises TimeoutError."""
-        stamp = messages["left/image_rect"].header.stamp
+        stamp = messages[self.topics.names[0]].header.stamp
         self.publish(messages)
         if not self.wait_until(lambda: all(self.arrival(t, stamp) for t in topics), timeout):
             missing = [t for t in topics if not self.arrival(t, stamp)]

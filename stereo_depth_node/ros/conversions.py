@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..compressed import decode_compressed
 from ..errors import InputError
 
 # encoding -> (dtype, channels, order of the channels in memory)
@@ -98,7 +99,10 @@ class ImageDecoder:
         return "cv_bridge" if self._bridge is not None else "internal"
 
     def to_rgb(self, msg, topic: str) -> np.ndarray:
-        """As `image_to_rgb`, through cv_bridge when it can."""
+        """As `image_to_rgb`, through cv_bridge when it can; CompressedImage messages (JPEG, PNG)
+        are decoded with OpenCV."""
+        if hasattr(msg, "format"):
+            return decode_compressed(msg.format, msg.data, topic)
         dtype, channels, order = _checked_layout(msg, topic)
         pixels = None
         if self._bridge is not None:

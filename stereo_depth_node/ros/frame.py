@@ -8,20 +8,58 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from stereo_msgs.msg import DisparityImage
 
 from ..errors import InputError
 from ..estimator import StereoEstimator
 from ..pipeline import OutputSettings, process_frame
+from ..rectification import CameraModel, Rectifier
 from .conversions import ImageDecoder
 from .messages import disparity_image, float_image, point_cloud
 
-LEFT_IMAGE, RIGHT_IMAGE = "left/image_rect", "right/image_rect"
+IMAGE_TRANSPORTS = ("raw", "compressed")
 LEFT_INFO, RIGHT_INFO = "left/camera_info", "right/camera_info"
-INPUT_TOPICS = (LEFT_IMAGE, RIGHT_IMAGE, LEFT_INFO, RIGHT_INFO)
+
+
+@dataclass(frozen=True)
+class InputTopics:
+    """The node's four inputs: rectified (`image_rect`) or raw (`image_raw`) images, as Image or
+    as CompressedImage on `<image topic>/compressed` (image_transport's naming), and the two
+    camera_infos."""
+
+    image_transport: str = "raw"
+    rectify: bool = False
+
+    def __post_init__(self) -> None:
+        if self.image_transport not in IMAGE_TRANSPORTS:
+            raise ValueError(f"image_transport must be one of {', '.join(IMAGE_TRANSPORTS)}, "
+                             f"got {self.image_transport!r}")
+
+    @property
+    def image_bases(self) -> tuple[str, str]:
+        """The image topics as image_transport's base names (what users remap)."""
+        kind = "image_raw" if self.rectify else "image_rect"
+        return f"left/{kind}", f"right/{kind}"
+
+    @property
+    def compressed(self) -> bool:
+        return self.image_transport == "compressed"
+
+    @property
+    def names(self) -> tuple[str, str, str, str]:
+        suffix = "/compressed" if self.compressed else ""
+        left, right = self.image_bases
+        return f"{left}{suffix}", f"{right}{suffix}", LEFT_INFO, RIGHT_INFO
+
+    @property
+    def types(self) -> dict[str, type]:
+        image = CompressedImage if self.compressed else Image
+        return dict(zip(self.names, (image, image, CameraInfo, CameraInfo)))
+
+
+DEFAULT_INPUTS = InputTopics()  # rectified raw Image messages
 OUTPUT_TOPICS = ("disparity", "depth", "depth/camera_info", "points2", "confidence")
-INPUT_TYPES = dict(zip(INPUT_TOPICS, (Image, Image, CameraInfo, CameraInfo)))
 OUTPUT_TYPES = dict(zip(OUTPUT_TOPICS, (DisparityImage, Image, CameraInfo, PointCloud2, Image)))
 PUBLISH_FLAGS = {"disparity": "publish_disparity", "depth": "publish_depth",
                  "depth/camera_info": "publish_depth", "points2": "publish_points",
@@ -34,28 +72,57 @@ class FrameResult:
     camera_error: str | None      # why depth and points are missing, if they are
 
 
-def _check_sizes(left, right, left_info: CameraInfo, right_info: CameraInfo) -> None:
-    for topic, info_topic, image, info in ((LEFT_IMAGE, LEFT_INFO, left, left_info),
-                                           (RIGHT_IMAGE, RIGHT_INFO, right, right_info)):
+def _check_sizes(left, right, left_info: CameraInfo, right_info: CameraInfo,
+                 topics: InputTopics) -> None:
+    left_topic, right_topic = topics.names[:2]
+    for topic, info_topic, image, info in ((left_topic, LEFT_INFO, left, left_info),
+                                           (right_topic, RIGHT_INFO, right, right_info)):
         height, width = image.shape[:2]
         if (info.width, info.height) not in ((0, 0), (width, height)):
             raise InputError(f"{topic} is {width}x{height} px but {info_topic} says "
                              f"{info.width}x{info.height}")
     if left.shape[:2] != right.shape[:2]:
-        raise InputError(f"{LEFT_IMAGE} is {left.shape[1]}x{left.shape[0]} px but "
-                         f"{RIGHT_IMAGE} is {right.shape[1]}x{right.shape[0]} px")
+        raise InputError(f"{left_topic} is {left.shape[1]}x{left.shape[0]} px but "
+                         f"{right_topic} is {right.shape[1]}x{right.shape[0]} px")
 
 
-def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, left_msg: Image,
-                            right_msg: Image, left_info: CameraInfo, right_info: CameraInfo,
-                            settings: OutputSettings, publish: dict[str, bool]) -> FrameResult:
+def camera_model(info: CameraInfo) -> CameraModel:
+    """The calibration a camera_info carries, for rectification."""
+    roi = info.roi
+    return CameraModel(info.width, info.height, info.distortion_model, tuple(info.d),
+                       tuple(info.k), tuple(info.r), tuple(info.p), info.binning_x,
+                       info.binning_y, (roi.x_offset, roi.y_offset, roi.width, roi.height))
+
+
+def rectified_info(info: CameraInfo) -> CameraInfo:
+    """The camera_info of a rectified image: no distortion, identity R, K and P from P."""
+    p = list(info.p)
+    return CameraInfo(header=info.header, height=info.height, width=info.width,
+                      distortion_model="plumb_bob", d=[0.0] * 5,
+                      k=[p[0], p[1], p[2], p[4], p[5], p[6], p[8], p[9], p[10]],
+                      r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], p=p)
+
+
+def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, left_msg, right_msg,
+                            left_info: CameraInfo, right_info: CameraInfo,
+                            settings: OutputSettings, publish: dict[str, bool],
+                            topics: InputTopics = DEFAULT_INPUTS,
+                            rectifier: Rectifier | None = None) -> FrameResult:
     """Every enabled output message, all with the left image's header.
 
-    Raises InputError (naming topic, field and expected value) for input that cannot be used.
+    Images are Image or CompressedImage messages as `topics` says; with `topics.rectify` they are
+    raw and `rectifier` rectifies them from their camera_infos, and the outputs are those of the
+    rectified left camera. Raises InputError (naming topic, field and expected value) for input
+    that cannot be used.
     """
-    left = decoder.to_rgb(left_msg, LEFT_IMAGE)
-    right = decoder.to_rgb(right_msg, RIGHT_IMAGE)
-    _check_sizes(left, right, left_info, right_info)
+    left_topic, right_topic = topics.names[:2]
+    left = decoder.to_rgb(left_msg, left_topic)
+    right = decoder.to_rgb(right_msg, right_topic)
+    _check_sizes(left, right, left_info, right_info, topics)
+    if topics.rectify:
+        left = rectifier.rectify(LEFT_INFO, left, camera_model(left_info))
+        right = rectifier.rectify(RIGHT_INFO, right, camera_model(right_info))
+        left_info, right_info = rectified_info(left_info), rectified_info(right_info)
     output = process_frame(estimator, left, right, left_info.p, right_info.p, settings)
     header, camera = left_msg.header, output.camera
     enabled = {topic: publish.get(flag, True) for topic, flag in PUBLISH_FLAGS.items()}

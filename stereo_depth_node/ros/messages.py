@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField, RegionOfInterest
+from sensor_msgs.msg import (CameraInfo, CompressedImage, Image, PointCloud2, PointField,
+                             RegionOfInterest)
 from std_msgs.msg import Header
 from stereo_msgs.msg import DisparityImage
 
 from ..camera import StereoCamera
+from ..compressed import encode_compressed
 from ..errors import InputError
 from .conversions import array_to_image_fields, float_image_fields
 
@@ -77,18 +79,31 @@ def camera_infos(camera: StereoCamera, width: int, height: int, frame_id: str
     return infos[0], infos[1]
 
 
-def stereo_messages(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
-                    stamp_ns: int, frame_id: str) -> dict[str, object]:
-    """The four input messages of one pair (RGB uint8/uint16 or mono) at one stamp."""
+def image_message(image: np.ndarray, codec: str | None = None, quality: int = 95
+                  ) -> Image | CompressedImage:
+    """An RGB uint8, mono8 or mono16 array as an Image, or with `codec` (jpeg, png) as the
+    CompressedImage image_transport's compressed publisher would send."""
     encoding = {(2, np.uint8): "mono8", (2, np.uint16): "mono16",
-                (3, np.uint8): "rgb8"}.get((left.ndim, left.dtype.type))
+                (3, np.uint8): "rgb8"}.get((image.ndim, image.dtype.type))
     if encoding is None:
-        raise InputError(f"cannot store a {left.dtype} image of shape {left.shape} in a bag; "
-                         f"expected mono8, mono16 or rgb8")
+        raise InputError(f"cannot send a {image.dtype} image of shape {image.shape}; expected "
+                         f"mono8, mono16 or rgb8")
+    if codec is None:
+        return Image(**array_to_image_fields(image, encoding))
+    format_, data = encode_compressed(image, codec, encoding, quality)
+    return CompressedImage(format=format_, data=data)
+
+
+def stereo_messages(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
+                    stamp_ns: int, frame_id: str, codec: str | None = None
+                    ) -> dict[str, object]:
+    """The four input messages of one rectified pair (RGB uint8 or mono) at one stamp, images
+    compressed with `codec` (jpeg, png) on '<image topic>/compressed' if given."""
     height, width = left.shape[:2]
     left_info, right_info = camera_infos(camera, width, height, frame_id)
-    messages = {"left/image_rect": Image(**array_to_image_fields(left, encoding)),
-                "right/image_rect": Image(**array_to_image_fields(right, encoding)),
+    suffix = "/compressed" if codec else ""
+    messages = {f"left/image_rect{suffix}": image_message(left, codec),
+                f"right/image_rect{suffix}": image_message(right, codec),
                 "left/camera_info": left_info, "right/camera_info": right_info}
     for message in messages.values():
         message.header.frame_id = frame_id

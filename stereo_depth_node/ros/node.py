@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -33,8 +34,9 @@ from ..checkpoints import weights_and_range
 from ..errors import ConfigurationError, InputError
 from ..estimator import StereoEstimator
 from ..pipeline import OutputSettings
+from ..rectification import Rectifier
 from .conversions import ImageDecoder
-from .frame import INPUT_TOPICS, OUTPUT_TYPES, process_stereo_messages
+from .frame import OUTPUT_TYPES, InputTopics, process_stereo_messages
 from .inputs import StereoInputs
 from .mailbox import Mailbox
 from .parameters import BY_NAME, PARAMETERS
@@ -87,7 +89,11 @@ class StereoDepthNode(Node):
         overrides = QoSOverridingOptions.with_default_policies()
         reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
         approximate = self.get_parameter("approximate_sync").value
-        self._inputs = StereoInputs(self, approximate, self.get_parameter("sync_tolerance").value,
+        self._topics = InputTopics(self.get_parameter("image_transport").value,
+                                   self.get_parameter("rectify").value)
+        self._rectifier = self._build_rectifier() if self._topics.rectify else None
+        self._inputs = StereoInputs(self, self._topics, approximate,
+                                    self.get_parameter("sync_tolerance").value,
                                     self.get_parameter("queue_size").value, overrides,
                                     self._on_synchronised, self._on_unmatched)
         self._outputs = {
@@ -106,12 +112,16 @@ class StereoDepthNode(Node):
         self._worker.start()
         decoder = self._decoder.name + (f" ({self._decoder.unavailable_reason})"
                                         if self._decoder.unavailable_reason else "")
+        images = self._topics.image_transport + (
+            f" raw images, rectified here ({self._rectifier.backend})" if self._rectifier
+            else " images")
+        subscribed = ", ".join(self.resolve_topic_name(t) for t in self._inputs.subscribed)
         self.get_logger().info(
             f"ready: model {self.estimator.model_name} on "
             f"{getattr(self.estimator.matcher, 'device', 'cpu')}, max disparity "
             f"{self.estimator.max_disparity}, {'approximate' if approximate else 'exact'} sync "
-            f"({self._inputs.backend}), image decoder {decoder}; "
-            f"subscribed to {', '.join(self.resolve_topic_name(t) for t in INPUT_TOPICS)}")
+            f"({self._inputs.backend}), image decoder {decoder}, {images}; "
+            f"subscribed to {subscribed}")
 
     # --- configuration --------------------------------------------------------------------------
     def _build_estimator(self) -> StereoEstimator:
@@ -128,6 +138,11 @@ class StereoDepthNode(Node):
         return StereoEstimator(model, weights, max_disparity, self.get_parameter("device").value,
                                self.get_parameter("precision").value,
                                notify=self.get_logger().info)
+
+    def _build_rectifier(self) -> Rectifier:
+        """Remapping on the network's GPU when it runs on one, else OpenCV on the CPU."""
+        device = torch.device(getattr(self.estimator.matcher, "device", "cpu"))
+        return Rectifier(device if device.type == "cuda" else None)
 
     def _apply_runtime(self, values: dict[str, Any]) -> None:
         """Validate and apply runtime parameters; raises ValueError naming the bad value."""
@@ -174,11 +189,12 @@ class StereoDepthNode(Node):
 
     def _on_unmatched(self, unmatched: Unmatched) -> None:
         self.counters.unmatched += 1
-        gaps = ", ".join(f"{INPUT_TOPICS[i]} {gap / 1e6:.1f} ms"
+        names = self._topics.names
+        gaps = ", ".join(f"{names[i]} {gap / 1e6:.1f} ms"
                          for i, gap in sorted(unmatched.nearest_gap_ns.items()))
         tolerance = self._inputs.tolerance_s
         rule = f"within sync_tolerance {tolerance} s" if tolerance is not None else "exact stamps"
-        self._report(f"{INPUT_TOPICS[unmatched.stream]}: message stamped "
+        self._report(f"{names[unmatched.stream]}: message stamped "
                      f"{unmatched.stamp_ns / 1e9:.6f} s found no partners ({rule}); nearest: "
                      f"{gaps or 'none'}", count=False)
 
@@ -215,7 +231,7 @@ class StereoDepthNode(Node):
     def _process(self, stereo: StereoSet) -> None:
         result = process_stereo_messages(self.estimator, self._decoder, stereo.left, stereo.right,
                                          stereo.left_info, stereo.right_info, self._settings,
-                                         self._publish)
+                                         self._publish, self._topics, self._rectifier)
         if self._mailbox.closed:  # shutting down: the context may be gone, publish nothing
             self.counters.dropped_at_shutdown += 1
             return
@@ -239,7 +255,9 @@ class StereoDepthNode(Node):
         c = self.counters
         latency = statistics.median(c.latencies_ms) if c.latencies_ms else float("nan")
         received = ", ".join(f"{topic} {count}" for topic, count in
-                             zip(INPUT_TOPICS, self._inputs.tracker.received_per_stream))
+                             zip(self._topics.names, self._inputs.tracker.received_per_stream))
+        rectifier = ({"rectification maps computed": str(self._rectifier.maps_computed)}
+                     if self._rectifier else {})
         return {"received sets": str(c.received), "processed": str(c.processed),
                 "dropped (newer set arrived)": str(self._mailbox.dropped),
                 "rejected (bad input)": str(c.rejected), "unmatched messages": str(c.unmatched),
@@ -249,7 +267,7 @@ class StereoDepthNode(Node):
                 "failed": str(c.failed), "rate (Hz)": f"{self._rate_hz():.2f}",
                 "median latency (ms)": f"{latency:.1f}", "model": self.estimator.model_name,
                 "device": str(getattr(self.estimator.matcher, "device", "cpu")),
-                "last error": c.last_error}
+                **rectifier, "last error": c.last_error}
 
     def _publish_diagnostics(self) -> None:
         values = self._summary_values()

@@ -21,6 +21,11 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("precision", "auto", "auto, fp32, fp16 or bf16 (autocast on CUDA)", False),
     ParameterSpec("max_disparity", 0, "disparity search range in px; 0 = the shipped weights' "
                   "value (192 for sgbm)", False),
+    ParameterSpec("image_transport", "raw", "raw or compressed: images as sensor_msgs/Image, or "
+                  "as sensor_msgs/CompressedImage (JPEG, PNG) on '<image topic>/compressed'",
+                  False),
+    ParameterSpec("rectify", False, "take raw images (left/image_raw, right/image_raw) and "
+                  "rectify them from their camera_info (D, K, R, P)", False),
     ParameterSpec("input_scale", 1.0, "resize factor in (0, 1] before matching", True),
     ParameterSpec("approximate_sync", False, "pair messages whose stamps differ by up to "
                   "sync_tolerance instead of exactly equal stamps", False),

@@ -1,0 +1,82 @@
+"""Compressed camera images as image_transport writes them: decoded in the right colour order, and
+every malformed message refused with its topic and reason."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from stereo_depth_node.compressed import decode_compressed, encode_compressed, parse_format
+from stereo_depth_node.data.plane import render_plane_pair
+from stereo_depth_node.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def rgb():
+    return render_plane_pair(48, 64, 4.0, seed=3)[0]
+
+
+@pytest.mark.parametrize("format_, expected", [
+    ("bgr8; jpeg compressed bgr8", ("jpeg", "bgr8")),
+    ("rgb8; jpeg compressed bgr8", ("jpeg", "bgr8")),
+    ("mono16; png compressed ", ("png", "")),
+    ("mono8; jpeg compressed ", ("jpeg", "")),
+    ("jpeg", ("jpeg", "")),
+    ("PNG", ("png", "")),
+])
+def test_formats_as_image_transport_writes_them(format_, expected):
+    assert parse_format(format_, "cam") == expected
+
+
+def test_png_round_trips_exactly_in_rgb_order(rgb):
+    format_, data = encode_compressed(rgb, "png", "rgb8")
+    assert format_ == "rgb8; png compressed bgr8"
+    np.testing.assert_array_equal(decode_compressed(format_, data, "cam"), rgb)
+
+
+def test_jpeg_quality_95_stays_close_and_keeps_the_colour_order(rgb):
+    format_, data = encode_compressed(rgb, "jpeg", "rgb8", quality=95)
+    decoded = decode_compressed(format_, data, "cam")
+    assert decoded.shape == rgb.shape and decoded.dtype == np.uint8
+    luma = np.array([0.299, 0.587, 0.114])
+    assert np.abs(decoded @ luma - rgb @ luma).mean() < 1.5  # JPEG keeps brightness closely
+    # Colour is subsampled, but red and blue swapped would be several times further off.
+    error = np.abs(decoded.astype(int) - rgb).mean()
+    assert error < 8 and np.abs(decoded[:, :, ::-1].astype(int) - rgb).mean() > 3 * error
+
+
+def test_rgb_target_means_the_file_holds_rgb(rgb):
+    ok, data = cv2.imencode(".png", rgb)  # written without swapping: the file's order is RGB
+    np.testing.assert_array_equal(
+        decode_compressed("rgb8; png compressed rgb8", data.tobytes(), "cam"), rgb)
+
+
+def test_mono16_png_keeps_sixteen_bits():
+    mono = (np.arange(48 * 64, dtype=np.uint16) * 21).reshape(48, 64)
+    format_, data = encode_compressed(mono, "png", "mono16")
+    assert format_ == "mono16; png compressed"
+    decoded = decode_compressed(format_, data, "cam")
+    assert decoded.dtype == np.uint16
+    np.testing.assert_array_equal(decoded, mono)
+
+
+def _jpeg(rgb):
+    return encode_compressed(rgb, "jpeg", "rgb8")[1]
+
+
+@pytest.mark.parametrize("format_, make, message", [
+    ("bgr8; jpeg compressed bgr8", lambda rgb: _jpeg(rgb)[:len(_jpeg(rgb)) // 2],
+     "left/image_rect/compressed: JPEG data ("),
+    ("bgr8; jpeg compressed bgr8", lambda rgb: b"\xff\xd8" + bytes(500) + b"\xff\xd9",
+     "left/image_rect/compressed: JPEG data (504 bytes) could not be decoded: corrupt"),
+    ("bgr8; png compressed bgr8", lambda rgb: encode_compressed(rgb, "png", "rgb8")[1][:-40],
+     "has no IEND chunk: truncated"),
+    ("bgr8; png compressed bgr8", lambda rgb: _jpeg(rgb), "does not start with the PNG signature"),
+    ("bgr8; jpeg compressed bgr8", lambda rgb: b"", "left/image_rect/compressed: data is empty"),
+    ("bgr8; webp compressed bgr8", _jpeg, "format 'bgr8; webp compressed bgr8' is not supported"),
+    ("16UC1; compressedDepth png", _jpeg, "is compressedDepth data (a depth map), not a camera"),
+])
+def test_malformed_messages_are_named(rgb, format_, make, message):
+    with pytest.raises(InputError) as error:
+        decode_compressed(format_, make(rgb), "left/image_rect/compressed")
+    assert message in str(error.value)
