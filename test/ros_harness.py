@@ -41,6 +41,7 @@ def ros_environment(mode: str = "default", python_paths: tuple[Path, ...] = ()
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     env["RCUTILS_LOGGING_BUFFERED_STREAM"] = "0"
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # a crash in a node process prints its Python stack
     paths = [*map(str, python_paths)]
     if mode == "message_filters":
         if not (ROS_PYTHON / "message_filters" / "__init__.py").is_file():

@@ -146,7 +146,7 @@ def test_neural_backend_outputs(run_node):
 def test_a_failing_cv_bridge_falls_back_to_the_internal_decoder(run_node, mode):
     process, client, _ = run_node({"model": "sgbm", "max_disparity": 32}, "/bridge", mode,
                                   (BROKEN_CV_BRIDGE,))
-    assert "image decoder cv_bridge;" in process.log()
+    assert "image decoder cv_bridge, raw images;" in process.log()
     fx, baseline = 500.0, 0.12
     left, right = render_plane_pair(64, 96, 8.0, seed=6)
     for stamp in (400.0, 401.0):  # big-endian mono16, which this cv_bridge cannot convert

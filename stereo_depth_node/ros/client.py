@@ -104,4 +104,6 @@ class StereoClient:
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=1.0)
+        # A spin thread still running at interpreter exit aborts the process.
+        self._thread.join(timeout=2.0)
         self.node.destroy_node()
