@@ -169,3 +169,14 @@ def format_table(result: dict[str, Any]) -> str:
 def write_json(result: dict[str, Any], path: str | os.PathLike) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def publish_result(result: dict[str, Any], table: str, json_path: str | os.PathLike,
+                   markdown_path: str | os.PathLike | None = None) -> None:
+    """Print the table last (what a device call's output tail shows) and write JSON and, when
+    asked, the table as Markdown."""
+    print()
+    print(table)
+    write_json(result, json_path)
+    if markdown_path:
+        Path(markdown_path).write_text(table + "\n")

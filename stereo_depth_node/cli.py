@@ -210,8 +210,10 @@ def cmd_bench_generator(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import device_bench
     from .estimator import BACKENDS
     from .models import NEURAL_MODELS
+    from .ros import bench_node
 
     parser = argparse.ArgumentParser(prog="stereo-depth", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -326,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     generator.add_argument("--device", default="auto")
     generator.add_argument("--json", type=Path, default=Path("bench_generator.json"))
     generator.set_defaults(func=cmd_bench_generator)
+    device_bench.register(bench_kinds)   # networks alone: eager / graphs / compile x precision
+    bench_node.register(bench_kinds)     # message in -> all output messages out, per stage
     return parser
 
 

@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# Everything one call of the GPU machine does, one step per call (docs/device_log.md, "How to
+# run", has the exact calls). Results land under $OUT within what the device tool brings back:
+# at most 8 files of 16 MiB, no deeper than $OUT/a/b/file. A short summary table is printed last.
+#
+#   prepare  here, before any device time: copy ../shared/data/stereo_eval to .device_data/
+#   check    CUDA tests (pytest -m cuda), the node benchmark, the network benchmark matrix ~5 min
+#   train    the shipped psmnet_dws on the paper's GPU recipe from its weights, then eval  ~6.5 min
+#   compare  psmnet and psmnet_dws from scratch: same recipe, seed, data and budget, eval  ~8 min
+#
+# It runs from the repository root with the machine's python3 and the package not installed
+# (PYTHONPATH), needs no network, and installs nothing. DEVICE_DRY_RUN=1 runs every step on the
+# CPU with tiny sizes in about a minute (test/test_device_dry_run.py), so it cannot rot between
+# device sessions. Budgets can be changed through DEVICE_BENCH_BUDGET_S, DEVICE_TRAIN_BUDGET_S and
+# DEVICE_COMPARE_BUDGET_S (seconds).
+set -uo pipefail
+
+STEP=${1:?usage: scripts/device_session.sh prepare|check|train|compare}
+cd "$(dirname "$0")/.." || exit 2
+PYTHON=${PYTHON:-python3}
+DATA=${DEVICE_DATA:-.device_data/stereo_eval}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# DDS never leaves the machine (DESIGN.md), should anything start rclpy.
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-42}
+
+if [[ ${DEVICE_DRY_RUN:-0} == 1 ]]; then
+    # One thread: on a busy CPU, OpenMP threads waiting for each other made a tiny forward pass
+    # 100 times slower (11 s instead of 0.08 s at 96x64 on a loaded 2-core machine).
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+    DEVICE=cpu SIZES="96x64" MAXD=16 SYNTHETIC=1
+    BENCH_BUDGET=${DEVICE_BENCH_BUDGET_S:-30}
+    TRAIN_BUDGET=${DEVICE_TRAIN_BUDGET_S:-6} COMPARE_BUDGET=${DEVICE_COMPARE_BUDGET_S:-4}
+    MATRIX_OPTS=(--models psmnet_dws --precisions fp32 --variants eager compile
+                 --compile-backend eager --compile-reserve 0
+                 --warmup 1 --repeats 2 --estimator-repeats 1)
+    NODE_OPTS=(--warmup 1 --repeats 2)
+else
+    DEVICE=cuda SIZES="640x480 1242x375" MAXD=192 SYNTHETIC=8
+    BENCH_BUDGET=${DEVICE_BENCH_BUDGET_S:-120}
+    TRAIN_BUDGET=${DEVICE_TRAIN_BUDGET_S:-300} COMPARE_BUDGET=${DEVICE_COMPARE_BUDGET_S:-180}
+    MATRIX_OPTS=()
+    NODE_OPTS=(--warmup 3 --repeats 20)
+fi
+
+die() { echo "device_session: $*" >&2; exit 2; }
+FAILED=()
+# Run a part of a step; a failure is recorded and the step goes on with its other parts.
+part() {
+    local start=$SECONDS
+    "${@:2}" || { FAILED+=("$1"); echo "device_session: $1 failed" >&2; }
+    echo "device_session: $1 took $((SECONDS - start)) s"
+}
+
+prepare() {
+    local source=${SHARED_EVAL:-../shared/data/stereo_eval}
+    [[ -d $source ]] || die "no $source to copy"
+    rm -rf .device_data/stereo_eval && mkdir -p .device_data
+    cp -r "$source" .device_data/stereo_eval || die "copy failed"
+    echo "copied $source to .device_data/stereo_eval ($(du -sh .device_data | cut -f1));" \
+         "name .device_data in the run call's carry"
+}
+
+# The training config: the paper's GPU recipe; in a dry run the same file with tiny sizes.
+train_config() {
+    local out=$1
+    if [[ ${DEVICE_DRY_RUN:-0} != 1 ]]; then
+        echo config/train_gpu.yaml
+        return
+    fi
+    "$PYTHON" - config/train_gpu.yaml "$out" <<'EOF' || die "cannot write the dry-run config"
+import sys
+import yaml
+config = yaml.safe_load(open(sys.argv[1]))
+config.update(max_disparity=16, crop_height=64, crop_width=128, batch_size=2, device="cpu",
+              precision="fp32", validate_every=2, validation_batches=1, log_every=1,
+              checkpoint_every_s=1)
+yaml.safe_dump(config, open(sys.argv[2], "w"))
+EOF
+    echo "$out"
+}
+
+# Mirror the trainer's last.pt into $OUT/ckpt whenever it changes (every 2 minutes in the GPU
+# recipe), split into parts under 16 MiB, so that a call cut off at its limit still returns the
+# newest state. The trainer replaces last.pt atomically, so a copy is always a whole checkpoint.
+snapshot() {
+    local source=$1 scratch=$2
+    cp "$source" "$scratch/last.pt" || return
+    rm -rf "$OUT/ckpt.new" && mkdir -p "$OUT/ckpt.new"
+    split -b 16000K -d -a 1 "$scratch/last.pt" "$OUT/ckpt.new/last.pt.part"
+    rm -rf "$OUT/ckpt" && mv "$OUT/ckpt.new" "$OUT/ckpt"
+    echo "checkpoint mirrored to \$OUT/ckpt: $(sha256sum "$scratch/last.pt" | cut -c1-64)" \
+         "($(stat -c %s "$scratch/last.pt") bytes; rebuild with cat last.pt.part* > last.pt)"
+}
+
+# Until $scratch/stop exists: a loop told to stop, not killed, never leaves a half-written copy.
+mirror_loop() {
+    local source=$1 scratch=$2 seen="" stamp
+    while sleep 5 && [[ ! -e $scratch/stop ]]; do
+        stamp=$(stat -c %Y "$source" 2>/dev/null) || continue
+        [[ $stamp == "$seen" ]] && continue
+        seen=$stamp
+        snapshot "$source" "$scratch"
+    done
+}
+
+# stereo-depth, from this checkout, without installing it.
+cli() { "$PYTHON" -m stereo_depth_node.cli "$@"; }
+
+# Small results in one archive, so that the file count stays within the limit.
+pack() {
+    tar -cf "$OUT/results.tar" -C "$1" "${@:2}" && echo "packed ${*:2} into \$OUT/results.tar"
+}
+
+summary() {
+    echo "== summary: $STEP ($(date -u +%FT%TZ)); failed parts: ${FAILED[*]:-none} =="
+}
+
+check() {
+    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version \
+        --format=csv
+    "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+    part cuda-tests "$PYTHON" -m pytest -m cuda test/test_cuda.py -q -s -p no:cacheprovider \
+        --junitxml "$OUT/pytest_cuda.xml"
+    # shellcheck disable=SC2086  # SIZES is a list of sizes
+    part bench-node "$PYTHON" -m stereo_depth_node.ros.bench_node --model psmnet_dws \
+        --sizes $SIZES --max-disparity "$MAXD" --device "$DEVICE" "${NODE_OPTS[@]}" \
+        --json "$OUT/bench_node.json" --markdown "$OUT/bench_node.md"
+    # The matrix last: its budget bounds the step, and cases past it are listed as skipped.
+    # shellcheck disable=SC2086
+    part bench-matrix "$PYTHON" -m stereo_depth_node.device_bench --sizes $SIZES \
+        --max-disparity "$MAXD" --device "$DEVICE" --budget "$BENCH_BUDGET" "${MATRIX_OPTS[@]}" \
+        --json "$OUT/bench_matrix.json" --markdown "$OUT/bench_matrix.md"
+    summary
+    grep -o 'tests="[0-9]*" [^>]*' "$OUT/pytest_cuda.xml" 2>/dev/null
+    cat "$OUT/bench_matrix.md" "$OUT/bench_node.md" 2>/dev/null
+}
+
+train() {
+    local run=$SCRATCH/run ship=$SCRATCH/ship config mirror
+    mkdir -p "$run" "$ship"
+    config=$(train_config "$SCRATCH/train_dry.yaml") || exit 2
+    mirror_loop "$run/last.pt" "$SCRATCH" &
+    mirror=$!
+    part train cli train --config "$config" --out-dir "$run" --time-budget "$TRAIN_BUDGET" \
+        --device "$DEVICE" --init-weights stereo_depth_node/weights/psmnet_dws.pt
+    touch "$SCRATCH/stop"
+    wait "$mirror"
+    [[ -f $run/last.pt ]] || die "training wrote no checkpoint"
+    snapshot "$run/last.pt" "$SCRATCH"
+    # The new weights as they would ship (fp16) under their own name, scored beside the shipped.
+    part ship cli ship "$run/last.pt" --name psmnet_dws_gpu --out-dir "$ship" \
+        --loss-curve "$run/log.jsonl" \
+        --notes "trained on the GPU machine by scripts/device_session.sh train"
+    cp "$ship/psmnet_dws_gpu.pt" "$OUT/"
+    part eval cli eval --methods psmnet_dws "psmnet_dws:$ship/psmnet_dws_gpu.pt" --data "$DATA" \
+        --synthetic "$SYNTHETIC" --device "$DEVICE" --json "$run/eval.json" \
+        --markdown "$run/eval.md" --update-cards "$ship"
+    cp "$ship/psmnet_dws_gpu.json" "$run/"
+    part pack pack "$run" eval.json eval.md log.jsonl config.yaml psmnet_dws_gpu.json
+    summary
+    tail -n 3 "$run/log.jsonl"
+    cat "$run/eval.md"
+}
+
+compare() {
+    local run=$SCRATCH/run config model
+    mkdir -p "$run"
+    config=$(train_config "$SCRATCH/train_dry.yaml") || exit 2
+    # Same recipe, seed (so the same synthetic batches) and wall-clock budget; from scratch.
+    for model in psmnet psmnet_dws; do
+        cli train --config "$config" --model "$model" --out-dir "$run/$model" \
+            --time-budget "$COMPARE_BUDGET" --device "$DEVICE" || die "training $model failed"
+        part "ship-$model" cli ship "$run/$model/last.pt" --name "${model}_compare" \
+            --out-dir "$run" --loss-curve "$run/$model/log.jsonl" \
+            --notes "scripts/device_session.sh compare: ${COMPARE_BUDGET} s from scratch"
+        cp "$run/${model}_compare.pt" "$OUT/"
+        cp "$run/$model/log.jsonl" "$run/${model}_log.jsonl"
+    done
+    part eval cli eval --methods "psmnet:$run/psmnet_compare.pt" \
+        "psmnet_dws:$run/psmnet_dws_compare.pt" --data "$DATA" --synthetic "$SYNTHETIC" \
+        --device "$DEVICE" --json "$run/eval.json" --markdown "$run/eval.md" \
+        --update-cards "$run"
+    part pack pack "$run" eval.json eval.md psmnet_log.jsonl psmnet_dws_log.jsonl \
+        psmnet_compare.json psmnet_dws_compare.json
+    summary
+    cat "$run/eval.md"
+}
+
+case $STEP in
+    prepare) prepare; exit ;;
+    check|train|compare) ;;
+    *) die "unknown step $STEP (prepare, check, train or compare)" ;;
+esac
+[[ -n ${OUT:-} ]] || die "OUT is not set (the device tool sets it; elsewhere: OUT=some/folder)"
+[[ -d $DATA ]] || die "no $DATA: run '$0 prepare' here and name .device_data in carry"
+# test/test_cuda.py reads its real pair from here.
+STEREO_EVAL_DIR=$(realpath "$DATA") && export STEREO_EVAL_DIR
+mkdir -p "$OUT"
+SCRATCH=$(mktemp -d)
+# Everything printed also goes to $OUT/log_STEP.txt, which comes back even after a timeout.
+exec > >(tee "$OUT/log_$STEP.txt") 2>&1
+TEE=$!
+# Close the pipe and let tee finish, so that the log is whole when the script has returned.
+trap 'exec >&- 2>&-; wait "$TEE"; rm -rf "$SCRATCH"' EXIT
+echo "device_session $STEP: $(date -u +%FT%TZ), dry run ${DEVICE_DRY_RUN:-0}, device $DEVICE"
+"$STEP"
+[[ ${#FAILED[@]} -eq 0 ]]

@@ -1,0 +1,139 @@
+"""CUDA against the CPU: the estimator, mixed precision, a training step, the generator and the
+node's frame path. Marked `cuda` and skipped without CUDA; scripts/device_session.sh check runs
+them on the GPU machine, where the stereo_eval data is the carried .device_data copy."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stereo_depth_node.checkpoints import load_model, shipped_weights
+from stereo_depth_node.data.datasets import middlebury2003
+from stereo_depth_node.data.generator import GeneratorConfig, SyntheticStereo
+from stereo_depth_node.estimator import StereoEstimator
+from stereo_depth_node.models import NEURAL_MODELS
+from stereo_depth_node.pipeline import OutputSettings, process_frame
+from stereo_depth_node.train import TrainConfig, train
+
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Where the evaluation pairs are: the carried copy on the GPU machine, ../shared elsewhere.
+EVAL_ROOTS = (os.environ.get("STEREO_EVAL_DIR", ""), REPO_ROOT / ".device_data" / "stereo_eval",
+              REPO_ROOT.parent / "shared" / "data" / "stereo_eval")
+FP32_TOLERANCE_PX = 0.05
+MIXED_PRECISION_EPE_MARGIN_PX = 0.5
+
+
+@pytest.fixture(scope="module")
+def teddy():
+    """Middlebury 2003 teddy (450x375, disparities up to 59 px): a real pair with ground truth."""
+    for root in EVAL_ROOTS:
+        scene = Path(root) / "middlebury2003" / "teddy"
+        if root and scene.is_dir():
+            return next(middlebury2003(scene))
+    pytest.fail(f"stereo_eval missing; looked in {[str(r) for r in EVAL_ROOTS if r]}")
+
+
+def _estimate(model: str, weights, device: str, precision: str, sample) -> np.ndarray:
+    estimator = StereoEstimator(model, weights, 64, device, precision, notify=lambda _t: None)
+    return estimator.estimate(sample.left, sample.right).disparity
+
+
+def _public_checkpoint(tmp_path: Path) -> Path:
+    """The shipped psmnet weights re-saved as the public PSMNet code saves them."""
+    state = load_model(shipped_weights("psmnet"), "psmnet", 64).state_dict()
+    path = tmp_path / "pretrained_public.tar"
+    torch.save({"epoch": 1, "state_dict": {f"module.{k}": v for k, v in state.items()}}, path)
+    return path
+
+
+@pytest.mark.parametrize("source", [*sorted(NEURAL_MODELS), "public"])
+def test_fp32_on_cuda_equals_the_cpu(source, teddy, tmp_path):
+    model, weights = (("psmnet", _public_checkpoint(tmp_path)) if source == "public"
+                      else (source, "shipped"))
+    cpu = _estimate(model, weights, "cpu", "fp32", teddy)
+    difference = float(np.nanmax(np.abs(_estimate(model, weights, "cuda", "fp32", teddy) - cpu)))
+    # cuDNN runs fp32 convolutions as TF32 unless told not to; the difference without it says
+    # whether a failure comes from TF32 or from the CUDA path itself.
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        strict = float(np.nanmax(np.abs(_estimate(model, weights, "cuda", "fp32", teddy) - cpu)))
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
+    report = (f"{source}: max |cuda - cpu| = {difference:.4f} px as the estimator runs "
+              f"(cudnn.allow_tf32={tf32}), {strict:.4f} px without TF32")
+    print(report)
+    assert difference < FP32_TOLERANCE_PX, report
+
+
+@pytest.mark.parametrize("model", sorted(NEURAL_MODELS))
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_stays_near_fp32(model, precision, teddy):
+    valid = np.isfinite(teddy.disparity)
+
+    def epe(disparity: np.ndarray) -> float:
+        return float(np.abs(disparity - teddy.disparity)[valid].mean())
+
+    fp32 = _estimate(model, "shipped", "cuda", "fp32", teddy)
+    mixed = _estimate(model, "shipped", "cuda", precision, teddy)
+    print(f"{model} {precision}: EPE {epe(mixed):.3f} px vs fp32 {epe(fp32):.3f} px; "
+          f"mean |{precision} - fp32| {float(np.abs(mixed - fp32).mean()):.3f} px")
+    assert abs(epe(mixed) - epe(fp32)) < MIXED_PRECISION_EPE_MARGIN_PX
+
+
+def test_bf16_training_step_lowers_the_loss(tmp_path):
+    # One fixed generated batch, 50 steps: the step (autocast, backward, Adam) must learn it.
+    generator = SyntheticStereo(GeneratorConfig(height=128, width=256, max_disparity=64),
+                                device="cuda")
+    batch = generator.batch(0, 4)
+    config = TrainConfig(model="psmnet_dws", max_disparity=64, crop_height=128, crop_width=256,
+                         batch_size=4, steps=50, device="cuda", precision="bf16",
+                         validate_every=0, checkpoint_every=50, log_every=10,
+                         out_dir=str(tmp_path))
+    summary = train(config, batches=lambda _step: batch, progress=print)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    losses = [entry["loss"] for entry in log if "loss" in entry]
+    assert summary["device"].startswith("cuda") and summary["precision"] == "bf16"
+    print(f"mean loss per 10 steps: {[round(v, 3) for v in losses]}")
+    assert len(losses) == 5 and losses[-1] < 0.8 * losses[0]
+
+
+def test_generator_gives_the_same_batch_on_cuda_and_cpu():
+    config = GeneratorConfig(height=128, width=256, max_disparity=64)
+    cpu = SyntheticStereo(config, seed=3).batch(5, 2)
+    cuda = SyntheticStereo(config, seed=3, device="cuda").batch(5, 2)
+    # Float rounding may flip a pixel on a layer edge (which layer is in front), so a few pixels
+    # may differ; the scene, its textures and its ground truth must not.
+    for name in ("left", "right", "disparity", "occlusion"):
+        ours, reference = getattr(cuda, name).cpu().float(), getattr(cpu, name).float()
+        same = ((ours - reference).abs() <= 1e-3) | (ours.isnan() & reference.isnan())
+        print(f"{name}: {100 * float(same.float().mean()):.3f} % of pixels equal")
+        assert float(same.float().mean()) > 0.999, name
+
+
+def test_node_frame_processing_runs_on_cuda(teddy):
+    estimator = StereoEstimator("psmnet_dws", "shipped", 64, "cuda", notify=lambda _t: None)
+    height, width = teddy.disparity.shape
+    p_left = [500.0, 0.0, width / 2, 0.0, 0.0, 500.0, height / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    p_right = list(p_left)
+    p_right[3] = -500.0 * 0.1
+    output = process_frame(estimator, teddy.left, teddy.right, p_left, p_right, OutputSettings())
+    assert estimator.matcher.device.type == "cuda"
+    assert output.points.shape == (height, width, 3)
+    assert np.isfinite(output.depth).mean() > 0.5
+
+
+def test_node_messages_are_built_on_cuda():
+    pytest.importorskip("rclpy")
+    from stereo_depth_node.ros.bench_node import bench_node
+
+    result = bench_node("psmnet_dws", [(320, 240)], 64, "cuda", "auto", warmup=1, repeats=2)
+    stages = result["rows"][0]["stages_ms"]
+    assert all(value is not None for value in stages.values())

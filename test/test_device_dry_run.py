@@ -1,0 +1,117 @@
+"""scripts/device_session.sh on the CPU (DEVICE_DRY_RUN=1): every step runs end to end at tiny
+sizes and leaves under $OUT only what the device tool brings back, so the script cannot rot
+between device sessions."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+
+from stereo_depth_node.data.pfm import read_pfm, write_pfm
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = REPO_ROOT / "scripts" / "device_session.sh"
+# What the device tool brings back from $OUT (its README, "Limits").
+MAX_FILES, MAX_FOLDERS_DOWN, MAX_FILE_BYTES = 8, 2, 16 * 2**20
+NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+@pytest.fixture(scope="module")
+def tiny_eval(tmp_path_factory, stereo_eval) -> Path:
+    """stereo_eval cut down so a CPU scores it in seconds: tsukuba (range 16), no KITTI frame,
+    and the ETH3D pair cropped to 160x96 with range 32."""
+    root = tmp_path_factory.mktemp("stereo_eval")
+    shutil.copytree(stereo_eval / "middlebury2003" / "tsukuba",
+                    root / "middlebury2003" / "tsukuba")
+    (root / "kitti2015").mkdir()
+    source, scene = stereo_eval / "eth3d" / "playground", root / "eth3d" / "playground"
+    scene.mkdir(parents=True)
+    window = (slice(200, 296), slice(400, 560))
+    for name in ("im0.png", "im1.png"):
+        image = cv2.imread(str(source / name), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(str(scene / name), image[window])
+    write_pfm(scene / "disp0.pfm", read_pfm(source / "disp0.pfm")[window])
+    (scene / "calib.txt").write_text("ndisp=32\n")
+    return root
+
+
+def run_step(step: str, out: Path, data: Path) -> str:
+    env = {**os.environ, "DEVICE_DRY_RUN": "1", "OUT": str(out), "PYTHON": sys.executable,
+           "DEVICE_DATA": str(data)}
+    done = subprocess.run(["bash", str(SCRIPT), step], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    assert f"== summary: {step}" in done.stdout and "failed parts: none" in done.stdout
+    return done.stdout
+
+
+def returned_files(out: Path) -> set[str]:
+    """The files under $OUT, each checked against the device tool's limits."""
+    files = [path for path in out.rglob("*") if path.is_file()]
+    assert len(files) <= MAX_FILES, files
+    for path in files:
+        parts = path.relative_to(out).parts
+        assert len(parts) - 1 <= MAX_FOLDERS_DOWN and all(NAME.fullmatch(p) for p in parts)
+        assert path.stat().st_size <= MAX_FILE_BYTES, path
+    return {path.relative_to(out).as_posix() for path in files}
+
+
+def _tar_json(out: Path, name: str) -> dict:
+    with tarfile.open(out / "results.tar") as archive:
+        return json.load(io.TextIOWrapper(archive.extractfile(name)))
+
+
+def test_check_step_runs_tests_and_both_benchmarks(tmp_path, tiny_eval):
+    out = tmp_path / "out"
+    stdout = run_step("check", out, tiny_eval)
+    assert returned_files(out) == {"log_check.txt", "pytest_cuda.xml", "bench_matrix.json",
+                                   "bench_matrix.md", "bench_node.json", "bench_node.md"}
+    matrix = json.loads((out / "bench_matrix.json").read_text())
+    assert {(r["variant"], r["status"]) for r in matrix["rows"]} == {("eager", "ok"),
+                                                                     ("compile", "ok")}
+    assert {r["backend"] for r in matrix["estimator"]["rows"]} == {"psmnet_dws", "sgbm"}
+    node = json.loads((out / "bench_node.json").read_text())
+    assert node["rows"][0]["stages_ms"]["end_to_end"] > 0
+    assert stdout.rstrip().endswith((out / "bench_node.md").read_text().rstrip())
+
+
+def test_train_step_returns_weights_a_resumable_state_and_the_evaluation(tmp_path, tiny_eval):
+    out = tmp_path / "out"
+    run_step("train", out, tiny_eval)
+    files = returned_files(out)
+    parts = sorted(f for f in files if f.startswith("ckpt/last.pt.part"))
+    assert files == {"log_train.txt", "psmnet_dws_gpu.pt", "results.tar", *parts} and parts
+    state_path = tmp_path / "last.pt"
+    state_path.write_bytes(b"".join((out / p).read_bytes() for p in parts))
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    assert state["model"] == "psmnet_dws" and "optimizer" in state and state["step"] > 0
+    evaluation = _tar_json(out, "eval.json")
+    assert set(evaluation["methods"]) == {"psmnet_dws (psmnet_dws.pt)",
+                                          "psmnet_dws (psmnet_dws_gpu.pt)"}
+    assert set(evaluation["scoring_ranges"]) == {"middlebury2003/tsukuba", "eth3d/playground",
+                                                 "synthetic/0"}
+    assert "evaluation" in _tar_json(out, "psmnet_dws_gpu.json")
+
+
+def test_compare_step_trains_both_networks_alike(tmp_path, tiny_eval):
+    out = tmp_path / "out"
+    run_step("compare", out, tiny_eval)
+    assert returned_files(out) == {"log_compare.txt", "psmnet_compare.pt",
+                                   "psmnet_dws_compare.pt", "results.tar"}
+    evaluation = _tar_json(out, "eval.json")
+    for method in evaluation["methods"].values():
+        regions = method["datasets"]["middlebury2003"]
+        assert regions["occ"]["epe"] is not None and regions["noc"]["epe"] is not None
+    cards = [_tar_json(out, f"{m}_compare.json") for m in ("psmnet", "psmnet_dws")]
+    recipes = [{k: v for k, v in card["recipe"].items() if k != "data"} for card in cards]
+    assert recipes[0] == recipes[1]
