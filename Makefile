@@ -13,7 +13,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/stereo_depth_node/ros/fastdds_
 
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean train-cpu device-data
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,27 @@ test: setup
 
 bench: setup
 	$(BIN)/stereo-depth bench estimator --json bench/estimator_cpu.json
+
+# Continue the shipped psmnet_dws on the CPU with the improved training data, in the background
+# of a working session: one thread, lowest priority, stops after TRAIN_CPU_BUDGET seconds and
+# resumes from $(TRAIN_CPU_DIR)/last.pt next time (bit-exact: same batches, optimiser and RNG
+# states). With Linux autogroups, nice only ranks processes within one session, so the run gets a
+# session of its own whose autogroup is niced too; otherwise it would take a full session's share
+# from the processes in the other sessions.
+TRAIN_CPU_DIR ?= runs/train_cpu
+TRAIN_CPU_BUDGET ?= 3600
+TRAIN_CPU_THREADS ?= 1
+train-cpu: setup
+	OMP_NUM_THREADS=$(TRAIN_CPU_THREADS) setsid --wait sh -c \
+		'echo 19 > /proc/self/autogroup 2>/dev/null; exec nice -n 19 "$$@"' train-cpu \
+		$(BIN)/stereo-depth train \
+		--config config/train_cpu_continue.yaml --out-dir $(TRAIN_CPU_DIR) \
+		--time-budget $(TRAIN_CPU_BUDGET) $(if $(wildcard $(TRAIN_CPU_DIR)/last.pt),\
+		--resume $(TRAIN_CPU_DIR)/last.pt,--init-weights stereo_depth_node/weights/psmnet_dws.pt)
+
+# The evaluation data a GPU session carries to the device (docs/device_log.md, "How to run").
+device-data:
+	scripts/device_session.sh prepare
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 import yaml
 
 from .checkpoints import load_model, save_checkpoint
+from .data.augment import StereoAugmenter
 from .data.generator import GeneratorConfig, StereoBatch, SyntheticStereo
 from .devices import DTYPES, resolve_device, resolve_precision
 from .errors import ConfigurationError
@@ -56,6 +57,8 @@ class TrainConfig:
     eval_root: str | None = None         # ../shared/data/stereo_eval, validated periodically
     min_layers: int = 5
     max_layers: int = 30
+    rich_scenes: bool = False            # curved surfaces, wires, highlights... (generator.py)
+    augment: bool = False                # asymmetric view augmentation (data/augment.py)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> "TrainConfig":
@@ -149,16 +152,21 @@ class _Logger:
 
 def synthetic_batches(config: TrainConfig, device: torch.device, rank: int
                       ) -> Callable[[int], StereoBatch]:
+    seed = config.seed + 7919 * rank
     generator = SyntheticStereo(
         GeneratorConfig(height=config.crop_height, width=config.crop_width,
                         max_disparity=config.max_disparity, min_layers=config.min_layers,
-                        max_layers=config.max_layers),
-        seed=config.seed + 7919 * rank, device=device)
-    return lambda step: generator.batch(step, config.batch_size)
+                        max_layers=config.max_layers, rich=config.rich_scenes),
+        seed=seed, device=device)
+    if not config.augment:
+        return lambda step: generator.batch(step, config.batch_size)
+    augmenter = StereoAugmenter(seed)
+    return lambda step: augmenter(generator.batch(step, config.batch_size), step)
 
 
 def validation_set(config: TrainConfig, device: torch.device) -> list[StereoBatch]:
-    """A fixed held-out synthetic set (its own seed, never drawn for training)."""
+    """A fixed held-out synthetic set (its own seed, never drawn for training). Always the plain
+    generator without augmentation, so runs with other training data log comparable numbers."""
     generator = SyntheticStereo(
         GeneratorConfig(height=config.crop_height, width=config.crop_width,
                         max_disparity=config.max_disparity, min_layers=config.min_layers,

@@ -68,3 +68,75 @@ def test_layer_count_and_shapes_vary(clean):
     batch = clean.batch(2, 4)
     levels = [len(np.unique(np.round(d.numpy(), 0))) for d in batch.disparity]
     assert min(levels) > 5
+
+
+# --- rich scenes (GeneratorConfig.rich) ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def rich():
+    return SyntheticStereo(GeneratorConfig(height=128, width=256, max_disparity=48,
+                                           photometric=False, rich=True), seed=3)
+
+
+def test_rich_scenes_are_deterministic_and_leave_the_plain_stream_alone(rich, clean):
+    first, again = rich.batch(4, 2), rich.batch(4, 2)
+    assert torch.equal(first.right, again.right) and torch.equal(first.disparity,
+                                                                  again.disparity)
+    # The plain generator draws the same numbers as before rich scenes existed: the layer
+    # disparities are the plain ones except for the far backgrounds.
+    plain = clean._sample_layers(torch.Generator().manual_seed(3 * 1_000_003 + 4), 2)
+    drawn = rich._sample_layers(torch.Generator().manual_seed(3 * 1_000_003 + 4), 2)
+    assert torch.equal(plain["d0"][:, 1:], drawn["d0"][:, 1:])
+
+
+def test_rich_right_view_warps_onto_the_left_view_where_visible(rich):
+    batch = rich.batch(0, 8)
+    warped = warp_right_to_left(batch.right, batch.disparity)
+    error = (warped - batch.left).abs().mean(dim=1)
+    edges = F.max_pool2d((batch.disparity[:, None] - F.avg_pool2d(
+        batch.disparity[:, None], 3, 1, 1, count_include_pad=False)).abs(), 5, 1, 2)[:, 0] > 0.05
+    visible = ~batch.occlusion & ~edges
+    assert error[visible].mean() < 0.02
+    assert error[batch.occlusion & ~edges].mean() > 10 * error[visible].mean()
+
+
+def test_rich_scenes_hold_curved_surfaces_wires_and_far_backgrounds(rich):
+    params = rich._sample_layers(torch.Generator().manual_seed(0), 64)
+    enabled = params["enabled"][:, 1:]
+    surfaces = params["surface"][:, 1:][enabled]
+    for kind in (1, 2, 3):  # ellipsoid, cylinder, paraboloid
+        assert (surfaces == kind).float().mean() > 0.05
+    assert (params["ry"] < 1.25).any()  # wires 1-2.4 px wide
+    far = params["d0"][:, 0] < 1.0
+    assert 0.1 < far.float().mean() < 0.5
+    assert (params["b"][far, 0] == 0).all()  # a far background is fronto-parallel
+    batch = rich.batch(0, 8)
+    assert (batch.disparity.flatten(1).min(dim=1).values < 1.0).any()
+    assert (batch.disparity > 0).all()  # still supervised
+
+
+def test_highlights_saturate_and_do_not_follow_the_surface(rich):
+    """One highlight on a fronto-parallel surface at disparity 10, centred at (100, 60) in the
+    left view, shifted by 4 px: the right view shows it at 100 - 10 - 4 = 86, not at 90."""
+    one = lambda value: torch.tensor([[float(value)]])  # noqa: E731
+    spot = {"spot_x": one(100), "spot_y": one(60), "spot_radius": one(3), "spot_gain": one(2),
+            "spot_shift": one(4), "spot_on": torch.tensor([[True]])}
+    image = torch.full((1, 3, 128, 256), 0.3)
+    zbuffer = torch.full((1, 128, 256), 10.0)
+    left = rich._highlights(image, zbuffer, spot, one(10)[0], right=False)
+    right = rich._highlights(image, zbuffer, spot, one(10)[0], right=True)
+    assert left[0, :, 60, 100].tolist() == [1.0, 1.0, 1.0]  # saturated
+    plateau = torch.nonzero(right[0, 0, 60] == 1.0).float()  # saturated, centred at 86
+    assert plateau.mean().item() == pytest.approx(86.0)  # the surface point is at 90
+    assert left[0, 0, 60, 90].item() == pytest.approx(0.3, abs=0.01)  # 10 px away: dark
+    # It lights only the surface it is on.
+    behind = rich._highlights(image, zbuffer + 5, spot, one(10)[0], right=False)
+    assert torch.equal(behind, image)
+
+
+def test_rich_texture_bank_holds_photographs_and_flat_colours(rich):
+    from stereo_depth_node.data.textures import NATURAL_TEXTURES
+
+    spread = rich.textures.flatten(2).std(dim=2).amax(dim=1)
+    flat = spread < 1e-6
+    assert flat.sum() == 16
+    assert len(rich.textures) == len(NATURAL_TEXTURES) + 40 + 16

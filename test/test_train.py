@@ -48,6 +48,23 @@ def test_resume_continues_bit_exactly(tmp_path):
         assert torch.equal(value["exp_avg"], b["optimizer"]["state"][key]["exp_avg"])
 
 
+def test_resume_with_rich_scenes_and_augmentation_is_bit_exact(tmp_path):
+    rich = dict(rich_scenes=True, augment=True)
+    train(tiny_config(tmp_path / "straight", **rich), progress=lambda _: None)
+    train(tiny_config(tmp_path / "split", steps=2, **rich), progress=lambda _: None)
+    train(tiny_config(tmp_path / "split", **rich), resume=tmp_path / "split" / "last.pt",
+          progress=lambda _: None)
+    a = torch.load(tmp_path / "straight/last.pt", weights_only=True)
+    b = torch.load(tmp_path / "split/last.pt", weights_only=True)
+    for name, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][name]), name
+    plain = train(tiny_config(tmp_path / "plain", steps=1), progress=lambda _: None)
+    richer = train(tiny_config(tmp_path / "rich", steps=1, **rich), progress=lambda _: None)
+    first = torch.load(plain["checkpoint"], weights_only=True)["state_dict"]
+    other = torch.load(richer["checkpoint"], weights_only=True)["state_dict"]
+    assert any(not torch.equal(first[name], other[name]) for name in first)  # other data
+
+
 def test_resume_from_another_model_or_range_is_refused(tmp_path):
     train(tiny_config(tmp_path, steps=1), progress=lambda _: None)
     with pytest.raises(ConfigurationError, match="cannot resume 'psmnet' from .*'psmnet_dws'"):

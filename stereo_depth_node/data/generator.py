@@ -5,6 +5,13 @@ thin bars, blobs), each a textured plane d(x, y) = d0 + b (x - cx) + c (y - cy) 
 disparity. Both views are rendered with a z-buffer (larger disparity = nearer), so occlusions are
 physically right: a left pixel is occluded when the surface it sees is hidden, or out of frame, in
 the right view. Everything is deterministic given (seed, batch index) and runs on any torch device.
+
+`rich=True` adds what the stereo literature found to transfer from synthetic to real images
+(docs/training_notes.md): curved surfaces (ellipsoids, cylinders, paraboloids and saddles, see
+quadric.py), wires 1-2 px wide, textureless flat patches, specular highlights that saturate and sit
+at a view-dependent place on the surface, far backgrounds at near-zero disparity, and natural-photo
+textures under random perspective and scale. The default stays the plain planar generator, so the
+fixed synthetic test set of `stereo-depth eval` does not change.
 """
 from __future__ import annotations
 
@@ -16,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from ..images import unit_float_to_uint8
-from .textures import image_textures, procedural_textures
+from .quadric import SURFACES, coefficients, intersect
+from .textures import NATURAL_TEXTURES, flat_textures, image_textures, procedural_textures
 
 SHAPES = ("ellipse", "rectangle", "bar", "blob")
 
@@ -30,6 +38,13 @@ class GeneratorConfig:
     max_layers: int = 30
     photometric: bool = True
     procedural_textures: int = 40
+    rich: bool = False
+
+
+# Rich scenes: share of foreground layers that are curved, of bars that are wires, of samples with
+# a far (near-zero disparity) background, and highlights per sample at most.
+CURVED_SHARE, WIRE_SHARE, FAR_SHARE, MAX_HIGHLIGHTS = 0.35, 0.5, 0.3, 3
+FLAT_TEXTURES = 16
 
 
 @dataclass
@@ -64,9 +79,11 @@ class SyntheticStereo:
         self.seed = seed
         self.device = torch.device(device)
         bank_generator = torch.Generator().manual_seed(seed)
-        self.textures = torch.cat([image_textures(),
-                                   procedural_textures(config.procedural_textures,
-                                                       bank_generator)]).to(self.device)
+        bank = [image_textures(NATURAL_TEXTURES if config.rich else None),
+                procedural_textures(config.procedural_textures, bank_generator)]
+        if config.rich:
+            bank.append(flat_textures(FLAT_TEXTURES, bank_generator))
+        self.textures = torch.cat(bank).to(self.device)
 
     def batch(self, index: int, batch_size: int) -> StereoBatch:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
@@ -103,12 +120,48 @@ class SyntheticStereo:
         count = torch.randint(cfg.min_layers, cfg.max_layers + 1, (batch,), generator=generator)
         enabled = torch.arange(layers)[None, :] <= count[:, None]
         texture = torch.randint(0, len(self.textures), shape, generator=generator).to(dev)
-        return {"cx": centre_x, "cy": centre_y, "rx": radius_x, "ry": radius_y, "kind": kind,
-                "angle": u(0, math.pi), "wobble": u(0.1, 0.35),
-                "lobes": torch.randint(3, 8, shape, generator=generator).to(dev).float(),
-                "d0": disparity, "b": slope_x, "c": slope_y, "enabled": enabled.to(dev),
-                "texture": texture, "tex_scale": torch.exp(u(math.log(0.6), math.log(2.5))),
-                "tex_angle": u(0, 2 * math.pi), "tex_x": u(0, 1000), "tex_y": u(0, 1000)}
+        params = {"cx": centre_x, "cy": centre_y, "rx": radius_x, "ry": radius_y, "kind": kind,
+                  "angle": u(0, math.pi), "wobble": u(0.1, 0.35),
+                  "lobes": torch.randint(3, 8, shape, generator=generator).to(dev).float(),
+                  "d0": disparity, "b": slope_x, "c": slope_y, "enabled": enabled.to(dev),
+                  "texture": texture, "tex_scale": torch.exp(u(math.log(0.6), math.log(2.5))),
+                  "tex_angle": u(0, 2 * math.pi), "tex_x": u(0, 1000), "tex_y": u(0, 1000)}
+        if cfg.rich:  # drawn after the plain parameters, so the plain stream stays as it was
+            params.update(self._sample_rich(generator, params))
+        return params
+
+    def _sample_rich(self, generator: torch.Generator, p: dict[str, torch.Tensor]
+                     ) -> dict[str, torch.Tensor]:
+        cfg, dev = self.config, self.device
+        batch, layers = p["d0"].shape
+        u = lambda low, high, shape=(batch, layers): _uniform(  # noqa: E731
+            generator, shape, low, high, dev)
+        curved = u(0, 1) < CURVED_SHARE
+        curved[:, 0] = False  # the background stays a plane
+        surface = torch.where(curved, torch.randint(1, len(SURFACES), (batch, layers),
+                                                    generator=generator).to(dev), 0)
+        # Bulges towards the camera of up to 0.6 x the smaller radius (a real sphere's is about
+        # rx * d / f, smaller; larger ones add steep slopes and self-occlusion); paraboloids bend
+        # by at most 0.2 x the radius, so their slope mostly stays below 1.
+        radius = torch.minimum(p["rx"], p["ry"])
+        room = (0.97 * cfg.max_disparity - p["d0"]).clamp(min=0.5)
+        bulge = torch.minimum(radius * u(0.05, 0.6), room).clamp(min=0.5)
+        bend = radius * u(0.03, 0.2)
+        height = torch.where(surface == SURFACES.index("paraboloid"), bend, bulge)
+        wire = (p["kind"] == SHAPES.index("bar")) & (u(0, 1) < WIRE_SHARE)
+        far = u(0, 1, (batch,)) < FAR_SHARE
+        d0, b, c = p["d0"].clone(), p["b"].clone(), p["c"].clone()
+        d0[:, 0] = torch.where(far, u(0.1, 1.0, (batch,)), d0[:, 0])
+        b[:, 0], c[:, 0] = torch.where(far, 0.0, b[:, 0]), torch.where(far, 0.0, c[:, 0])
+        highlights = (batch, MAX_HIGHLIGHTS)
+        return {"surface": surface, "height": height, "curve_u": u(-1, 1), "curve_v": u(-1, 1),
+                "ry": torch.where(wire, u(0.5, 1.2), p["ry"]), "d0": d0, "b": b, "c": c,
+                "tex_scale": torch.exp(u(math.log(0.3), math.log(4.0))),
+                "tex_g": u(-0.6, 0.6), "tex_h": u(-0.6, 0.6),
+                "spot_on": u(0, 1, highlights) < 0.25, "spot_x": u(0, cfg.width, highlights),
+                "spot_y": u(0, cfg.height, highlights),
+                "spot_radius": torch.exp(u(math.log(2.0), math.log(16.0), highlights)),
+                "spot_gain": u(0.5, 2.0, highlights), "spot_shift": u(-6.0, 6.0, highlights)}
 
     # --- rendering ------------------------------------------------------------------------------
     @staticmethod
@@ -138,6 +191,10 @@ class SyntheticStereo:
         size = self.textures.shape[-1]
         tu = ((xl * cos - y * sin) / get("tex_scale") + get("tex_x")) / size
         tv = ((xl * sin + y * cos) / get("tex_scale") + get("tex_y")) / size
+        if "tex_g" in p:  # a random homography: the texture seen in perspective
+            cfg = self.config
+            w = (1 + get("tex_g") * (xl / cfg.width - 0.5) + get("tex_h") * (y / cfg.height - 0.5))
+            tu, tv = tu / w, tv / w
         # Mirror-repeat the texture over the plane: fold coordinates into [0, 1].
         tu, tv = (1 - (torch.remainder(t, 2.0) - 1).abs() for t in (tu, tv))
         grid = torch.stack([tu * 2 - 1, tv * 2 - 1], dim=-1)
@@ -154,6 +211,13 @@ class SyntheticStereo:
         zbuffer = torch.full((batch, cfg.height, cfg.width), -math.inf, device=dev)
         image = torch.zeros(batch, 3, cfg.height, cfg.width, device=dev)
         for k in range(cfg.max_layers + 1):
+            if cfg.rich:
+                disparity, xl = self._curved_layer(p, k, x, y, right)
+                visible = disparity > zbuffer
+                if visible.any():
+                    zbuffer = torch.where(visible, disparity, zbuffer)
+                    image = torch.where(visible[:, None], self._texture(p, k, xl, y), image)
+                continue
             d0, b, c, cx, cy = (_param(p, name, k) for name in ("d0", "b", "c", "cx", "cy"))
             if right:  # solve x_r = x_l - d(x_l, y) for the surface point x_l
                 xl = (x + d0 - b * cx + c * (y - cy)) / (1 - b)
@@ -166,6 +230,40 @@ class SyntheticStereo:
             zbuffer = torch.where(visible, disparity, zbuffer)
             image = torch.where(visible[:, None], self._texture(p, k, xl, y), image)
         return image, zbuffer
+
+    def _curved_layer(self, p: dict[str, torch.Tensor], k: int, x: torch.Tensor, y: torch.Tensor,
+                      right: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Disparity of layer k seen by each pixel (-inf where it is not) and the surface point's
+        left x: the nearer intersection inside the outline, else the farther one (the inside of a
+        clipped patch)."""
+        get = lambda name: _param(p, name, k)  # noqa: E731
+        coeffs = coefficients(*(get(name) for name in ("surface", "height", "curve_u",
+                                                       "curve_v")))
+        geometry = {name: get(name) for name in ("cx", "cy", "angle", "rx", "ry", "d0", "b", "c")}
+        disparity = torch.full_like(x, -math.inf)
+        for root in reversed(intersect(coeffs, geometry, x, y, right)):
+            xl = x + root if right else x
+            inside = torch.isfinite(root) & self._inside(p, k, xl, y)
+            disparity = torch.where(inside, root, disparity)
+        xl = x + disparity.clamp(min=0) if right else x
+        return disparity, xl
+
+    def _highlights(self, image: torch.Tensor, zbuffer: torch.Tensor, p: dict[str, torch.Tensor],
+                    spot_disparity: torch.Tensor, right: bool) -> torch.Tensor:
+        """Add white specular spots. A highlight is a reflection, so it does not sit at the
+        surface's disparity: the right view shows it `spot_shift` px away from where the surface
+        point is. It lights only the surface it is on (disparity within 2 px) and saturates."""
+        cfg = self.config
+        x = torch.arange(cfg.width, device=image.device, dtype=torch.float32).view(1, 1, 1, -1)
+        y = torch.arange(cfg.height, device=image.device, dtype=torch.float32).view(1, 1, -1, 1)
+        centre_x = p["spot_x"] - (spot_disparity + p["spot_shift"] if right else 0.0)
+        spread = p["spot_radius"][..., None, None]
+        light = p["spot_gain"][..., None, None] * torch.exp(
+            -((x - centre_x[..., None, None]) ** 2 + (y - p["spot_y"][..., None, None]) ** 2)
+            / (2 * spread ** 2))
+        on_surface = (zbuffer[:, None] - spot_disparity[..., None, None]).abs() < 2.0
+        light = (light * (on_surface & p["spot_on"][..., None, None])).sum(dim=1, keepdim=True)
+        return (image + light).clamp(0, 1)
 
     def _photometric(self, image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         batch, dev = image.shape[0], self.device
@@ -191,23 +289,38 @@ class SyntheticStereo:
         params = self._sample_layers(generator, batch)
         left, disparity = self._render_view(params, batch, right=False)
         right, right_zbuffer = self._render_view(params, batch, right=True)
-        occlusion = self._occlusion(disparity, right_zbuffer)
+        occlusion = self._occlusion(disparity, right_zbuffer, bracket=self.config.rich)
+        if self.config.rich:
+            rows = params["spot_y"].long().clamp(0, self.config.height - 1)
+            cols = params["spot_x"].long().clamp(0, self.config.width - 1)
+            spot_disparity = disparity[torch.arange(batch, device=self.device)[:, None], rows, cols]
+            left = self._highlights(left, disparity, params, spot_disparity, right=False)
+            right = self._highlights(right, right_zbuffer, params, spot_disparity, right=True)
         if self.config.photometric:
             left = self._photometric(left, generator)
             right = self._photometric(right, generator)
         return StereoBatch(left, right, disparity, occlusion)
 
     @staticmethod
-    def _occlusion(disparity: torch.Tensor, right_zbuffer: torch.Tensor) -> torch.Tensor:
+    def _occlusion(disparity: torch.Tensor, right_zbuffer: torch.Tensor, bracket: bool = False
+                   ) -> torch.Tensor:
         """Left pixels whose surface point is out of frame, or hidden by another surface, on the
-        right."""
+        right. `bracket`: hidden only when the right pixels on both sides of the point are
+        nearer; the nearest one alone marks steep curved surfaces as occluded."""
         batch, height, width = disparity.shape
         x = torch.arange(width, device=disparity.device, dtype=torch.float32).view(1, 1, -1)
         target = x - disparity
         out_of_frame = (target < 0) | (target > width - 1)
-        grid_x = target / (width - 1) * 2 - 1
-        grid_y = torch.linspace(-1, 1, height, device=disparity.device).view(1, -1, 1)
-        grid = torch.stack([grid_x, grid_y.expand_as(grid_x)], dim=-1)
-        seen = F.grid_sample(right_zbuffer[:, None], grid, mode="nearest",
-                             padding_mode="border", align_corners=True)[:, 0]
-        return out_of_frame | (seen > disparity + 0.5)
+        if not bracket:
+            grid_x = target / (width - 1) * 2 - 1
+            grid_y = torch.linspace(-1, 1, height, device=disparity.device).view(1, -1, 1)
+            grid = torch.stack([grid_x, grid_y.expand_as(grid_x)], dim=-1)
+            seen = F.grid_sample(right_zbuffer[:, None], grid, mode="nearest",
+                                 padding_mode="border", align_corners=True)[:, 0]
+            return out_of_frame | (seen > disparity + 0.5)
+        hidden = torch.ones_like(out_of_frame)
+        for side in (torch.floor, torch.ceil):
+            column = side(target).clamp(0, width - 1).long()
+            seen = right_zbuffer.gather(2, column)
+            hidden &= seen > disparity + 0.5
+        return out_of_frame | hidden

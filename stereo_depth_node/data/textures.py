@@ -1,5 +1,13 @@
 """Texture bank for the synthetic generator: images bundled with scikit-image, plus procedural ones
-(noise at several scales, stripes, checkerboards, low-texture gradients, repetitive grids)."""
+(noise at several scales, stripes, checkerboards, low-texture gradients, repetitive grids) and flat
+colours (textureless regions).
+
+Natural photographs: every photograph that the installed packages bundle. scikit-image is the only
+one installed; scikit-learn and matplotlib are not dependencies of this package, and adding them
+(tens of MB with their own dependencies) for the 2-3 photographs they bundle is not worth it, and
+would make the texture bank, hence the training data of a seed, depend on what else is installed.
+Left out on purpose: scikit-image's Middlebury 2014 motorcycle pair (Middlebury is evaluation
+data), and its synthetic drawings (chessboard, logo, horse silhouette, phantom)."""
 from __future__ import annotations
 
 import math
@@ -12,6 +20,8 @@ import torch.nn.functional as F
 SKIMAGE_TEXTURES = ("astronaut", "camera", "coffee", "chelsea", "rocket", "brick", "grass",
                     "gravel", "cell", "moon", "text", "page", "clock", "coins",
                     "hubble_deep_field", "immunohistochemistry", "retina", "colorwheel")
+# The rich generator uses all bundled photographs; the plain one keeps its original bank.
+NATURAL_TEXTURES = SKIMAGE_TEXTURES + ("microaneurysms", "lfw_subset")
 TEXTURE_SIZE = 256
 
 
@@ -26,11 +36,28 @@ def _to_square_rgb(image: np.ndarray, size: int) -> torch.Tensor:
                          align_corners=False)[0]
 
 
-def image_textures(size: int = TEXTURE_SIZE) -> torch.Tensor:
-    """N x 3 x size x size textures from scikit-image's bundled sample images, in [0, 1]."""
+def _load(name: str) -> np.ndarray:
     from skimage import data
 
-    return torch.stack([_to_square_rgb(getattr(data, name)(), size) for name in SKIMAGE_TEXTURES])
+    image = getattr(data, name)()
+    if name == "lfw_subset":  # 200 faces of 25 x 25 px: tile 100 of them into one photograph
+        faces = (image[:100] * 255).astype(np.uint8).reshape(10, 10, 25, 25)
+        image = faces.transpose(0, 2, 1, 3).reshape(250, 250)
+    return image
+
+
+def image_textures(names: tuple[str, ...] | None = None, size: int = TEXTURE_SIZE
+                   ) -> torch.Tensor:
+    """N x 3 x size x size textures from scikit-image's bundled sample images, in [0, 1]."""
+    return torch.stack([_to_square_rgb(_load(name), size)
+                        for name in (names or SKIMAGE_TEXTURES)])
+
+
+def flat_textures(count: int, generator: torch.Generator, size: int = TEXTURE_SIZE
+                  ) -> torch.Tensor:
+    """count x 3 x size x size single colours: textureless regions, where matching must come
+    from the context (walls, sky, car bodies)."""
+    return torch.rand(count, 3, 1, 1, generator=generator).expand(-1, -1, size, size).clone()
 
 
 def _smooth_noise(generator: torch.Generator, size: int, scale: int) -> torch.Tensor:
