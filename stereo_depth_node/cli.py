@@ -56,7 +56,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     written = write_result(args.out, as_rgb(left, "left"), result, max_disparity, camera)
     timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items())
     print(f"{estimator.model_name} ({weights.name if weights else 'no weights file'}, max "
-          f"disparity {max_disparity}) on {getattr(estimator.matcher, 'device', 'cpu')}: "
+          f"disparity {max_disparity}) on {estimator.device}: "
           f"{timings}")
     for path in written:
         print(f"wrote {path}")

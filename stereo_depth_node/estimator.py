@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+import torch
 
 from .checkpoints import range_notice, resolve_weights
 from .errors import ConfigurationError
@@ -100,6 +101,11 @@ class StereoEstimator:
     @property
     def max_disparity(self) -> int:
         return self.matcher.max_disparity
+
+    @property
+    def device(self) -> torch.device:
+        """Where matching runs; OpenCV's SGBM always runs on the CPU."""
+        return getattr(self.matcher, "device", torch.device("cpu"))
 
     def _match(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.matcher.match(left, right, self.input_scale)

@@ -18,6 +18,7 @@ from std_msgs.msg import Header
 from stereo_depth_node.camera import StereoCamera
 from stereo_depth_node.ros.client import OUTPUT_TYPES, StereoClient  # noqa: F401 (re-export)
 from stereo_depth_node.ros.conversions import array_to_image_fields
+from stereo_depth_node.ros.frame import DEFAULT_INPUTS, InputTopics
 from stereo_depth_node.ros.messages import image_message as input_image, stereo_messages
 
 NODE_COMMAND = [sys.executable, "-m", "stereo_depth_node.ros.node"]
@@ -100,6 +101,35 @@ class NodeProcess:
                 self.process.wait()
         self._log.close()
         return self.process.returncode
+
+
+class NodesUnderTest:
+    """Nodes started for tests, each with a client that has seen it answer; `close` stops them
+    all and returns their exit codes (0 is a clean stop)."""
+
+    def __init__(self) -> None:
+        self._started: list[NodeProcess | StereoClient] = []
+
+    def start(self, log_path: Path, parameters: dict[str, Any], namespace: str,
+              probe: dict[str, object], mode: str = "default",
+              python_paths: tuple[Path, ...] = (), topics: InputTopics = DEFAULT_INPUTS
+              ) -> tuple[NodeProcess, StereoClient, int]:
+        """The node, its client and how many times the probe set was sent until answered."""
+        process = NodeProcess(log_path, parameters, namespace, mode, python_paths)
+        process.wait_ready()
+        self._started.append(process)
+        client = StereoClient(namespace, f"client{namespace.replace('/', '_')}", topics)
+        self._started.append(client)
+        return process, client, client.connect(probe, resend_s=3.0)
+
+    def close(self) -> list[int]:
+        codes = []
+        for item in reversed(self._started):
+            if isinstance(item, StereoClient):
+                item.close()
+            else:
+                codes.append(item.stop())
+        return codes
 
 
 def header(stamp_s: float) -> Header:

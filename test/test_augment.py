@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from skimage import data
 
 from stereo_depth_node.data.augment import (AugmentConfig, StereoAugmenter, erase, misalign,
@@ -17,6 +16,7 @@ from stereo_depth_node.data.augment import (AugmentConfig, StereoAugmenter, eras
 from stereo_depth_node.data.generator import GeneratorConfig, StereoBatch, SyntheticStereo
 from stereo_depth_node.data.jpeg import jpeg_compress
 from stereo_depth_node.data.plane import render_plane_pair
+from test_generator import warp_right_to_left
 
 
 def unit(image: np.ndarray) -> torch.Tensor:
@@ -28,14 +28,6 @@ def plane_batch(disparity: float = 5.0, height: int = 48, width: int = 96) -> St
     ground_truth = torch.full((1, height, width), disparity)
     return StereoBatch(unit(left), unit(right), ground_truth,
                        torch.zeros(1, height, width, dtype=torch.bool))
-
-
-def warp_right_to_left(right: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
-    _, _, height, width = right.shape
-    x = torch.arange(width, dtype=torch.float32).view(1, 1, -1) - disparity
-    y = torch.arange(height, dtype=torch.float32).view(1, -1, 1).expand_as(x)
-    grid = torch.stack([x / (width - 1) * 2 - 1, y / (height - 1) * 2 - 1], dim=-1)
-    return F.grid_sample(right, grid, mode="bilinear", align_corners=True)
 
 
 # Everything off; tests switch on what they look at.

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
-from ros_harness import NodeProcess, StereoClient, camera_for, raw_stereo_set
+from ros_harness import NodesUnderTest, camera_for, raw_stereo_set
 from scenes import raw_view
 from stereo_depth_node.data.plane import render_plane_pair
 from stereo_depth_node.estimator import StereoEstimator
@@ -31,27 +31,17 @@ def plane():
 
 @pytest.fixture(scope="module")
 def start(ros_context, tmp_path_factory):
-    started = []
+    nodes = NodesUnderTest()
 
     def start_node(namespace: str, image_transport: str, rectify: bool, probe):
-        process = NodeProcess(tmp_path_factory.mktemp("inputs") / "node.log",
-                              {"model": "sgbm", "max_disparity": 64,
-                               "image_transport": image_transport, "rectify": rectify},
-                              namespace)
-        process.wait_ready()
-        started.append(process)
-        client = StereoClient(namespace, f"client{namespace.replace('/', '_')}",
-                              InputTopics(image_transport, rectify))
-        started.append(client)
-        client.connect(probe, resend_s=3.0)
+        process, client, _ = nodes.start(
+            tmp_path_factory.mktemp("inputs") / "node.log",
+            {"model": "sgbm", "max_disparity": 64, "image_transport": image_transport,
+             "rectify": rectify}, namespace, probe, topics=InputTopics(image_transport, rectify))
         return process, client
 
     yield start_node
-    for item in reversed(started):
-        if isinstance(item, StereoClient):
-            item.close()
-        else:
-            assert item.stop() == 0
+    assert all(code == 0 for code in nodes.close())
 
 
 def _compressed_set(left, right, stamp_s, codec="jpeg"):

@@ -15,7 +15,7 @@ from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import ReliabilityPolicy
 
-from ros_harness import (NODE_COMMAND, SYNC_MODES, NodeProcess, StereoClient, ros_environment,
+from ros_harness import (NODE_COMMAND, SYNC_MODES, NodeProcess, NodesUnderTest, ros_environment,
                          stereo_set)
 from stereo_depth_node.data.plane import render_plane_pair
 from test_conversions import BROKEN_CV_BRIDGE
@@ -24,26 +24,16 @@ from test_node_sgbm import as_array, cloud_array, send_and_wait
 
 @pytest.fixture
 def run_node(ros_context, tmp_path):
-    started = []
+    nodes = NodesUnderTest()
 
     def start(parameters, namespace, mode="default", python_paths=()):
         namespace = f"{namespace}_{mode}"
-        process = NodeProcess(tmp_path / f"{namespace.strip('/')}.log", parameters, namespace,
-                              mode, python_paths)
-        process.wait_ready()
-        started.append(process)
-        client = StereoClient(namespace, f"client_{namespace.strip('/')}")
-        started.append(client)
-        probes = client.connect(stereo_set(*render_plane_pair(64, 96, 8.0, seed=9), 1.0),
-                                resend_s=3.0)
-        return process, client, probes
+        return nodes.start(tmp_path / f"{namespace.strip('/')}.log", parameters, namespace,
+                           stereo_set(*render_plane_pair(64, 96, 8.0, seed=9), 1.0), mode,
+                           python_paths)
 
     yield start
-    for item in reversed(started):
-        if isinstance(item, StereoClient):
-            item.close()
-        else:
-            assert item.stop() == 0
+    assert all(code == 0 for code in nodes.close())
 
 
 def _skewed_set(left, right, stamp, skew):

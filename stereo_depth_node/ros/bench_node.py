@@ -135,7 +135,7 @@ def bench_frame(estimator: StereoEstimator, width: int, height: int, warmup: int
     the stages that are differences (to tensor and back, the other messages) compare runs made
     under the same conditions.
     """
-    device = getattr(estimator.matcher, "device", torch.device("cpu"))
+    device = estimator.device
     now = _clock(device)
     left_msg, right_msg, left_info, right_info = input_messages(width, height, ros)
     decoder, settings = ImageDecoder(), OutputSettings()
@@ -203,7 +203,7 @@ def bench_node(model: str, sizes: list[tuple[int, int]], max_disparity: int = 19
     estimator = StereoEstimator(model, None if model == "sgbm" else "shipped", max_disparity,
                                 device, precision, notify=lambda _text: None)
     matcher = estimator.matcher
-    torch_device = getattr(matcher, "device", torch.device("cpu"))
+    torch_device = estimator.device
     rows = []
     for width, height in sizes:
         row = {"model": model, "width": width, "height": height,

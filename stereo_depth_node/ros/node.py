@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import rclpy
-import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -118,7 +117,7 @@ class StereoDepthNode(Node):
         subscribed = ", ".join(self.resolve_topic_name(t) for t in self._inputs.subscribed)
         self.get_logger().info(
             f"ready: model {self.estimator.model_name} on "
-            f"{getattr(self.estimator.matcher, 'device', 'cpu')}, max disparity "
+            f"{self.estimator.device}, max disparity "
             f"{self.estimator.max_disparity}, {'approximate' if approximate else 'exact'} sync "
             f"({self._inputs.backend}), image decoder {decoder}, {images}; "
             f"subscribed to {subscribed}")
@@ -141,7 +140,7 @@ class StereoDepthNode(Node):
 
     def _build_rectifier(self) -> Rectifier:
         """Remapping on the network's GPU when it runs on one, else OpenCV on the CPU."""
-        device = torch.device(getattr(self.estimator.matcher, "device", "cpu"))
+        device = self.estimator.device
         return Rectifier(device if device.type == "cuda" else None)
 
     def _apply_runtime(self, values: dict[str, Any]) -> None:
@@ -266,7 +265,7 @@ class StereoDepthNode(Node):
                 "cv_bridge failures": str(self._decoder.bridge_failures),
                 "failed": str(c.failed), "rate (Hz)": f"{self._rate_hz():.2f}",
                 "median latency (ms)": f"{latency:.1f}", "model": self.estimator.model_name,
-                "device": str(getattr(self.estimator.matcher, "device", "cpu")),
+                "device": str(self.estimator.device),
                 **rectifier, "last error": c.last_error}
 
     def _publish_diagnostics(self) -> None:
