@@ -51,7 +51,8 @@ def _node_actions(context):
     return [
         Node(package=PACKAGE, executable="stereo_depth_node", name="stereo_depth_node",
              namespace=namespace, parameters=[value("params_file"), overrides],
-             remappings=remaps, output="screen", emulate_tty=True),
+             remappings=remaps, output="screen", emulate_tty=True,
+             sigterm_timeout=value("sigterm_timeout")),
         Node(package="rviz2", executable="rviz2", name="rviz2", namespace=namespace,
              arguments=rviz_arguments, condition=IfCondition(value("rviz")),
              parameters=[{"use_sim_time": overrides.get("use_sim_time", False)}]),
@@ -72,6 +73,12 @@ def generate_launch_description():
         *(DeclareLaunchArgument(name, default_value="",
                                 description=f"overrides the parameter {name} when given")
           for name in OVERRIDES),
+        # launch's own default (5 s, then SIGKILL 5 s later) can kill a node whose frame in flight
+        # takes longer on a CPU; the node itself gives up waiting for the frame after 30 s.
+        DeclareLaunchArgument(
+            "sigterm_timeout", default_value="35",
+            description="seconds after Ctrl-C before launch sends the node SIGTERM (SIGKILL "
+                        "follows 5 s later)"),
         DeclareLaunchArgument("rviz", default_value="false", description="open RViz"),
         DeclareLaunchArgument(
             "rviz_config", default_value=PathJoinSubstitution([share, "config",

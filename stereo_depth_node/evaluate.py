@@ -25,6 +25,7 @@ from .errors import InputError
 from .estimator import StereoEstimator
 from .metrics import disparity_metrics, fill_holes_with_background
 
+SYNTHETIC = "synthetic"  # the dataset name of the synthetic test set's pairs
 SYNTHETIC_SEED = 4242
 SYNTHETIC_SIZE = (256, 512)
 # The generator range the fixed synthetic test set has always been drawn with (its scenes change
@@ -86,7 +87,7 @@ def synthetic_test_set(count: int, max_disparity: int) -> Iterable[StereoSample]
     for index in range(count):
         batch = generator.batch(index, 1)
         (left,), (right,) = batch.images_uint8()
-        yield StereoSample(f"synthetic/{index}", left, right, batch.disparity[0].numpy(),
+        yield StereoSample(f"{SYNTHETIC}/{index}", left, right, batch.disparity[0].numpy(),
                            batch.occlusion[0].numpy())
 
 
@@ -118,7 +119,7 @@ def full_range(data_root: str | os.PathLike | None, sample_name: str) -> int:
     at: its dataset's own, at most MAX_RANGE. Pixels at or above it are not scored."""
     dataset = sample_name.split("/", 1)[0]
     scene = Path(data_root or "") / sample_name
-    if dataset == "synthetic":
+    if dataset == SYNTHETIC:
         full = SYNTHETIC_MAX_DISPARITY
     elif dataset == "kitti2015":
         full = KITTI_MAX_DISPARITY
@@ -147,6 +148,21 @@ def _summary(per_image: dict[str, dict[str, Any]]) -> dict[str, Any]:
         datasets[dataset]["images"] = len(images)
         datasets[dataset]["excluded_above_max"] = sum(m["excluded_above_max"] for m in images)
     return datasets
+
+
+def real_pair_means(method: dict[str, Any]) -> dict[str, float] | None:
+    """bad-3 (all pixels) and EPE over the real pairs, i.e. every dataset but the synthetic test
+    set, averaged two ways: over datasets (each counts once) and over images (each pair counts
+    once, so Middlebury's four scenes weigh most). None when no real pair was scored."""
+    datasets = [d for name, d in method["datasets"].items() if name != SYNTHETIC]
+    images = [m for name, m in method["images"].items() if not name.startswith(SYNTHETIC + "/")]
+    if not datasets:
+        return None
+    return {"datasets": len(datasets), "images": len(images),
+            "bad3_over_datasets": float(np.mean([d["all"]["bad3"] for d in datasets])),
+            "bad3_over_images": float(np.mean([m["all"]["bad3"] for m in images])),
+            "epe_over_datasets": float(np.mean([d["all"]["epe"] for d in datasets])),
+            "epe_over_images": float(np.mean([m["all"]["epe"] for m in images]))}
 
 
 def evaluate(methods: list[Method], data_root: str | os.PathLike | None, synthetic_count: int,
@@ -182,8 +198,9 @@ def evaluate(methods: list[Method], data_root: str | os.PathLike | None, synthet
             per_image[sample.name] = metrics
             progress(f"{method.label:<32} {sample.name:<28} range {search:3d}  "
                      f"EPE {metrics['all']['epe']:6.2f} px  bad-3 {metrics['all']['bad3']:5.1f} %")
-        result["methods"][method.label] = {"weights_sha256": file_sha256(method.weights),
-                                           "datasets": _summary(per_image), "images": per_image}
+        scored = {"weights_sha256": file_sha256(method.weights),
+                  "datasets": _summary(per_image), "images": per_image}
+        result["methods"][method.label] = {**scored, "real_pair_means": real_pair_means(scored)}
     return result
 
 
@@ -218,6 +235,15 @@ def format_markdown(result: dict[str, Any]) -> str:
                 f"{_cell(d['all']['bad3'], 1)} | {_cell(d['noc']['bad3'], 1)} | "
                 f"{_cell(d['occ']['bad3'], 1)} | {_cell(d['all']['d1'], 1)} | "
                 f"{_cell(d['all']['density'], 1)} |")
+    means = {label: real_pair_means(method) for label, method in result["methods"].items()}
+    if any(means.values()):
+        lines += ["", "Over the real pairs: the mean of the dataset means (each dataset counts "
+                      "once) and the mean over the images (each pair counts once).", "",
+                  "| method | bad-3, over datasets | bad-3, over images | EPE, over datasets | "
+                  "EPE, over images |", "|---|---|---|---|---|"]
+        lines += [f"| {label} | {m['bad3_over_datasets']:.1f} | {m['bad3_over_images']:.1f} | "
+                  f"{m['epe_over_datasets']:.2f} | {m['epe_over_images']:.2f} |"
+                  for label, m in means.items() if m]
     return "\n".join(lines)
 
 

@@ -13,10 +13,11 @@ from .checkpoints import load_model, read_checkpoint, save_checkpoint
 from .evaluate import file_sha256
 from .models.parameter_count import count_parameters, count_parameters_per_call
 from .train import LOSS_WEIGHTS
+from .training_history import run_entry, totals
 
-RECIPE_KEYS = ("max_disparity", "crop_height", "crop_width", "batch_size", "lr", "betas",
-               "steps", "seed", "device", "precision", "min_layers", "max_layers", "dataset",
-               "init_weights")
+RECIPE_KEYS = ("max_disparity", "crop_height", "crop_width", "batch_size", "lr",
+               "lr_warmup_steps", "betas", "steps", "seed", "device", "precision", "min_layers",
+               "max_layers", "rich_scenes", "augment", "dataset", "init_weights")
 
 
 def _loss_curve(log_path: Path | None, points: int = 50) -> list[list[float]]:
@@ -39,7 +40,10 @@ def _validation_curve(log_path: Path | None) -> list[list[float]]:
 def ship(checkpoint: str | os.PathLike, name: str, evaluation: str | os.PathLike | None,
          out_dir: str | os.PathLike, loss_log: str | os.PathLike | None = None,
          notes: str = "") -> tuple[Path, Path]:
-    """weights/<name>.pt (fp16, weights only) and weights/<name>.json from a training checkpoint."""
+    """weights/<name>.pt (fp16, weights only) and weights/<name>.json from a training checkpoint.
+
+    The card's steps, samples and wall time add up every run behind the weights (`history`);
+    `recipe` and the curves are those of the last run."""
     source = read_checkpoint(checkpoint)
     meta = source["meta"]
     model = load_model(checkpoint, source["model"], int(source["max_disparity"]))
@@ -49,6 +53,7 @@ def ship(checkpoint: str | os.PathLike, name: str, evaluation: str | os.PathLike
                     samples_seen=meta.get("samples_seen"))
     config = meta.get("config", {})
     log_path = Path(loss_log) if loss_log else None
+    history = [*meta.get("history", []), run_entry(meta)]
     card: dict[str, Any] = {
         "name": name, "model": source["model"], "file": weights_path.name,
         "file_mib": round(weights_path.stat().st_size / 2**20, 2), "storage": "float16",
@@ -59,9 +64,8 @@ def ship(checkpoint: str | os.PathLike, name: str, evaluation: str | os.PathLike
                    "loss": f"smooth L1, weights {list(LOSS_WEIGHTS)} on the three outputs",
                    "optimizer": "Adam", "data": config.get("dataset") or
                    "synthetic generator (stereo_depth_node/data/generator.py)"},
-        "steps": meta.get("step"), "samples_seen": meta.get("samples_seen"),
-        "wall_time_s": round(float(meta.get("wall_time_s", 0.0)), 1),
-        "trained_on": config.get("device"), "torch": torch.__version__,
+        **totals(history), "history": history,
+        "weights_sha256": file_sha256(weights_path), "torch": torch.__version__,
         "shipped_on": machine_description(), "notes": notes,
         "loss_curve": _loss_curve(log_path),
         "validation_synthetic_epe": _validation_curve(log_path),

@@ -28,6 +28,7 @@ from .devices import DTYPES, resolve_device, resolve_precision
 from .errors import ConfigurationError
 from .models import build_model
 from .neural import IMAGENET_MEAN, IMAGENET_STD
+from .training_history import history_of_weights
 
 LOSS_WEIGHTS = (0.5, 0.7, 1.0)
 
@@ -40,6 +41,9 @@ class TrainConfig:
     crop_width: int = 512
     batch_size: int = 4
     lr: float = 1e-3
+    # Linear ramp from 0 to lr over these steps of the run. Fine-tuning needs it: a fresh Adam's
+    # first updates move every weight by about lr at once (docs/training_notes.md).
+    lr_warmup_steps: int = 0
     betas: tuple[float, float] = (0.9, 0.999)
     steps: int = 10000
     time_budget_s: float = 0.0           # stop earlier when this wall time is spent (0 = off)
@@ -82,6 +86,13 @@ def sequence_loss(predictions: tuple[torch.Tensor, ...], target: torch.Tensor,
                for w, p in zip(LOSS_WEIGHTS, predictions))
 
 
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """The rate for the update that takes the run from `step` to `step + 1`."""
+    if config.lr_warmup_steps <= 0:
+        return config.lr
+    return config.lr * min(1.0, (step + 1) / config.lr_warmup_steps)
+
+
 def normalise(images: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
@@ -111,12 +122,14 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        config: TrainConfig, step: int, samples: int, wall_s: float) -> None:
-    """Weights in the shipped format plus everything needed to continue bit-exactly."""
+                        config: TrainConfig, step: int, samples: int, wall_s: float,
+                        history: list[dict[str, Any]]) -> None:
+    """Weights in the shipped format plus everything needed to continue bit-exactly, and the
+    runs behind the weights this run started from (training_history.py)."""
     tmp = path.with_suffix(".tmp")
     save_checkpoint(tmp, model, config.model, step=step, samples_seen=samples,
                     wall_time_s=wall_s, optimizer=optimizer.state_dict(), rng=_rng_state(),
-                    config=dataclasses.asdict(config))
+                    config=dataclasses.asdict(config), history=history)
     os.replace(tmp, path)  # a crash mid-write never leaves a broken checkpoint behind
 
 
@@ -242,6 +255,7 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
     model = model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
     step, samples, wall_before = 0, 0, 0.0
+    history = history_of_weights(config.init_weights) if config.init_weights else []
     if resume is not None:
         state = torch.load(resume, map_location="cpu", weights_only=True)
         if state.get("model") != config.model:
@@ -260,6 +274,7 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"])
         step, samples, wall_before = state["step"], state["samples_seen"], state["wall_time_s"]
+        history = state.get("history", [])
     network = model
     if world > 1:
         network = torch.nn.parallel.DistributedDataParallel(
@@ -286,6 +301,8 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
         while step < config.steps:
             if config.time_budget_s and time.perf_counter() - start >= config.time_budget_s:
                 break
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, step)
             batch = batches(step)
             valid = valid_mask(batch.disparity, config.max_disparity)
             with autocast:
@@ -322,13 +339,13 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
                 config.checkpoint_every_s and now - last_checkpoint >= config.checkpoint_every_s)
             if rank == 0 and due:
                 save_training_state(final, model, optimizer, config, step, samples,
-                                    now - start + wall_before)
+                                    now - start + wall_before, history)
                 last_checkpoint = now
     finally:
         logger.close()
     wall = time.perf_counter() - start + wall_before
     if rank == 0:
-        save_training_state(final, model, optimizer, config, step, samples, wall)
+        save_training_state(final, model, optimizer, config, step, samples, wall, history)
     return {"step": step, "samples_seen": samples, "wall_time_s": wall, "device": str(device),
             "precision": precision, "checkpoint": os.fspath(final)}
 

@@ -11,7 +11,7 @@ import pytest
 from stereo_depth_node.checkpoints import SHIPPED_DIR, read_checkpoint
 from stereo_depth_node.data.datasets import stereo_eval as stereo_eval_pairs
 from stereo_depth_node.evaluate import (SYNTHETIC_MAX_DISPARITY, Method, evaluate, file_sha256,
-                                         full_range)
+                                         format_markdown, full_range, real_pair_means)
 from stereo_depth_node.model_card import update_card_evaluations
 
 SHIPPED = ("psmnet_dws", "psmnet")
@@ -39,6 +39,26 @@ def test_eval_command_writes_json_and_markdown(tmp_path):
     markdown = (tmp_path / "e.md").read_text()
     assert "| synthetic (1) | sgbm |" in markdown and "| synthetic (1) | sgbm+fill |" in markdown
     assert "(synthetic 64 px)" in markdown
+    assert result["methods"]["sgbm"]["real_pair_means"] is None  # --no-real: no real pair
+    assert "Over the real pairs" not in markdown
+
+
+def test_real_pair_means_weigh_datasets_and_images_each_once():
+    def scored(bad3: float, epe: float) -> dict:
+        return {"all": {"bad3": bad3, "epe": epe, "d1": bad3, "density": 100.0},
+                "noc": {"bad3": None}, "occ": {"bad3": None}, "images": 1}
+
+    method = {"datasets": {"eth3d": scored(6, 1.0), "kitti2015": scored(15, 2.0),
+                           "middlebury2003": scored(14, 1.5), "synthetic": scored(90, 9.0)},
+              "images": {"eth3d/playground": scored(6, 1.0), "kitti2015/000000_10": scored(15, 2.0),
+                         "middlebury2003/teddy": scored(10, 1.0),
+                         "middlebury2003/cones": scored(18, 2.0), "synthetic/0": scored(90, 9.0)}}
+    means = {"datasets": 3, "images": 4, "bad3_over_datasets": (6 + 15 + 14) / 3,
+             "bad3_over_images": (6 + 15 + 10 + 18) / 4, "epe_over_datasets": 4.5 / 3,
+             "epe_over_images": 6.0 / 4}
+    result = {"scoring_ranges": {"eth3d/playground": 192}, "methods": {"m": method}}
+    assert format_markdown(result).endswith("| m | 11.7 | 12.2 | 1.50 | 1.50 |")
+    assert real_pair_means(method) == pytest.approx(means)
 
 
 def test_every_pair_is_scored_at_its_datasets_full_range(stereo_eval):

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from stereo_depth_node.ros.frame import OUTPUT_TOPICS, InputTopics
+from stereo_depth_node.ros.node import SHUTDOWN_WAIT_MIN_S
 from stereo_depth_node.ros.parameters import PARAMETERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,14 +33,27 @@ def _literal(path: Path, name: str):
     raise AssertionError(f"{path.name} has no {name}")
 
 
-def _declared_arguments(path: Path) -> set[str]:
-    """Names of DeclareLaunchArgument(...) whose first argument is a string literal."""
-    names = set()
+def _declared_arguments(path: Path) -> dict[str, object]:
+    """DeclareLaunchArgument(...) calls whose first argument is a string literal: name -> the
+    default value when it is a literal, else None."""
+    declared = {}
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument":
             if node.args and isinstance(node.args[0], ast.Constant):
-                names.add(node.args[0].value)
-    return names
+                default = next((k.value for k in node.keywords if k.arg == "default_value"), None)
+                declared[node.args[0].value] = (default.value if isinstance(default, ast.Constant)
+                                                else None)
+    return declared
+
+
+def _node_keywords(path: Path, package_expression: str) -> dict[str, str]:
+    """Keyword arguments (as source text) of the Node(...) call for one package."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Node":
+            keywords = {k.arg: ast.unparse(k.value) for k in node.keywords}
+            if keywords.get("package") == package_expression:
+                return keywords
+    raise AssertionError(f"{path.name} has no Node(package={package_expression})")
 
 
 def test_node_launch_file_overrides_real_parameters_and_remaps_real_topics():
@@ -55,8 +69,18 @@ def test_node_launch_file_overrides_real_parameters_and_remaps_real_topics():
     remaps = _literal(path, "REMAPS")
     assert sorted(name for names in remaps.values() for name in names) == sorted(INPUT_BASES)
     declared = _declared_arguments(path)
-    assert {"namespace", "params_file", "rviz", "rviz_config"} <= declared
+    assert {"namespace", "params_file", "rviz", "rviz_config"} <= set(declared)
     assert "stereo_depth_node" in path.read_text() and "rviz2" in path.read_text()
+
+
+def test_node_launch_gives_the_frame_in_flight_time_before_sigterm():
+    # Past SIGTERM, launch sends SIGKILL 5 s later; the node waits up to SHUTDOWN_WAIT_MIN_S for
+    # its frame in flight after Ctrl-C, so SIGKILL must not come before that wait ends.
+    path = ROOT / "launch/stereo_depth.launch.py"
+    assert float(_declared_arguments(path)["sigterm_timeout"]) + 5 > SHUTDOWN_WAIT_MIN_S
+    keywords = _node_keywords(path, "PACKAGE")
+    assert keywords["executable"] == "'stereo_depth_node'"
+    assert keywords["sigterm_timeout"] == "value('sigterm_timeout')"
 
 
 def test_replay_launch_file_forwards_declared_arguments():

@@ -1,0 +1,69 @@
+"""Model cards add up the training behind the weights across runs; fine-tuning warms its rate up."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from stereo_depth_node.model_card import ship
+from stereo_depth_node.train import learning_rate, train
+from stereo_depth_node.training_history import card_history, history_of_weights
+from test_train import tiny_config
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def test_card_adds_up_runs_chained_through_shipped_weights(tmp_path):
+    shipped = tmp_path / "weights"
+    first = train(tiny_config(tmp_path / "first", steps=2), progress=quiet)
+    ship(first["checkpoint"], "net", None, shipped)
+    card = json.loads((shipped / "net.json").read_text())
+    assert (card["steps"], card["samples_seen"], len(card["history"])) == (2, 4, 1)
+
+    # The second run starts from the shipped weights, stops, and is resumed to its end.
+    second = tiny_config(tmp_path / "second", steps=2, init_weights=str(shipped / "net.pt"),
+                         lr_warmup_steps=10)
+    train(second, progress=quiet)
+    second.steps = 3
+    resumed = train(second, resume=tmp_path / "second/last.pt", progress=quiet)
+    ship(resumed["checkpoint"], "net", None, shipped)
+
+    card = json.loads((shipped / "net.json").read_text())
+    runs = card["history"]
+    assert [(run["steps"], run["samples_seen"]) for run in runs] == [(2, 4), (3, 6)]
+    assert (card["steps"], card["samples_seen"]) == (5, 10)
+    assert card["wall_time_s"] == pytest.approx(runs[0]["wall_time_s"] + runs[1]["wall_time_s"],
+                                                abs=0.11)
+    assert [run["lr_warmup_steps"] for run in runs] == [0, 10]
+    assert card["trained_on"] == "cpu" and card["recipe"]["init_weights"].endswith("net.pt")
+    assert card_history(card) == runs
+
+
+def test_a_card_that_describes_other_bytes_gives_no_history(tmp_path):
+    run = train(tiny_config(tmp_path / "run", steps=1), progress=quiet)
+    weights, _ = ship(run["checkpoint"], "net", None, tmp_path / "weights")
+    assert len(history_of_weights(weights)) == 1
+    weights.write_bytes(weights.read_bytes() + b"\0")  # replaced behind the card's back
+    assert history_of_weights(weights) == []
+    assert history_of_weights(tmp_path / "no_card_here.pt") == []
+
+
+def test_a_card_from_before_histories_counts_as_one_run():
+    card = {"model": "psmnet_dws", "steps": 1000, "samples_seen": 4000, "wall_time_s": 4817.0,
+            "trained_on": "cpu", "recipe": {"lr": 0.001, "batch_size": 4, "seed": 0}}
+    assert card_history(card) == [{"steps": 1000, "samples_seen": 4000, "wall_time_s": 4817.0,
+                                   "trained_on": "cpu", "model": "psmnet_dws", "lr": 0.001,
+                                   "batch_size": 4}]
+
+
+def test_warm_up_ramps_the_rate_the_optimiser_uses(tmp_path):
+    config = tiny_config(tmp_path, steps=2, lr=0.004, lr_warmup_steps=4)
+    assert [learning_rate(config, step) for step in range(6)] == \
+        [0.001, 0.002, 0.003, 0.004, 0.004, 0.004]
+    assert learning_rate(tiny_config(tmp_path, lr=0.004), 0) == 0.004  # no warm-up: constant
+    train(config, progress=quiet)
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert state["optimizer"]["param_groups"][0]["lr"] == 0.002  # the rate of the 2nd update
