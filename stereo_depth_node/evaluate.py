@@ -56,9 +56,12 @@ class Method:
         return "sgbm" if self.fills_holes else self.spec.split(":", 1)[0]
 
     @property
+    def requested_weights(self) -> str:
+        return self.spec.split(":", 1)[1] if ":" in self.spec else ""
+
+    @property
     def weights(self) -> Path | None:
-        requested = self.spec.split(":", 1)[1] if ":" in self.spec else ""
-        return resolve_weights(self.model, requested)
+        return resolve_weights(self.model, self.requested_weights)
 
     @property
     def label(self) -> str:
@@ -67,10 +70,29 @@ class Method:
         weights = self.weights
         return f"{self.model} ({weights.name if weights else 'initial weights'})"
 
+    @property
+    def path_label(self) -> str:
+        """The label with the weights' path as given, for weights that share a file name."""
+        if self.weights is None or self.requested_weights in ("", "shipped"):
+            return self.label
+        return f"{self.model} ({self.requested_weights})"
+
     def search_range(self, full: int) -> int:
         """`full` rounded up to what the method takes: SGBM multiples of 16, networks of 4."""
         step = 16 if self.model == "sgbm" else 4
         return -(-full // step) * step
+
+
+def method_labels(methods: list[Method]) -> list[str]:
+    """Each method's label; weights that share a file name (two runs' last.pt) by their path.
+    A method given twice is refused."""
+    names = [method.label for method in methods]
+    labels = [method.path_label if names.count(name) > 1 else name
+              for method, name in zip(methods, names)]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise InputError(f"methods given twice: {', '.join(twice)}")
+    return labels
 
 
 def file_sha256(path: Path | None) -> str | None:
@@ -170,25 +192,25 @@ def evaluate(methods: list[Method], data_root: str | os.PathLike | None, synthet
     """Every method on the stereo_eval pairs under `data_root` (None: none) and on
     `synthetic_count` synthetic scenes, each pair at its full range; `progress` gets a line per
     pair and the estimators' notices."""
+    labels = method_labels(methods)
     samples: list[StereoSample] = []
     if data_root is not None:
         samples += list(stereo_eval(data_root))
     samples += list(synthetic_test_set(synthetic_count, SYNTHETIC_MAX_DISPARITY))
     ranges = {sample.name: full_range(data_root, sample.name) for sample in samples}
     # Every estimator is built before the first pair runs, so bad weights fail at once.
-    estimators = {(method.label, search): StereoEstimator(method.model, method.weights, search,
-                                                          device, notify=progress)
-                  for method in methods
+    estimators = {(label, search): StereoEstimator(method.model, method.weights, search, device,
+                                                   notify=progress)
+                  for method, label in zip(methods, labels)
                   for search in sorted({method.search_range(r) for r in ranges.values()})}
     result: dict[str, Any] = {"scoring_ranges": ranges, "methods": {},
                               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    for method in methods:
+    for method, label in zip(methods, labels):
         per_image = {}
         for sample in samples:
             search = method.search_range(ranges[sample.name])
             start = time.perf_counter()
-            estimate = estimators[method.label, search].estimate(sample.left,
-                                                                 sample.right).disparity
+            estimate = estimators[label, search].estimate(sample.left, sample.right).disparity
             if method.fills_holes:
                 estimate = fill_holes_with_background(estimate)
             metrics = disparity_metrics(estimate, sample.disparity, sample.occlusion,
@@ -196,11 +218,11 @@ def evaluate(methods: list[Method], data_root: str | os.PathLike | None, synthet
             metrics["seconds"] = time.perf_counter() - start
             metrics["search_range"] = search
             per_image[sample.name] = metrics
-            progress(f"{method.label:<32} {sample.name:<28} range {search:3d}  "
+            progress(f"{label:<32} {sample.name:<28} range {search:3d}  "
                      f"EPE {metrics['all']['epe']:6.2f} px  bad-3 {metrics['all']['bad3']:5.1f} %")
         scored = {"weights_sha256": file_sha256(method.weights),
                   "datasets": _summary(per_image), "images": per_image}
-        result["methods"][method.label] = {**scored, "real_pair_means": real_pair_means(scored)}
+        result["methods"][label] = {**scored, "real_pair_means": real_pair_means(scored)}
     return result
 
 

@@ -72,17 +72,19 @@ def ship(checkpoint: str | os.PathLike, name: str, evaluation: str | os.PathLike
     }
     if evaluation is not None:
         card["evaluation"] = card_evaluation(json.loads(Path(evaluation).read_text()),
-                                             weights_path.name)
+                                             card["weights_sha256"])
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     return weights_path, card_path
 
 
-def card_evaluation(result: dict[str, Any], weights_name: str) -> dict[str, Any]:
+def card_evaluation(result: dict[str, Any], weights_sha256: str) -> dict[str, Any]:
     """The part of a `stereo-depth eval` result that a card keeps: how it was run, the ranges,
-    and per dataset the rows of the classical baselines and of these weights."""
+    and per dataset the rows of the classical baselines and of these weights (these bytes,
+    whatever the file was called when scored)."""
     kept = {key: result.get(key) for key in ("command", "machine", "created", "scoring_ranges")}
     kept["datasets"] = {label: method["datasets"] for label, method in result["methods"].items()
-                        if label.startswith("sgbm") or weights_name in label}
+                        if label.startswith("sgbm")
+                        or method.get("weights_sha256") == weights_sha256}
     return kept
 
 
@@ -97,8 +99,9 @@ def update_card_evaluations(result: dict[str, Any], weights_dir: str | os.PathLi
         card = json.loads(card_path.read_text())
         if not isinstance(card, dict) or "file" not in card:
             continue  # not a model card (the evaluation itself lives here too)
-        if file_sha256(Path(weights_dir) / card["file"]) in scored:
-            card["evaluation"] = card_evaluation(result, card["file"])
+        sha256 = file_sha256(Path(weights_dir) / card["file"])
+        if sha256 in scored:
+            card["evaluation"] = card_evaluation(result, sha256)
             card_path.write_text(json.dumps(card, indent=2) + "\n")
             written.append(card_path)
     return written

@@ -44,6 +44,7 @@ class TrainConfig:
     # Linear ramp from 0 to lr over these steps of the run. Fine-tuning needs it: a fresh Adam's
     # first updates move every weight by about lr at once (docs/training_notes.md).
     lr_warmup_steps: int = 0
+    freeze_batch_norm: bool = False      # BatchNorm keeps its running statistics (train_mode)
     betas: tuple[float, float] = (0.9, 0.999)
     steps: int = 10000
     time_budget_s: float = 0.0           # stop earlier when this wall time is spent (0 = off)
@@ -91,6 +92,17 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     if config.lr_warmup_steps <= 0:
         return config.lr
     return config.lr * min(1.0, (step + 1) / config.lr_warmup_steps)
+
+
+def train_mode(model: torch.nn.Module, freeze_batch_norm: bool) -> None:
+    """model.train(); with `freeze_batch_norm`, BatchNorm layers keep normalising with their
+    running statistics and do not update them (their scale and shift still learn). For
+    fine-tuning on batches of 4: RAFT-Stereo trains with BatchNorm frozen the same way."""
+    model.train()
+    if freeze_batch_norm:
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
 
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
@@ -301,6 +313,8 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
         while step < config.steps:
             if config.time_budget_s and time.perf_counter() - start >= config.time_budget_s:
                 break
+            # Every step: validation ends with model.train(), which would unfreeze BatchNorm.
+            train_mode(model, config.freeze_batch_norm)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
             batch = batches(step)

@@ -196,6 +196,7 @@ def test_process_and_play_a_compressed_bag(ros_context, compressed_bag, tmp_path
     node.wait_ready()
     client = StereoClient("/camc", "compressed_bag_listener", InputTopics("compressed"))
     try:
+        client.wait_for_outputs()  # else the first outputs may go out before we are matched
         played = subprocess.run([*CLI, "play", str(compressed_bag), "--wait", "20"],
                                 capture_output=True, text=True, timeout=120,
                                 env=ros_environment())

@@ -10,8 +10,10 @@ import pytest
 
 from stereo_depth_node.checkpoints import SHIPPED_DIR, read_checkpoint
 from stereo_depth_node.data.datasets import stereo_eval as stereo_eval_pairs
+from stereo_depth_node.errors import InputError
 from stereo_depth_node.evaluate import (SYNTHETIC_MAX_DISPARITY, Method, evaluate, file_sha256,
-                                         format_markdown, full_range, real_pair_means)
+                                         format_markdown, full_range, method_labels,
+                                         real_pair_means)
 from stereo_depth_node.model_card import update_card_evaluations
 
 SHIPPED = ("psmnet_dws", "psmnet")
@@ -73,6 +75,17 @@ def test_every_pair_is_scored_at_its_datasets_full_range(stereo_eval):
         assert np.nanmax(sample.disparity) < expected[sample.name], sample.name
     assert Method("sgbm+fill").search_range(60) == 64 and Method("sgbm").search_range(192) == 192
     assert Method("psmnet_dws").search_range(60) == 60 and Method("psmnet").search_range(18) == 20
+
+
+def test_two_runs_weights_of_one_name_are_told_apart_and_a_repeat_is_refused():
+    runs = [Method("psmnet_dws:runs/a/last.pt"), Method("psmnet_dws:runs/b/last.pt")]
+    assert method_labels([Method("psmnet_dws"), Method("psmnet_dws:/tmp/x/psmnet_dws_gpu.pt")]) \
+        == ["psmnet_dws (psmnet_dws.pt)", "psmnet_dws (psmnet_dws_gpu.pt)"]  # names suffice
+    assert method_labels([Method("sgbm"), *runs, Method("psmnet_dws:shipped")]) == [
+        "sgbm", "psmnet_dws (runs/a/last.pt)", "psmnet_dws (runs/b/last.pt)",
+        "psmnet_dws (psmnet_dws.pt)"]
+    with pytest.raises(InputError, match=r"methods given twice: psmnet_dws \(runs/a/last.pt\)"):
+        evaluate([*runs, runs[0]], None, 1, device="cpu", progress=lambda _: None)
 
 
 def test_eval_updates_only_the_evaluation_of_the_cards_it_scored(tmp_path):

@@ -1,4 +1,5 @@
-"""Model cards add up the training behind the weights across runs; fine-tuning warms its rate up."""
+"""Model cards add up the training behind the weights across runs; fine-tuning warms its rate up
+and can keep BatchNorm frozen."""
 from __future__ import annotations
 
 import json
@@ -67,3 +68,18 @@ def test_warm_up_ramps_the_rate_the_optimiser_uses(tmp_path):
     train(config, progress=quiet)
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     assert state["optimizer"]["param_groups"][0]["lr"] == 0.002  # the rate of the 2nd update
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_frozen_batch_norm_keeps_its_statistics_while_weights_learn(tmp_path, frozen):
+    first = train(tiny_config(tmp_path / "start", steps=1), progress=quiet)
+    start = torch.load(first["checkpoint"], weights_only=True)["state_dict"]
+    run = tiny_config(tmp_path / "tuned", steps=2, init_weights=first["checkpoint"],
+                      freeze_batch_norm=frozen, validate_every=1)  # validation between steps
+    tuned = torch.load(train(run, progress=quiet)["checkpoint"], weights_only=True)["state_dict"]
+    statistics = [k for k in start if k.endswith(("running_mean", "running_var"))]
+    weights = [k for k in start if k.endswith("weight")]
+    assert statistics and weights
+    unchanged = [torch.equal(start[k], tuned[k]) for k in statistics]
+    assert all(unchanged) if frozen else not any(unchanged)
+    assert not any(torch.equal(start[k], tuned[k]) for k in weights)  # BN scales too
