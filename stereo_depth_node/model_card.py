@@ -80,11 +80,13 @@ def ship(checkpoint: str | os.PathLike, name: str, evaluation: str | os.PathLike
 def card_evaluation(result: dict[str, Any], weights_sha256: str) -> dict[str, Any]:
     """The part of a `stereo-depth eval` result that a card keeps: how it was run, the ranges,
     and per dataset the rows of the classical baselines and of these weights (these bytes,
-    whatever the file was called when scored)."""
+    whatever the file was called when scored), with their means over the real pairs."""
     kept = {key: result.get(key) for key in ("command", "machine", "created", "scoring_ranges")}
-    kept["datasets"] = {label: method["datasets"] for label, method in result["methods"].items()
-                        if label.startswith("sgbm")
-                        or method.get("weights_sha256") == weights_sha256}
+    methods = {label: method for label, method in result["methods"].items()
+               if label.startswith("sgbm") or method.get("weights_sha256") == weights_sha256}
+    kept["datasets"] = {label: method["datasets"] for label, method in methods.items()}
+    kept["real_pair_means"] = {label: method.get("real_pair_means")
+                               for label, method in methods.items()}
     return kept
 
 

@@ -114,7 +114,8 @@ def test_eval_updates_only_the_evaluation_of_the_cards_it_scored(tmp_path):
     assert updated["evaluation"] == {
         "command": "stereo-depth eval ...", "machine": {"cpu_count": 2}, "created": "now",
         "scoring_ranges": {"kitti2015/000000_10": 192},
-        "datasets": {"sgbm": rows, "sgbm+fill": rows, "psmnet_dws (psmnet_dws.pt)": rows}}
+        "datasets": {"sgbm": rows, "sgbm+fill": rows, "psmnet_dws (psmnet_dws.pt)": rows},
+        "real_pair_means": {"sgbm": None, "sgbm+fill": None, "psmnet_dws (psmnet_dws.pt)": None}}
     assert json.loads((tmp_path / "psmnet.json").read_text()) == other
     assert json.loads((tmp_path / "eval_cpu.json").read_text()) == {"methods": {}}
 
@@ -135,6 +136,8 @@ def test_shipped_weights_reproduce_their_cards(stereo_eval):
                       stereo_eval, 8, device="cpu", progress=lambda _: None)
     for name in SHIPPED:
         card = json.loads((SHIPPED_DIR / f"{name}.json").read_text())["evaluation"]
+        for label, means in card["real_pair_means"].items():
+            assert means == pytest.approx(result["methods"][label]["real_pair_means"], abs=0.05)
         assert card["scoring_ranges"] == result["scoring_ranges"]
         assert set(card["datasets"]) == {"sgbm", "sgbm+fill", f"{name} ({name}.pt)"}
         for label, datasets in card["datasets"].items():
