@@ -41,8 +41,8 @@ class TrainConfig:
     crop_width: int = 512
     batch_size: int = 4
     lr: float = 1e-3
-    # Linear ramp from 0 to lr over these steps of the run. Fine-tuning needs it: a fresh Adam's
-    # first updates move every weight by about lr at once (docs/training_notes.md).
+    # Linear ramp from 0 to lr over these steps of the run, for fine-tuning: a fresh Adam's first
+    # updates move every weight by about lr at once (docs/training_notes.md).
     lr_warmup_steps: int = 0
     freeze_batch_norm: bool = False      # BatchNorm keeps its running statistics (train_mode)
     betas: tuple[float, float] = (0.9, 0.999)
@@ -267,7 +267,8 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
     model = model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
     step, samples, wall_before = 0, 0, 0.0
-    history = history_of_weights(config.init_weights) if config.init_weights else []
+    history = (history_of_weights(config.init_weights)
+               if config.init_weights and resume is None else [])
     if resume is not None:
         state = torch.load(resume, map_location="cpu", weights_only=True)
         if state.get("model") != config.model:
