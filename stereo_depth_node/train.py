@@ -12,9 +12,10 @@ import json
 import os
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -103,6 +104,19 @@ def train_mode(model: torch.nn.Module, freeze_batch_norm: bool) -> None:
         for module in model.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.eval()
+
+
+@contextmanager
+def evaluation_mode(model: torch.nn.Module) -> Iterator[None]:
+    """model.eval() inside the block; afterwards every module gets its own mode back, so that a
+    frozen BatchNorm (train_mode) stays frozen after validation."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
@@ -203,15 +217,13 @@ def validation_set(config: TrainConfig, device: torch.device) -> list[StereoBatc
 @torch.inference_mode()
 def synthetic_epe(model: torch.nn.Module, batches: list[StereoBatch], max_disparity: int
                   ) -> float:
-    was_training = model.training
-    model.eval()
     errors, count = 0.0, 0
-    for batch in batches:
-        prediction = model(normalise(batch.left), normalise(batch.right))
-        valid = valid_mask(batch.disparity, max_disparity)
-        errors += float((prediction - batch.disparity).abs()[valid].sum())
-        count += int(valid.sum())
-    model.train(was_training)
+    with evaluation_mode(model):
+        for batch in batches:
+            prediction = model(normalise(batch.left), normalise(batch.right))
+            valid = valid_mask(batch.disparity, max_disparity)
+            errors += float((prediction - batch.disparity).abs()[valid].sum())
+            count += int(valid.sum())
     return errors / max(count, 1)
 
 
@@ -221,16 +233,14 @@ def stereo_eval_epe(model: torch.nn.Module, samples: list, device: torch.device
     from .metrics import disparity_metrics
     from .neural import NeuralMatcher
 
-    was_training = model.training
-    model.eval()
-    matcher = NeuralMatcher(model, "validation", device, "fp32")
     per_dataset: dict[str, list[float]] = {}
-    for sample in samples:
-        disparity, _ = matcher.match(sample.left, sample.right)
-        metrics = disparity_metrics(disparity, sample.disparity, sample.occlusion,
-                                    model.max_disparity)
-        per_dataset.setdefault(sample.name.split("/")[0], []).append(metrics["all"]["epe"])
-    model.train(was_training)
+    with evaluation_mode(model):
+        matcher = NeuralMatcher(model, "validation", device, "fp32")
+        for sample in samples:
+            disparity, _ = matcher.match(sample.left, sample.right)
+            metrics = disparity_metrics(disparity, sample.disparity, sample.occlusion,
+                                        model.max_disparity)
+            per_dataset.setdefault(sample.name.split("/")[0], []).append(metrics["all"]["epe"])
     return {f"val_{name}_epe": float(np.mean(values)) for name, values in per_dataset.items()}
 
 
@@ -264,7 +274,8 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
 
     model = (load_model(config.init_weights, config.model, config.max_disparity)
              if config.init_weights else build_model(config.model, config.max_disparity))
-    model = model.to(device).train()
+    model = model.to(device)
+    train_mode(model, config.freeze_batch_norm)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
     step, samples, wall_before = 0, 0, 0.0
     history = (history_of_weights(config.init_weights)
@@ -314,8 +325,6 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
         while step < config.steps:
             if config.time_budget_s and time.perf_counter() - start >= config.time_budget_s:
                 break
-            # Every step: validation ends with model.train(), which would unfreeze BatchNorm.
-            train_mode(model, config.freeze_batch_norm)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
             batch = batches(step)
