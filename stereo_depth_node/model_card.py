@@ -17,8 +17,8 @@ from .training_history import run_entry, totals
 
 RECIPE_KEYS = ("max_disparity", "crop_height", "crop_width", "batch_size", "lr",
                "lr_warmup_steps", "freeze_batch_norm", "betas", "steps", "seed", "device",
-               "precision", "min_layers", "max_layers", "rich_scenes", "augment", "dataset",
-               "init_weights")
+               "precision", "min_layers", "max_layers", "rich_scenes", "augment", "ground_share",
+               "dataset", "init_weights")
 
 
 def _loss_curve(log_path: Path | None, points: int = 50) -> list[list[float]]:

@@ -24,6 +24,12 @@ def warp_right_to_left(right: torch.Tensor, disparity: torch.Tensor) -> torch.Te
     return F.grid_sample(right, grid, mode="bilinear", align_corners=True)
 
 
+def depth_edges(disparity: torch.Tensor) -> torch.Tensor:
+    """Pixels within 2 px of a depth edge, where bilinear warping mixes surfaces."""
+    return F.max_pool2d((disparity[:, None] - F.avg_pool2d(
+        disparity[:, None], 3, 1, 1, count_include_pad=False)).abs(), 5, 1, 2)[:, 0] > 0.05
+
+
 def test_same_seed_and_index_give_the_same_batch(clean):
     first, again, other = clean.batch(5, 2), clean.batch(5, 2), clean.batch(6, 2)
     assert torch.equal(first.left, again.left) and torch.equal(first.disparity, again.disparity)
@@ -37,9 +43,7 @@ def test_warping_the_right_view_reproduces_the_left_where_visible(clean):
     warped = warp_right_to_left(batch.right, batch.disparity)
     error = (warped - batch.left).abs().mean(dim=1)
     visible = ~batch.occlusion
-    # Away from depth edges (bilinear warping mixes surfaces there).
-    edges = F.max_pool2d((batch.disparity[:, None] - F.avg_pool2d(
-        batch.disparity[:, None], 3, 1, 1, count_include_pad=False)).abs(), 5, 1, 2)[:, 0] > 0.05
+    edges = depth_edges(batch.disparity)
     assert error[visible & ~edges].mean() < 0.02
     assert error[batch.occlusion & ~edges].mean() > 4 * error[visible & ~edges].mean()
 
@@ -92,8 +96,7 @@ def test_rich_right_view_warps_onto_the_left_view_where_visible(rich):
     batch = rich.batch(0, 8)
     warped = warp_right_to_left(batch.right, batch.disparity)
     error = (warped - batch.left).abs().mean(dim=1)
-    edges = F.max_pool2d((batch.disparity[:, None] - F.avg_pool2d(
-        batch.disparity[:, None], 3, 1, 1, count_include_pad=False)).abs(), 5, 1, 2)[:, 0] > 0.05
+    edges = depth_edges(batch.disparity)
     visible = ~batch.occlusion & ~edges
     assert error[visible].mean() < 0.02
     assert error[batch.occlusion & ~edges].mean() > 10 * error[visible].mean()
@@ -140,3 +143,63 @@ def test_rich_texture_bank_holds_photographs_and_flat_colours(rich):
     flat = spread < 1e-6
     assert flat.sum() == 16
     assert len(rich.textures) == len(NATURAL_TEXTURES) + 40 + 16
+
+
+# --- ground planes (GeneratorConfig.ground_share) ------------------------------------------------
+@pytest.fixture(scope="module")
+def grounded():
+    return SyntheticStereo(GeneratorConfig(height=128, width=256, max_disparity=48,
+                                           photometric=False, rich=True, ground_share=1.0),
+                           seed=3)
+
+
+def ground_plane(params: dict[str, torch.Tensor], height: int, width: int) -> torch.Tensor:
+    """Layer 1's disparity d0 + c (y - cy) on every pixel; B x H x W."""
+    y = torch.arange(height, dtype=torch.float32).view(1, -1, 1).expand(-1, -1, width)
+    return params["d0"][:, 1, None, None] + params["c"][:, 1, None, None] * (
+        y - params["cy"][:, 1, None, None])
+
+
+def test_ground_planes_rise_from_the_horizon_to_the_bottom_row(grounded):
+    params = grounded._sample_layers(torch.Generator().manual_seed(3 * 1_000_003 + 2), 6)
+    batch = grounded.batch(2, 6)
+    ground = ground_plane(params, 128, 256)
+    assert (params["c"][:, 1] > 0).all() and (params["b"][:, 1] == 0).all()
+    assert (params["d0"][:, 0] < 1.0).all()  # a far background above the horizon
+    # At y = 128, the bottom edge of the last row, it reaches 35-95 % of the range.
+    edge = params["d0"][:, 1] + params["c"][:, 1] * (128 - params["cy"][:, 1])
+    assert (edge >= 0.35 * 48 - 1e-3).all() and (edge <= 0.95 * 48 + 1e-3).all()
+    # Below the top of the ground only nearer surfaces are seen, and the ground is seen often.
+    below = torch.arange(128).view(1, -1, 1) >= (params["cy"][:, 1] - params["ry"][:, 1]
+                                                 ).view(-1, 1, 1) + 1
+    below = below.expand_as(ground)
+    assert (batch.disparity[below] >= ground[below] - 1e-3).all()
+    on_ground = (batch.disparity - ground).abs() < 1e-3
+    assert on_ground[:, -10:].float().mean() > 0.3
+    # The texture's perspective has the same horizon: weight 0 where the ground's disparity is.
+    horizon = params["cy"][:, 1] - params["d0"][:, 1] / params["c"][:, 1]
+    weight = lambda y: params["tex_w"][:, 1] + params["tex_h"][:, 1] * (y / 128 - 0.5)  # noqa
+    assert torch.allclose(weight(horizon), torch.zeros(6), atol=1e-5)
+    assert torch.allclose(weight(torch.tensor(128.0)), torch.ones(6), atol=1e-5)
+
+
+def test_ground_scenes_warp_like_the_others_and_leave_other_scenes_alone(grounded, rich):
+    batch = grounded.batch(0, 6)
+    warped = warp_right_to_left(batch.right, batch.disparity)
+    error = (warped - batch.left).abs().mean(dim=1)
+    edges = depth_edges(batch.disparity)
+    assert error[~batch.occlusion & ~edges].mean() < 0.02
+    # A share below 1: the scenes left without ground keep every layer as the rich stream drew
+    # it, and the rich stream itself (share 0) draws nothing more.
+    some = SyntheticStereo(GeneratorConfig(height=128, width=256, max_disparity=48,
+                                           photometric=False, rich=True, ground_share=0.5), seed=3)
+    seed = torch.Generator().manual_seed
+    drawn = some._sample_layers(seed(7), 16)
+    plain = rich._sample_layers(seed(7), 16)
+    assert "tex_w" not in plain
+    flat = drawn["tex_w"][:, 1] == 1.0
+    assert 0 < flat.sum() < 16
+    for name in ("d0", "b", "c", "cx", "cy", "rx", "ry", "kind", "surface", "texture"):
+        assert torch.equal(drawn[name][flat], plain[name][flat]), name
+    for name in ("d0", "c", "cy", "ry"):
+        assert (drawn[name][~flat, 1] != plain[name][~flat, 1]).all(), name

@@ -120,3 +120,20 @@ def test_resume_from_shipped_weights_is_refused(tmp_path):
                     "psmnet_dws")
     with pytest.raises(ConfigurationError, match="holds weights only, not a training state"):
         train(tiny_config(tmp_path / "again"), resume=tmp_path / "weights.pt")
+
+
+def test_ground_planes_are_refused_without_rich_scenes(tmp_path):
+    with pytest.raises(ConfigurationError, match="ground_share needs rich_scenes: true"):
+        tiny_config(tmp_path, ground_share=0.3)
+    with pytest.raises(ConfigurationError, match=r"ground_share must lie in \[0, 1\], not 1.5"):
+        tiny_config(tmp_path, rich_scenes=True, ground_share=1.5)
+    (tmp_path / "ground.yaml").write_text("ground_share: 0.3\n")
+    refused = subprocess.run([sys.executable, "-m", "stereo_depth_node.cli", "train", "--config",
+                              str(tmp_path / "ground.yaml")], capture_output=True, text=True,
+                             timeout=60)
+    assert refused.returncode == 2 and "ground_share needs rich_scenes" in refused.stderr
+    # With rich scenes the same share trains, and the run records it.
+    config = tiny_config(tmp_path / "run", steps=1, rich_scenes=True, ground_share=0.3)
+    train(config, progress=lambda line: None)
+    state = torch.load(tmp_path / "run/last.pt", map_location="cpu", weights_only=True)
+    assert state["config"]["ground_share"] == 0.3

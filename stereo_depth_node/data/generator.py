@@ -12,6 +12,11 @@ quadric.py), wires 1-2 px wide, textureless flat patches, specular highlights th
 at a view-dependent place on the surface, far backgrounds at near-zero disparity, and natural-photo
 textures under random perspective and scale. The default stays the plain planar generator, so the
 fixed synthetic test set of `stereo-depth eval` does not change.
+
+`ground_share` (rich scenes only) turns layer 1 of that share of the scenes into a ground plane: the
+disparity rises linearly from zero at a horizon row to up to the range at the bottom row, as a
+camera above a floor or road sees it, under a far background, with its texture in the matching
+perspective. At 0 no number is drawn for it, so the rich stream stays as it was.
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ class GeneratorConfig:
     photometric: bool = True
     procedural_textures: int = 40
     rich: bool = False
+    ground_share: float = 0.0  # share of rich scenes with a ground plane
 
 
 # Rich scenes: share of foreground layers that are curved, of bars that are wires, of samples with
@@ -128,6 +134,8 @@ class SyntheticStereo:
                   "tex_angle": u(0, 2 * math.pi), "tex_x": u(0, 1000), "tex_y": u(0, 1000)}
         if cfg.rich:  # drawn after the plain parameters, so the plain stream stays as it was
             params.update(self._sample_rich(generator, params))
+            if cfg.ground_share > 0:
+                params.update(self._sample_ground(generator, params))
         return params
 
     def _sample_rich(self, generator: torch.Generator, p: dict[str, torch.Tensor]
@@ -163,6 +171,47 @@ class SyntheticStereo:
                 "spot_radius": torch.exp(u(math.log(2.0), math.log(16.0), highlights)),
                 "spot_gain": u(0.5, 2.0, highlights), "spot_shift": u(-6.0, 6.0, highlights)}
 
+    def _sample_ground(self, generator: torch.Generator, p: dict[str, torch.Tensor]
+                       ) -> dict[str, torch.Tensor]:
+        """Layer 1 becomes, in `ground_share` of the scenes, the plane d = slope (y - horizon)
+        below the horizon row (-0.4 to 0.6 of the height: a camera looking down sees no
+        horizon), reaching 35-95 % of the range at the bottom row; the background behind it
+        is far. The texture's homography has its vanishing line at the horizon as well."""
+        cfg, dev = self.config, self.device
+        batch, layers = p["d0"].shape
+        u = lambda low, high: _uniform(generator, (batch,), low, high, dev)  # noqa: E731
+        ground = u(0, 1) < cfg.ground_share
+        height, width, dmax = float(cfg.height), float(cfg.width), float(cfg.max_disparity)
+        horizon = u(-0.4, 0.6) * height
+        slope = u(0.35, 0.95) * dmax / (height - horizon)
+        far_disparity = u(0.1, 1.0)
+        top = horizon + 0.5 / slope  # where the ground's disparity reaches 0.5 px
+        bottom = 2 * height  # past the last row
+        # The right view sees surface points up to x + range, so the outline reaches past both
+        # image borders by more than that.
+        reach = width + dmax
+        out = {name: p[name].clone() for name in (
+            "d0", "b", "c", "cx", "cy", "rx", "ry", "angle", "kind", "surface", "enabled",
+            "tex_g", "tex_h")}
+        out["tex_w"] = torch.ones_like(p["d0"])
+
+        def put(name: str, layer: int, value: torch.Tensor | float) -> None:
+            column = out[name][:, layer]
+            out[name][:, layer] = torch.where(ground, torch.as_tensor(
+                value, dtype=column.dtype, device=dev), column)
+
+        put("d0", 0, far_disparity), put("b", 0, 0.0), put("c", 0, 0.0)
+        put("kind", 1, SHAPES.index("rectangle")), put("surface", 1, SURFACES.index("plane"))
+        put("enabled", 1, True), put("angle", 1, 0.0)
+        put("cx", 1, width / 2), put("rx", 1, reach), put("cy", 1, (top + bottom) / 2)
+        put("ry", 1, (bottom - top) / 2), put("b", 1, 0.0), put("c", 1, slope)
+        put("d0", 1, slope * ((top + bottom) / 2 - horizon))
+        # Texture weight w = (y - horizon) / (height - horizon): 1 at the bottom row, 0 at the
+        # horizon, i.e. w = tex_w + tex_h (y / height - 0.5) with:
+        put("tex_g", 1, 0.0), put("tex_h", 1, height / (height - horizon))
+        put("tex_w", 1, (height / 2 - horizon) / (height - horizon))
+        return out
+
     # --- rendering ------------------------------------------------------------------------------
     @staticmethod
     def _inside(p: dict[str, torch.Tensor], k: int, xl: torch.Tensor, y: torch.Tensor
@@ -193,8 +242,12 @@ class SyntheticStereo:
         tv = ((xl * sin + y * cos) / get("tex_scale") + get("tex_y")) / size
         if "tex_g" in p:  # a random homography: the texture seen in perspective
             cfg = self.config
-            w = (1 + get("tex_g") * (xl / cfg.width - 0.5) + get("tex_h") * (y / cfg.height - 0.5))
-            tu, tv = tu / w, tv / w
+            w = ((get("tex_w") if "tex_w" in p else 1.0) + get("tex_g") * (xl / cfg.width - 0.5)
+                 + get("tex_h") * (y / cfg.height - 0.5))
+            # Towards a ground plane's horizon a texture shrinks without bound; a camera blurs it
+            # there, grid sampling would alias, so it stops shrinking at 1/8 of its bottom-row
+            # size. (The random homographies keep w >= 0.4.)
+            tu, tv = tu / w.clamp(min=0.125), tv / w.clamp(min=0.125)
         # Mirror-repeat the texture over the plane: fold coordinates into [0, 1].
         tu, tv = (1 - (torch.remainder(t, 2.0) - 1).abs() for t in (tu, tv))
         grid = torch.stack([tu * 2 - 1, tv * 2 - 1], dim=-1)

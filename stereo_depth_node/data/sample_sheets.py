@@ -2,6 +2,7 @@
 `python -m stereo_depth_node.data.sample_sheets docs/` writes
 
 - training_scenes.png: rich scenes (left, right, disparity, occlusion), one per row;
+- training_ground.png: the same for rich scenes that all have a ground plane (`ground_share`);
 - training_textures.png: the texture bank of the rich generator;
 - training_augmentation.png: one augmentation per row on the same pair (left, right, disparity).
 """
@@ -53,9 +54,10 @@ def _write(path: Path, image: np.ndarray) -> None:
     cv2.imwrite(str(path), image[..., ::-1])
 
 
-def scenes_sheet(count: int = 6) -> np.ndarray:
+def scenes_sheet(count: int = 6, ground_share: float = 0.0) -> np.ndarray:
     generator = SyntheticStereo(GeneratorConfig(height=SIZE[0], width=SIZE[1],
-                                                max_disparity=MAX_DISPARITY, rich=True), seed=0)
+                                                max_disparity=MAX_DISPARITY, rich=True,
+                                                ground_share=ground_share), seed=0)
     batch = generator.batch(0, count)
     return _grid([[_rgb(batch.left[i]), _rgb(batch.right[i]), _disparity(batch.disparity[i]),
                    _occlusion(batch.occlusion[i])] for i in range(count)])
@@ -95,7 +97,9 @@ def augmentation_sheet() -> np.ndarray:
 def main(out_dir: str) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name, sheet in (("training_scenes", scenes_sheet), ("training_textures", textures_sheet),
+    for name, sheet in (("training_scenes", scenes_sheet),
+                        ("training_ground", lambda: scenes_sheet(ground_share=1.0)),
+                        ("training_textures", textures_sheet),
                         ("training_augmentation", augmentation_sheet)):
         _write(out / f"{name}.png", sheet())
         print(f"wrote {out / name}.png")
