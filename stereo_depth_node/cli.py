@@ -167,6 +167,14 @@ def cmd_ship(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_average(args: argparse.Namespace) -> int:
+    from .averaging import average_checkpoints
+
+    out = average_checkpoints(args.checkpoints, args.out)
+    print(f"wrote {out}: the mean of {len(args.checkpoints)} checkpoints' weights")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
         from .ros.demo import format_report, run_demo
@@ -284,6 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
     ship.add_argument("--out-dir", type=Path,
                       default=Path(__file__).resolve().parent / "weights")
     ship.set_defaults(func=cmd_ship)
+
+    average = commands.add_parser("average", help="the mean of a run's checkpoints' weights "
+                                  "(to ship with `ship`)")
+    average.add_argument("checkpoints", type=Path, nargs="+", help="in step order; the last "
+                         "one's record (steps, samples, history) goes with the average")
+    average.add_argument("--out", type=Path, required=True)
+    average.set_defaults(func=cmd_average)
 
     demo = commands.add_parser("demo", help="the embedded motorcycle pair through each backend")
     demo.add_argument("--models", nargs="+", default=["sgbm", DEFAULT_MODEL], choices=BACKENDS)

@@ -66,6 +66,7 @@ def ship(checkpoint: str | os.PathLike, name: str, evaluation: str | os.PathLike
                    "optimizer": "Adam", "data": config.get("dataset") or
                    "synthetic generator (stereo_depth_node/data/generator.py)"},
         **totals(history), "history": history,
+        **({"averaged_steps": meta["averaged_steps"]} if "averaged_steps" in meta else {}),
         "weights_sha256": file_sha256(weights_path), "torch": torch.__version__,
         "shipped_on": machine_description(), "notes": notes,
         "loss_curve": _loss_curve(log_path),
