@@ -176,8 +176,9 @@ def test_compressed_bag_holds_what_image_transport_publishes(compressed_bag):
 
 
 def test_process_and_play_a_compressed_bag(ros_context, compressed_bag, tmp_path):
-    from ros_harness import StereoClient
+    from ros_harness import FRAME, StereoClient, camera_for
     from stereo_depth_node.ros.frame import InputTopics
+    from stereo_depth_node.ros.messages import stereo_messages
 
     out = tmp_path / "processed"
     done = subprocess.run([*CLI, "process", str(compressed_bag), str(out), "--model", "sgbm",
@@ -195,20 +196,28 @@ def test_process_and_play_a_compressed_bag(ros_context, compressed_bag, tmp_path
                                                "image_transport": "compressed"}, "/camc")
     node.wait_ready()
     client = StereoClient("/camc", "compressed_bag_listener", InputTopics("compressed"))
+    stamp_of = lambda m: m.header.stamp.sec * 10**9 + m.header.stamp.nanosec  # noqa: E731
     try:
-        client.wait_for_outputs()  # else the first outputs may go out before we are matched
+        # A set like the bag's, stamped a second before it, until the node answers it: the
+        # node's publishers have then matched this listener too, so no played output is lost.
+        probe_ns = min(offline) - 10**9
+        client.connect(stereo_messages(*render_plane_pair(120, 160, 30.0, seed=19),
+                                       camera_for(160, 120, FX, BASELINE), probe_ns, FRAME,
+                                       "jpeg"))
+        assert client.wait_until(lambda: any(stamp_of(m) == probe_ns
+                                             for m in client.messages("depth")), 10)
         played = subprocess.run([*CLI, "play", str(compressed_bag), "--wait", "20"],
                                 capture_output=True, text=True, timeout=120,
                                 env=ros_environment())
         assert played.returncode == 0, played.stderr
-        assert client.wait_until(lambda: len(client.messages("depth")) >= sets, 60), node.log()
+        from_bag = lambda: [m for m in client.messages("depth") if stamp_of(m) in offline]  # noqa
+        assert client.wait_until(lambda: len(from_bag()) >= sets, 60), node.log()
     finally:
         client.close()
         assert node.stop() == 0
-    for message in client.messages("depth"):
-        stamp = message.header.stamp.sec * 10**9 + message.header.stamp.nanosec
+    for message in from_bag():
         # The live node and the offline tool give the same depth from the same JPEG bytes.
-        np.testing.assert_array_equal(_depth(message), offline[stamp])
+        np.testing.assert_array_equal(_depth(message), offline[stamp_of(message)])
 
 
 def test_process_rectifies_a_raw_camera_bag(tmp_path):

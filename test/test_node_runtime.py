@@ -33,7 +33,8 @@ def run_node(ros_context, tmp_path):
                            python_paths)
 
     yield start
-    assert all(code == 0 for code in nodes.close())
+    codes = nodes.close()
+    assert all(code == 0 for code in codes), f"exit codes {codes}; logs in {tmp_path}"
 
 
 def _skewed_set(left, right, stamp, skew):

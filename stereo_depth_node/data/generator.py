@@ -246,7 +246,7 @@ class SyntheticStereo:
                  + get("tex_h") * (y / cfg.height - 0.5))
             # Towards a ground plane's horizon a texture shrinks without bound; a camera blurs it
             # there, grid sampling would alias, so it stops shrinking at 1/8 of its bottom-row
-            # size. (The random homographies keep w >= 0.4.)
+            # size. (The random homographies keep w >= 0.25, so they are unchanged.)
             tu, tv = tu / w.clamp(min=0.125), tv / w.clamp(min=0.125)
         # Mirror-repeat the texture over the plane: fold coordinates into [0, 1].
         tu, tv = (1 - (torch.remainder(t, 2.0) - 1).abs() for t in (tu, tv))
