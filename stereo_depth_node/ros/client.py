@@ -57,15 +57,6 @@ class StereoClient:
             raise TimeoutError(f"no node subscribes to {self.namespace}/{self.topics.names[0]} "
                                f"etc.")
 
-    def wait_for_outputs(self, timeout: float = 30.0) -> None:
-        """Until every output subscription of this client sees the node's publisher. Outputs
-        published before that are lost (volatile QoS), e.g. those of a bag played at once."""
-        if not self.wait_until(lambda: all(s.get_publisher_count() > 0
-                                           for s in self._subscriptions), timeout):
-            missing = [topic for topic, s in zip(OUTPUT_TYPES, self._subscriptions)
-                       if s.get_publisher_count() == 0]
-            raise TimeoutError(f"no node publishes {', '.join(missing)} under {self.namespace}")
-
     def connect(self, probe: dict[str, object], timeout: float = 60.0,
                 resend_s: float = 0.5) -> int:
         """Publish `probe` until the node answers it; returns how many times it was sent.
