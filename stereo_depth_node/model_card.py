@@ -13,12 +13,12 @@ from .checkpoints import load_model, read_checkpoint, save_checkpoint
 from .evaluate import file_sha256
 from .models.parameter_count import count_parameters, count_parameters_per_call
 from .train import LOSS_WEIGHTS
-from .training_history import run_entry, totals
+from .training_history import RUN_KEYS, run_entry, totals
 
-RECIPE_KEYS = ("max_disparity", "crop_height", "crop_width", "batch_size", "lr",
-               "lr_warmup_steps", "freeze_batch_norm", "betas", "steps", "seed", "device",
-               "precision", "min_layers", "max_layers", "rich_scenes", "augment", "ground_share",
-               "dataset", "init_weights")
+# Every setting that tells runs apart (card_history reads them back from a recipe), and the rest
+# of what reproduces a run.
+RECIPE_KEYS = (*(key for key in RUN_KEYS if key != "model"), "betas", "steps", "seed", "device",
+               "min_layers", "max_layers", "init_weights")
 
 
 def _loss_curve(log_path: Path | None, points: int = 50) -> list[list[float]]:

@@ -200,16 +200,18 @@ class SyntheticStereo:
             out[name][:, layer] = torch.where(ground, torch.as_tensor(
                 value, dtype=column.dtype, device=dev), column)
 
-        put("d0", 0, far_disparity), put("b", 0, 0.0), put("c", 0, 0.0)
-        put("kind", 1, SHAPES.index("rectangle")), put("surface", 1, SURFACES.index("plane"))
-        put("enabled", 1, True), put("angle", 1, 0.0)
-        put("cx", 1, width / 2), put("rx", 1, reach), put("cy", 1, (top + bottom) / 2)
-        put("ry", 1, (bottom - top) / 2), put("b", 1, 0.0), put("c", 1, slope)
-        put("d0", 1, slope * ((top + bottom) / 2 - horizon))
-        # Texture weight w = (y - horizon) / (height - horizon): 1 at the bottom row, 0 at the
-        # horizon, i.e. w = tex_w + tex_h (y / height - 0.5) with:
-        put("tex_g", 1, 0.0), put("tex_h", 1, height / (height - horizon))
-        put("tex_w", 1, (height / 2 - horizon) / (height - horizon))
+        # The texture weight is w = (y - horizon) / (height - horizon): 1 at the bottom row, 0 at
+        # the horizon, i.e. w = tex_w + tex_h (y / height - 0.5) with the values below.
+        for name, layer, value in (
+                ("d0", 0, far_disparity), ("b", 0, 0.0), ("c", 0, 0.0),
+                ("kind", 1, SHAPES.index("rectangle")), ("surface", 1, SURFACES.index("plane")),
+                ("enabled", 1, True), ("angle", 1, 0.0),
+                ("cx", 1, width / 2), ("rx", 1, reach), ("cy", 1, (top + bottom) / 2),
+                ("ry", 1, (bottom - top) / 2), ("b", 1, 0.0), ("c", 1, slope),
+                ("d0", 1, slope * ((top + bottom) / 2 - horizon)),
+                ("tex_g", 1, 0.0), ("tex_h", 1, height / (height - horizon)),
+                ("tex_w", 1, (height / 2 - horizon) / (height - horizon))):
+            put(name, layer, value)
         return out
 
     # --- rendering ------------------------------------------------------------------------------
