@@ -132,6 +132,13 @@ class NodesUnderTest:
         return codes
 
 
+def reliable_inputs(namespace: str, inputs: InputTopics = DEFAULT_INPUTS) -> dict[str, str]:
+    """Node parameters (rclpy's QoS overrides) that make the four inputs reliable: a set sent
+    before the node's side of discovery completes is then resent, not lost."""
+    return {f"qos_overrides.{namespace.rstrip('/')}/{topic}.subscription.reliability": "reliable"
+            for topic in inputs.names}
+
+
 def header(stamp_s: float) -> Header:
     header = Header(frame_id=FRAME)
     header.stamp.sec, header.stamp.nanosec = divmod(round(stamp_s * 1e9), 1_000_000_000)

@@ -1,6 +1,7 @@
 """The bag tools: make -> play -> node -> record over real DDS, and offline processing."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -13,7 +14,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rosbags.highlevel import AnyReader
 from rosgraph_msgs.msg import Clock
 
-from ros_harness import NodeProcess, ros_environment
+from ros_harness import NodeProcess, reliable_inputs, ros_environment
 from stereo_depth_node.data.plane import render_plane_pair
 from stereo_depth_node.ros.bag import TYPESTORE
 from stereo_depth_node.ros.conversions import float_image_to_array
@@ -80,7 +81,10 @@ def test_made_bag_has_the_inputs(input_bag):
 
 
 def test_play_node_record_round_trip(ros_context, input_bag, tmp_path):
-    node = NodeProcess(tmp_path / "node.log", {"model": "sgbm", "max_disparity": 64}, "/cam")
+    # Reliable inputs: the player's first messages are resent if the node's side of discovery
+    # lags, as ros2 bag play does for bags recorded from reliable publishers.
+    node = NodeProcess(tmp_path / "node.log", {"model": "sgbm", "max_disparity": 64,
+                                               **reliable_inputs("/cam")}, "/cam")
     node.wait_ready()
     recorded = tmp_path / "outputs"
     recorder = subprocess.Popen([*CLI, "record", str(recorded), "--namespace", "/cam",
@@ -101,6 +105,7 @@ def test_play_node_record_round_trip(ros_context, input_bag, tmp_path):
                                 env=ros_environment())
         assert played.returncode == 0, played.stderr
         assert f"played {4 * PAIRS} messages" in played.stdout
+        assert "had not acknowledged" not in played.stderr
         out, _ = recorder.communicate(timeout=90)
         assert recorder.returncode == 0, out
         assert f"recorded {5 * PAIRS} messages" in out, out + node.log()
@@ -122,6 +127,42 @@ def test_play_node_record_round_trip(ros_context, input_bag, tmp_path):
         assert stamps == input_stamps, topic  # original timestamps kept through play
     for _, depth in content["/cam/depth"][1]:
         assert abs(np.nanmedian(_depth(depth)) - 2.0) < 0.02
+
+
+def test_play_warns_when_a_reliable_subscriber_stops_acknowledging(ros_context, input_bag,
+                                                                 tmp_path):
+    from ros_harness import FRAME, StereoClient, camera_for
+    from stereo_depth_node.ros.messages import stamp_ns, stereo_messages
+
+    node = NodeProcess(tmp_path / "node.log", {"model": "sgbm", "max_disparity": 64,
+                                               **reliable_inputs("/cam")}, "/cam")
+    node.wait_ready()
+    client = StereoClient("/cam", "stalled_listener")
+    bag_stamps = sorted(stamp_ns(m.header)
+                        for _, m in read_bag(input_bag)["/cam/left/image_rect"][1])
+    # 4 s between the played sets: time to stop the node once it has answered the first.
+    player = subprocess.Popen([*CLI, "play", str(input_bag), "--rate", "0.05", "--wait", "20",
+                               "--ack-timeout", "1"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=ros_environment())
+    try:
+        client.connect(stereo_messages(*render_plane_pair(120, 160, 30.0, seed=19),
+                                       camera_for(160, 120, FX, BASELINE),
+                                       bag_stamps[0] - 10**9, FRAME))
+        assert client.wait_until(lambda: any(stamp_ns(m.header) == bag_stamps[0]
+                                             for m in client.messages("disparity")), 30)
+        node.process.send_signal(signal.SIGSTOP)  # matched, but acknowledges nothing more
+        out, err = player.communicate(timeout=60)
+    finally:
+        node.process.send_signal(signal.SIGCONT)
+        client.close()
+        if player.poll() is None:
+            player.kill()
+        assert node.stop() == 0
+    assert player.returncode == 0, err
+    assert f"played {4 * PAIRS} messages" in out
+    warning = "warning: a reliable subscriber had not acknowledged every message within 1 s on "
+    [line] = [line for line in err.splitlines() if line.startswith(warning)]
+    assert sorted(line[len(warning):].split(", ")) == sorted(INPUT_TYPES)
 
 
 def test_process_writes_outputs_rosbags_can_read(input_bag, tmp_path):
@@ -192,8 +233,9 @@ def test_process_and_play_a_compressed_bag(ros_context, compressed_bag, tmp_path
     assert len(offline) == sets
     assert all(abs(np.nanmedian(depth) - 2.0) < 0.02 for depth in offline.values())
 
-    node = NodeProcess(tmp_path / "node.log", {"model": "sgbm", "max_disparity": 64,
-                                               "image_transport": "compressed"}, "/camc")
+    node = NodeProcess(tmp_path / "node.log", {
+        "model": "sgbm", "max_disparity": 64, "image_transport": "compressed",
+        **reliable_inputs("/camc", InputTopics("compressed"))}, "/camc")
     node.wait_ready()
     client = StereoClient("/camc", "compressed_bag_listener", InputTopics("compressed"))
     stamp_of = lambda m: m.header.stamp.sec * 10**9 + m.header.stamp.nanosec  # noqa: E731
@@ -210,6 +252,7 @@ def test_process_and_play_a_compressed_bag(ros_context, compressed_bag, tmp_path
                                 capture_output=True, text=True, timeout=120,
                                 env=ros_environment())
         assert played.returncode == 0, played.stderr
+        assert "had not acknowledged" not in played.stderr
         from_bag = lambda: [m for m in client.messages("depth") if stamp_of(m) in offline]  # noqa
         assert client.wait_until(lambda: len(from_bag()) >= sets, 60), node.log()
     finally:

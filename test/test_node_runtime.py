@@ -15,8 +15,8 @@ from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import ReliabilityPolicy
 
-from ros_harness import (NODE_COMMAND, SYNC_MODES, NodeProcess, NodesUnderTest, ros_environment,
-                         stereo_set)
+from ros_harness import (NODE_COMMAND, SYNC_MODES, NodeProcess, NodesUnderTest,
+                         reliable_inputs, ros_environment, stereo_set)
 from stereo_depth_node.data.plane import render_plane_pair
 from test_conversions import BROKEN_CV_BRIDGE
 from test_node_sgbm import as_array, cloud_array, send_and_wait
@@ -166,11 +166,9 @@ def test_back_pressure_keeps_the_newest_and_counts_drops(run_node, mode):
     # Reliable inputs through rclpy's QoS overrides, so that every one of the sets arrives and
     # the counts below are exact.
     namespace = f"/slow_{mode}"
-    reliable = {f"qos_overrides.{namespace}/{topic}.subscription.reliability": "reliable"
-                for topic in ("left/image_rect", "right/image_rect", "left/camera_info",
-                              "right/camera_info")}
     process, client, probes = run_node({"model": "psmnet_dws", "weights": "none",
-                                        "max_disparity": 32, "device": "cpu", **reliable},
+                                        "max_disparity": 32, "device": "cpu",
+                                        **reliable_inputs(namespace)},
                                        "/slow", mode)
     [info] = client.node.get_subscriptions_info_by_topic(f"{namespace}/left/image_rect")
     assert info.qos_profile.reliability == ReliabilityPolicy.RELIABLE
@@ -241,11 +239,9 @@ def test_bad_configuration_exits_with_one_message(ros_context, parameters, messa
 def test_signal_while_the_network_computes_a_frame_exits_zero(run_node, model, sig, mode):
     # 640x480 at max disparity 64 takes seconds on a CPU: the signal surely lands mid-frame.
     namespace = f"/busy_{model}_{sig.name.lower()}"
-    reliable = {f"qos_overrides.{namespace}_{mode}/{topic}.subscription.reliability": "reliable"
-                for topic in ("left/image_rect", "right/image_rect", "left/camera_info",
-                              "right/camera_info")}
     process, client, _ = run_node({"model": model, "weights": "none", "max_disparity": 64,
-                                   "device": "cpu", **reliable}, namespace, mode)
+                                   "device": "cpu", **reliable_inputs(f"{namespace}_{mode}")},
+                                  namespace, mode)
     client.publish(stereo_set(*render_plane_pair(480, 640, 20.0, seed=5), 300.0))
     time.sleep(1.0)
     sent = time.monotonic()

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 from rclpy.serialization import deserialize_message, serialize_message
@@ -119,16 +119,25 @@ def make_bag(out: str | os.PathLike, pairs: Iterable[tuple[np.ndarray, np.ndarra
 
 
 # --- play ---------------------------------------------------------------------------------------
+class Played(NamedTuple):
+    sent: int
+    unacknowledged: list[str]  # topics a reliable subscriber had not acknowledged in time
+
+
 def play_bag(node, path: str | os.PathLike, rate: float = 1.0, loop: bool = False,
              clock: bool = False, stop: threading.Event | None = None,
-             qos_depth: int = 10, wait_for_subscribers_s: float = 0.0) -> int:
-    """Publish every message of the bag on its topic with the bag's timing; returns the count.
+             qos_depth: int = 10, wait_for_subscribers_s: float = 0.0,
+             ack_timeout_s: float = 5.0) -> Played:
+    """Publish every message of the bag on its topic with the bag's timing.
 
     Messages go out as stored (original header stamps); with `clock`, /clock follows bag time.
     With `wait_for_subscribers_s`, playing starts once every topic has a subscriber (or that
     time has passed), plus a short settle: discovery completes on the subscriber's side a little
-    after the publisher's, and a message sent in between is not delivered.
+    after the publisher's, and a best-effort subscriber misses what is sent in between.
+    A reliable subscriber gets it resent once its side has matched, so after the last message
+    the player waits up to `ack_timeout_s` until every reliable subscriber has acknowledged all.
     """
+    from rclpy.duration import Duration
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rosgraph_msgs.msg import Clock
 
@@ -161,7 +170,7 @@ def play_bag(node, path: str | os.PathLike, rate: float = 1.0, loop: bool = Fals
                     break
                 time.sleep(min(remaining, 0.01))
             if stop.is_set():
-                return sent
+                return Played(sent, [])
             if clock_publisher is not None:
                 now = Clock()
                 now.clock.sec, now.clock.nanosec = divmod(message.timestamp_ns, 1_000_000_000)
@@ -169,7 +178,13 @@ def play_bag(node, path: str | os.PathLike, rate: float = 1.0, loop: bool = Fals
             publishers[message.topic].publish(message.data)
             sent += 1
         if not loop:
-            return sent
+            break
+    # Exiting sooner would take the resends a late-matching reliable subscriber asks for.
+    deadline = time.monotonic() + ack_timeout_s
+    unacknowledged = [topic for topic, publisher in publishers.items()
+                      if not publisher.wait_for_all_acked(
+                          Duration(seconds=max(deadline - time.monotonic(), 0.0)))]
+    return Played(sent, unacknowledged)
 
 
 # --- record -------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -63,9 +64,12 @@ def _with_node(name: str, work) -> int:
 
 def cmd_play(args: argparse.Namespace) -> int:
     def work(node, stop) -> int:
-        sent = play_bag(node, args.bag, args.rate, args.loop, args.clock, stop,
-                        wait_for_subscribers_s=args.wait)
-        print(f"played {sent} messages from {args.bag}")
+        played = play_bag(node, args.bag, args.rate, args.loop, args.clock, stop,
+                          wait_for_subscribers_s=args.wait, ack_timeout_s=args.ack_timeout)
+        print(f"played {played.sent} messages from {args.bag}")
+        if played.unacknowledged:
+            print(f"warning: a reliable subscriber had not acknowledged every message within "
+                  f"{args.ack_timeout:g} s on {', '.join(played.unacknowledged)}", file=sys.stderr)
         return 0
     return _with_node("stereo_depth_bag_player", work)
 
@@ -137,6 +141,9 @@ def add_bag_commands(commands: argparse._SubParsersAction, backends: tuple[str, 
     play.add_argument("--clock", action="store_true", help="publish /clock from bag time")
     play.add_argument("--wait", type=float, default=5.0,
                       help="seconds to wait for a subscriber on every topic before playing")
+    play.add_argument("--ack-timeout", type=float, default=5.0,
+                      help="seconds to wait at the end until reliable subscribers have "
+                           "acknowledged every message")
     play.set_defaults(func=cmd_play)
 
     record = kinds.add_parser("record", help="record the node's outputs into a bag")
