@@ -18,6 +18,8 @@ from .neural import NeuralMatcher
 from .sgbm import SGBMMatcher
 
 BACKENDS = (*sorted(NEURAL_MODELS), "sgbm")
+# Above 1 the pair is enlarged before matching: at 4 the network already sees 16 times the pixels.
+MAX_INPUT_SCALE = 4.0
 _LOG = logging.getLogger(__name__)
 
 
@@ -56,6 +58,11 @@ def left_right_inconsistent(left_disparity: np.ndarray, right_disparity: np.ndar
     return ~(inside & agree)
 
 
+def check_input_scale(scale: float) -> None:
+    if not 0.0 < scale <= MAX_INPUT_SCALE:
+        raise ConfigurationError(f"input_scale must be in (0, {MAX_INPUT_SCALE:g}], got {scale}")
+
+
 class StereoEstimator:
     """One entry point for the neural networks and OpenCV SGBM.
 
@@ -65,7 +72,8 @@ class StereoEstimator:
     logger at WARNING, which Python prints to stderr when logging is not configured).
     Images: uint8 or uint16, mono or RGB (channel order R, G, B as the public PSMNet code reads
     them), any size of at least 32 px per side; `input_scale` resizes before matching and scales
-    the disparity back to input pixels.
+    the disparity back to input pixels. `max_disparity` counts pixels at the matching
+    resolution, so the range searched in input pixels is max_disparity / input_scale.
     """
 
     def __init__(self, model: str = "psmnet_dws", weights: str | os.PathLike | None = None,
@@ -78,8 +86,7 @@ class StereoEstimator:
                 f"unknown model {model!r}; choose one of {', '.join(BACKENDS)}")
         if isinstance(weights, str) and weights in ("shipped", "none"):
             weights = resolve_weights(model, weights)
-        if not 0.0 < input_scale <= 1.0:
-            raise ConfigurationError(f"input_scale must be in (0, 1], got {input_scale}")
+        check_input_scale(input_scale)
         self.input_scale = input_scale
         self.lr_check = lr_check
         self.lr_threshold = lr_threshold

@@ -32,7 +32,9 @@ class SGBMMatcher:
         size = (max(round(width * scale), 1), max(round(height * scale), 1))
         left, right = to_uint8(left_rgb), to_uint8(right_rgb)
         if scale != 1.0:
-            left, right = (cv2.resize(im, size, interpolation=cv2.INTER_AREA)
+            # INTER_AREA averages when shrinking but repeats pixels when enlarging.
+            interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+            left, right = (cv2.resize(im, size, interpolation=interpolation)
                            for im in (left, right))
         fixed_point = self._matcher.compute(left, right)
         if scale != 1.0:

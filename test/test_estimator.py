@@ -65,9 +65,10 @@ def test_mono_and_uint16_inputs_match_uint8_rgb(plane, sgbm):
     assert abs(np.nanmedian(_matchable(mono, 64)) - PLANE_DISPARITY) < 0.25
 
 
-def test_input_scale_returns_disparity_in_input_pixels(plane):
-    half = StereoEstimator("sgbm", max_disparity=32, input_scale=0.5)
-    result = half.estimate(*plane)
+@pytest.mark.parametrize("scale, search", [(0.5, 32), (2.0, 64)])
+def test_input_scale_returns_disparity_in_input_pixels(plane, scale, search):
+    scaled = StereoEstimator("sgbm", max_disparity=search, input_scale=scale)
+    result = scaled.estimate(*plane)
     assert result.disparity.shape == plane[0].shape[:2]
     assert abs(np.nanmedian(result.disparity[:, 80:]) - PLANE_DISPARITY) < 0.5
 
@@ -114,8 +115,9 @@ def test_networks_return_input_sized_maps_for_odd_sizes(name, height, width):
     assert np.all((result.confidence >= 0) & (result.confidence <= 1))
 
 
-def test_network_input_scale_and_lr_check_keep_input_size():
-    estimator = StereoEstimator("psmnet_dws", max_disparity=16, device="cpu", input_scale=0.5,
+@pytest.mark.parametrize("scale", [0.5, 2.0])
+def test_network_input_scale_and_lr_check_keep_input_size(scale):
+    estimator = StereoEstimator("psmnet_dws", max_disparity=16, device="cpu", input_scale=scale,
                                 lr_check=True)
     left, right = render_plane_pair(96, 128, 6.0, seed=1)
     result = estimator.estimate(left, right)
@@ -156,7 +158,8 @@ def test_bad_pairs_are_named_and_the_estimator_keeps_working(model, corrupt, mes
     (dict(model="psmnet_dws", precision="int8"), "precision 'int8' is not one of"),
     (dict(model="raft"), "unknown model 'raft'"),
     (dict(model="sgbm", weights="w.pt"), "'sgbm' takes no weights"),
-    (dict(model="sgbm", input_scale=0.0), "input_scale must be in"),
+    (dict(model="sgbm", input_scale=0.0), r"input_scale must be in \(0, 4\], got 0.0"),
+    (dict(model="psmnet_dws", input_scale=4.5), r"input_scale must be in \(0, 4\], got 4.5"),
 ])
 def test_bad_configuration_is_refused_with_the_value(kwargs, message):
     pytest.importorskip("torch")

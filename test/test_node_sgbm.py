@@ -256,6 +256,18 @@ def test_runtime_parameters(node, client, plane):
     assert out["points2"].point_step == 16
     set_parameters(Parameter("use_color", value=True))
 
+    [refused] = set_parameters(Parameter("input_scale", value=5.0))
+    assert not refused.successful and "input_scale must be in (0, 4], got 5.0" in refused.reason
+    # Matching at twice the size: max_disparity counts pixels there, so the range published in
+    # input pixels halves, and the disparity comes back in input pixels.
+    [accepted] = set_parameters(Parameter("input_scale", value=2.0))
+    assert accepted.successful
+    out = send_and_wait(client, stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE))
+    assert out["disparity"].max_disparity == (MAX_DISPARITY - 1) / 2
+    assert out["disparity"].image.width == WIDTH
+    assert abs(np.nanmedian(as_array(out["disparity"].image)) - DISPARITY) < 0.25
+    set_parameters(Parameter("input_scale", value=1.0))
+
 
 def test_diagnostics_report_counts(node, client, plane):
     arrays = []

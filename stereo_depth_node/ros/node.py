@@ -31,7 +31,7 @@ from std_msgs.msg import Header
 
 from ..checkpoints import weights_and_range
 from ..errors import ConfigurationError, InputError
-from ..estimator import StereoEstimator
+from ..estimator import StereoEstimator, check_input_scale
 from ..pipeline import OutputSettings
 from ..rectification import Rectifier
 from .conversions import ImageDecoder
@@ -150,9 +150,8 @@ class StereoDepthNode(Node):
             if name in values:
                 setattr(settings, name, values[name])
         settings.validate()
-        scale = values.get("input_scale")
-        if scale is not None and not 0.0 < scale <= 1.0:
-            raise ValueError(f"input_scale must be in (0, 1], got {scale}")
+        if "input_scale" in values:
+            check_input_scale(values["input_scale"])
         for name in ("sync_tolerance", "lr_threshold"):
             if name in values and values[name] < 0:
                 raise ValueError(f"{name} must be >= 0, got {values[name]}")

@@ -26,7 +26,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   False),
     ParameterSpec("rectify", False, "take raw images (left/image_raw, right/image_raw) and "
                   "rectify them from their camera_info (D, K, R, P)", False),
-    ParameterSpec("input_scale", 1.0, "resize factor in (0, 1] before matching", True),
+    ParameterSpec("input_scale", 1.0, "resize factor in (0, 4] before matching; max_disparity "
+                  "counts pixels at the matching size", True),
     ParameterSpec("approximate_sync", False, "pair messages whose stamps differ by up to "
                   "sync_tolerance instead of exactly equal stamps", False),
     ParameterSpec("sync_tolerance", 0.01, "seconds, for approximate_sync", True),
