@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .checkpoints import DEFAULT_MAX_DISPARITY, resolve_weights
+from .checkpoints import DEFAULT_MAX_DISPARITY, read_checkpoint, resolve_weights
 from .data.datasets import StereoSample, stereo_eval
 from .data.generator import GeneratorConfig, SyntheticStereo
 from .errors import InputError
@@ -38,22 +38,40 @@ KITTI_MAX_DISPARITY = 192
 MAX_RANGE = DEFAULT_MAX_DISPARITY
 REGIONS = ("all", "noc", "occ")
 FILLED_SGBM = "sgbm+fill"
+UPSCALED = "+upscale"
+# A network matching a range well below the one it was trained at runs on the pair enlarged so
+# that the range fills the trained one, by at most MAX_UPSCALE. Chosen on synthetic scenes before
+# any real pair was scored with it (docs/training_notes.md, "Small disparity ranges"): weights
+# trained at 64 gained at ranges 16-48 and not at 56, hence the bound at 7/8 of the trained range.
+MAX_UPSCALE = 2.0
+UPSCALE_BELOW = 7 / 8
 
 
 @dataclass
 class Method:
     """'sgbm', 'sgbm+fill' (SGBM, holes filled by background interpolation), 'psmnet_dws'
-    (shipped weights), 'psmnet_dws:none' (initial weights) or 'psmnet:PATH'."""
+    (shipped weights), 'psmnet_dws:none' (initial weights) or 'psmnet:PATH'; a network with
+    '+upscale' ('psmnet_dws+upscale[:PATH]') matches small ranges on an enlarged pair
+    (upscale_factor)."""
 
     spec: str
+
+    def __post_init__(self) -> None:
+        if self.upscales and (self.model == "sgbm" or not self.weights):
+            raise InputError(f"{self.spec!r}: {UPSCALED} needs a network with trained weights")
 
     @property
     def fills_holes(self) -> bool:
         return self.spec == FILLED_SGBM
 
     @property
+    def upscales(self) -> bool:
+        return self.spec.split(":", 1)[0].endswith(UPSCALED)
+
+    @property
     def model(self) -> str:
-        return "sgbm" if self.fills_holes else self.spec.split(":", 1)[0]
+        name = self.spec.split(":", 1)[0]
+        return "sgbm" if self.fills_holes else name.removesuffix(UPSCALED)
 
     @property
     def requested_weights(self) -> str:
@@ -68,19 +86,35 @@ class Method:
         if self.model == "sgbm":
             return self.spec if self.fills_holes else "sgbm"
         weights = self.weights
-        return f"{self.model} ({weights.name if weights else 'initial weights'})"
+        name = self.model + (UPSCALED if self.upscales else "")
+        return f"{name} ({weights.name if weights else 'initial weights'})"
 
     @property
     def path_label(self) -> str:
         """The label with the weights' path as given, for weights that share a file name."""
         if self.weights is None or self.requested_weights in ("", "shipped"):
             return self.label
-        return f"{self.model} ({self.requested_weights})"
+        return f"{self.model}{UPSCALED if self.upscales else ''} ({self.requested_weights})"
+
+    def input_scale(self, full: int) -> float:
+        """The estimator's input_scale for a pair of range `full`."""
+        if not self.upscales:
+            return 1.0
+        return upscale_factor(full, int(read_checkpoint(self.weights)["max_disparity"]))
 
     def search_range(self, full: int) -> int:
-        """`full` rounded up to what the method takes: SGBM multiples of 16, networks of 4."""
+        """`full` at the matching size, rounded up to what the method takes: SGBM multiples of
+        16, networks of 4."""
         step = 16 if self.model == "sgbm" else 4
-        return -(-full // step) * step
+        return -(-round(full * self.input_scale(full)) // step) * step
+
+
+def upscale_factor(full: int, trained: int) -> float:
+    """Enlarge so that a range of `full` px becomes the `trained` one, by at most MAX_UPSCALE;
+    not at all from UPSCALE_BELOW of the trained range up."""
+    if full >= UPSCALE_BELOW * trained:
+        return 1.0
+    return min(trained / full, MAX_UPSCALE)
 
 
 def method_labels(methods: list[Method]) -> list[str]:
@@ -198,27 +232,36 @@ def evaluate(methods: list[Method], data_root: str | os.PathLike | None, synthet
         samples += list(stereo_eval(data_root))
     samples += list(synthetic_test_set(synthetic_count, SYNTHETIC_MAX_DISPARITY))
     ranges = {sample.name: full_range(data_root, sample.name) for sample in samples}
+    def matching(method: Method, full: int) -> tuple[str, Path | None, int, float]:
+        """What an estimate depends on: sgbm and sgbm+fill, and a network with and without
+        +upscale where it does not enlarge, match a pair once."""
+        return (method.model, method.weights, method.search_range(full), method.input_scale(full))
+
     # Every estimator is built before the first pair runs, so bad weights fail at once.
-    estimators = {(label, search): StereoEstimator(method.model, method.weights, search, device,
-                                                   notify=progress)
-                  for method, label in zip(methods, labels)
-                  for search in sorted({method.search_range(r) for r in ranges.values()})}
+    estimators = {key: StereoEstimator(key[0], key[1], key[2], device, input_scale=key[3],
+                                       notify=progress)
+                  for key in sorted({matching(method, full) for method in methods
+                                     for full in ranges.values()}, key=str)}
+    estimates: dict[tuple, tuple[np.ndarray, float]] = {}
     result: dict[str, Any] = {"scoring_ranges": ranges, "methods": {},
                               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     for method, label in zip(methods, labels):
         per_image = {}
         for sample in samples:
-            search = method.search_range(ranges[sample.name])
-            start = time.perf_counter()
-            estimate = estimators[label, search].estimate(sample.left, sample.right).disparity
+            key = matching(method, ranges[sample.name])
+            if (key, sample.name) not in estimates:
+                start = time.perf_counter()
+                disparity = estimators[key].estimate(sample.left, sample.right).disparity
+                estimates[key, sample.name] = disparity, time.perf_counter() - start
+            estimate, seconds = estimates[key, sample.name]
             if method.fills_holes:
                 estimate = fill_holes_with_background(estimate)
             metrics = disparity_metrics(estimate, sample.disparity, sample.occlusion,
                                         ranges[sample.name])
-            metrics["seconds"] = time.perf_counter() - start
-            metrics["search_range"] = search
+            _, _, search, scale = key
+            metrics.update(seconds=seconds, search_range=search, input_scale=scale)
             per_image[sample.name] = metrics
-            progress(f"{label:<32} {sample.name:<28} range {search:3d}  "
+            progress(f"{label:<32} {sample.name:<28} range {search:3d} x{scale:.2f}  "
                      f"EPE {metrics['all']['epe']:6.2f} px  bad-3 {metrics['all']['bad3']:5.1f} %")
         scored = {"weights_sha256": file_sha256(method.weights),
                   "datasets": _summary(per_image), "images": per_image}
@@ -243,7 +286,12 @@ def format_markdown(result: dict[str, Any]) -> str:
              f"searches ({_ranges_text(result['scoring_ranges'])} px); per dataset the mean over "
              f"its images; bad-3 / D1 / density in %, EPE in px. SGBM's holes count as errors in "
              f"bad-3 and D1; for EPE they are filled by background interpolation, so sgbm's EPE "
-             f"is sgbm+fill's.",
+             f"is sgbm+fill's." + (
+                 f" A '{UPSCALED}' network matches a pair whose range is below "
+                 f"{UPSCALE_BELOW:g} times the one its weights were trained at on the pair "
+                 f"enlarged by input_scale = min(trained range / range, {MAX_UPSCALE:g}), "
+                 f"searching the range at that size."
+                 if any(UPSCALED in label for label in result["methods"]) else ""),
              "", "| dataset | method | EPE | bad-3 all | bad-3 noc | bad-3 occ | D1 | density |",
              "|---|---|---|---|---|---|---|---|"]
     datasets = sorted({d for m in result["methods"].values() for d in m["datasets"]})

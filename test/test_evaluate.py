@@ -77,6 +77,22 @@ def test_every_pair_is_scored_at_its_datasets_full_range(stereo_eval):
     assert Method("psmnet_dws").search_range(60) == 60 and Method("psmnet").search_range(18) == 20
 
 
+def test_upscale_fills_the_trained_range_by_at_most_twice_below_seven_eighths_of_it():
+    upscaled = Method("psmnet_dws+upscale")
+    assert read_checkpoint(upscaled.weights)["max_disparity"] == 64
+    assert upscaled.label == "psmnet_dws+upscale (psmnet_dws.pt)"
+    # range: (input_scale, range searched at that size)
+    expected = {16: (2.0, 32), 20: (2.0, 40), 32: (2.0, 64), 48: (64 / 48, 64),
+                55: (64 / 55, 64), 56: (1.0, 56), 60: (1.0, 60), 192: (1.0, 192)}
+    for full, (scale, search) in expected.items():
+        assert upscaled.input_scale(full) == pytest.approx(scale), full
+        assert upscaled.search_range(full) == search, full
+    assert Method("psmnet_dws").input_scale(16) == 1.0
+    for spec in ("sgbm+upscale", "psmnet_dws+upscale:none"):
+        with pytest.raises(InputError, match="needs a network with trained weights"):
+            Method(spec)
+
+
 def test_two_runs_weights_of_one_name_are_told_apart_and_a_repeat_is_refused():
     runs = [Method("psmnet_dws:runs/a/last.pt"), Method("psmnet_dws:runs/b/last.pt")]
     assert method_labels([Method("psmnet_dws"), Method("psmnet_dws:/tmp/x/psmnet_dws_gpu.pt")]) \
@@ -132,14 +148,18 @@ def test_shipped_weights_fit_the_package(name):
 
 
 def test_shipped_weights_reproduce_their_cards(stereo_eval):
-    result = evaluate([Method("sgbm"), Method("sgbm+fill"), *(Method(name) for name in SHIPPED)],
+    # The README's command: both baselines, both networks, and psmnet_dws+upscale.
+    result = evaluate([Method("sgbm"), Method("sgbm+fill"), *(Method(name) for name in SHIPPED),
+                       Method("psmnet_dws+upscale")],
                       stereo_eval, 8, device="cpu", progress=lambda _: None)
+    networks = {"psmnet_dws": {"psmnet_dws (psmnet_dws.pt)", "psmnet_dws+upscale (psmnet_dws.pt)"},
+                "psmnet": {"psmnet (psmnet.pt)"}}
     for name in SHIPPED:
         card = json.loads((SHIPPED_DIR / f"{name}.json").read_text())["evaluation"]
         for label, means in card["real_pair_means"].items():
             assert means == pytest.approx(result["methods"][label]["real_pair_means"], abs=0.05)
         assert card["scoring_ranges"] == result["scoring_ranges"]
-        assert set(card["datasets"]) == {"sgbm", "sgbm+fill", f"{name} ({name}.pt)"}
+        assert set(card["datasets"]) == {"sgbm", "sgbm+fill", *networks[name]}
         for label, datasets in card["datasets"].items():
             measured = result["methods"][label]["datasets"]
             for dataset, regions in datasets.items():
