@@ -66,10 +66,12 @@ class TrainConfig:
     rich_scenes: bool = False            # curved surfaces, wires, highlights... (generator.py)
     augment: bool = False                # asymmetric view augmentation (data/augment.py)
     ground_share: float = 0.0            # rich scenes with a ground plane (generator.py)
+    small_range_share: float = 0.0       # scenes with every disparity scaled down (generator.py)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.ground_share <= 1.0:
-            raise ConfigurationError(f"ground_share must lie in [0, 1], not {self.ground_share}")
+        for name in ("ground_share", "small_range_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigurationError(f"{name} must lie in [0, 1], not {getattr(self, name)}")
         if self.ground_share > 0 and not self.rich_scenes:
             raise ConfigurationError("ground_share needs rich_scenes: true (ground planes are "
                                      "drawn in rich scenes only)")
@@ -204,7 +206,8 @@ def synthetic_batches(config: TrainConfig, device: torch.device, rank: int
         GeneratorConfig(height=config.crop_height, width=config.crop_width,
                         max_disparity=config.max_disparity, min_layers=config.min_layers,
                         max_layers=config.max_layers, rich=config.rich_scenes,
-                        ground_share=config.ground_share),
+                        ground_share=config.ground_share,
+                        small_range_share=config.small_range_share),
         seed=seed, device=device)
     if not config.augment:
         return lambda step: generator.batch(step, config.batch_size)

@@ -12,7 +12,7 @@ from .evaluate import file_sha256
 # The settings of a run that a reader needs to tell runs apart.
 RUN_KEYS = ("model", "max_disparity", "crop_height", "crop_width", "batch_size", "lr",
             "lr_warmup_steps", "freeze_batch_norm", "precision", "rich_scenes", "augment",
-            "ground_share", "dataset")
+            "ground_share", "small_range_share", "dataset")
 
 
 def run_entry(meta: dict[str, Any]) -> dict[str, Any]:

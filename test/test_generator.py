@@ -203,3 +203,41 @@ def test_ground_scenes_warp_like_the_others_and_leave_other_scenes_alone(grounde
         assert torch.equal(drawn[name][flat], plain[name][flat]), name
     for name in ("d0", "c", "cy", "ry"):
         assert (drawn[name][~flat, 1] != plain[name][~flat, 1]).all(), name
+
+
+# --- small-range scenes (GeneratorConfig.small_range_share) ---------------------------------------
+@pytest.mark.parametrize("rich_scenes", [False, True])
+def test_small_range_scenes_scale_every_disparity_by_one_factor(rich_scenes):
+    def generator(share: float) -> SyntheticStereo:
+        return SyntheticStereo(GeneratorConfig(height=128, width=256, max_disparity=48,
+                                               photometric=False, rich=rich_scenes,
+                                               small_range_share=share), seed=3)
+
+    small, full = generator(1.0).batch(4, 6), generator(0.0).batch(4, 6)
+    for i in range(6):
+        # Same outlines and depth order: the small scene's disparity is the full one's times a
+        # factor in [0.15, 0.5], on every pixel.
+        factor = small.disparity[i].sum() / full.disparity[i].sum()
+        assert 0.15 <= factor <= 0.5
+        torch.testing.assert_close(small.disparity[i], factor * full.disparity[i],
+                                   atol=1e-3, rtol=1e-4)
+        assert small.disparity[i].max() < 0.5 * 48
+    # The right view is still the left one shifted by that disparity.
+    warped = warp_right_to_left(small.right, small.disparity)
+    error = (warped - small.left).abs().mean(dim=1)
+    assert error[~small.occlusion & ~depth_edges(small.disparity)].mean() < 0.02
+
+
+def test_a_share_of_small_range_scenes_leaves_the_rest_as_drawn(rich):
+    some = SyntheticStereo(GeneratorConfig(height=128, width=256, max_disparity=48,
+                                           photometric=False, rich=True,
+                                           small_range_share=0.5), seed=3)
+    seed = torch.Generator().manual_seed
+    drawn, plain = some._sample_layers(seed(7), 16), rich._sample_layers(seed(7), 16)
+    kept = (drawn["d0"] == plain["d0"]).all(dim=1)
+    assert 0 < kept.sum() < 16
+    for name in ("d0", "b", "c", "height"):
+        assert torch.equal(drawn[name][kept], plain[name][kept]), name
+        assert not torch.equal(drawn[name][~kept], plain[name][~kept]), name
+    for name in ("cx", "cy", "rx", "ry", "kind", "surface", "texture"):
+        assert torch.equal(drawn[name], plain[name]), name

@@ -137,3 +137,13 @@ def test_ground_planes_are_refused_without_rich_scenes(tmp_path):
     train(config, progress=lambda line: None)
     state = torch.load(tmp_path / "run/last.pt", map_location="cpu", weights_only=True)
     assert state["config"]["ground_share"] == 0.3
+
+
+def test_small_range_share_is_checked_and_recorded(tmp_path):
+    with pytest.raises(ConfigurationError,
+                       match=r"small_range_share must lie in \[0, 1\], not -0.1"):
+        tiny_config(tmp_path, small_range_share=-0.1)
+    config = tiny_config(tmp_path / "run", steps=1, small_range_share=0.3)
+    train(config, progress=lambda line: None)
+    state = torch.load(tmp_path / "run/last.pt", map_location="cpu", weights_only=True)
+    assert state["config"]["small_range_share"] == 0.3

@@ -45,11 +45,15 @@ class GeneratorConfig:
     procedural_textures: int = 40
     rich: bool = False
     ground_share: float = 0.0  # share of rich scenes with a ground plane
+    small_range_share: float = 0.0  # share of scenes with every disparity scaled down
 
 
 # Rich scenes: share of foreground layers that are curved, of bars that are wires, of samples with
 # a far (near-zero disparity) background, and highlights per sample at most.
 CURVED_SHARE, WIRE_SHARE, FAR_SHARE, MAX_HIGHLIGHTS = 0.35, 0.5, 0.3, 3
+# Small-range scenes: the factor on every disparity, so that at max_disparity 64 a scene spans
+# about 10-32 px, the ranges of Middlebury 2001's tsukuba and venus and of distant scenes.
+SMALL_RANGE_SCALE = (0.15, 0.5)
 FLAT_TEXTURES = 16
 
 
@@ -136,7 +140,21 @@ class SyntheticStereo:
             params.update(self._sample_rich(generator, params))
             if cfg.ground_share > 0:
                 params.update(self._sample_ground(generator, params))
+        if cfg.small_range_share > 0:  # drawn last: the other streams stay as they were
+            params.update(self._sample_small_range(generator, params))
         return params
+
+    def _sample_small_range(self, generator: torch.Generator, p: dict[str, torch.Tensor]
+                            ) -> dict[str, torch.Tensor]:
+        """In `small_range_share` of the scenes every disparity is multiplied by one factor in
+        SMALL_RANGE_SCALE: the same outlines and depth order, as seen from farther away or with
+        a shorter baseline, so the scene spans a small range."""
+        batch, dev = p["d0"].shape[0], self.device
+        chosen = _uniform(generator, (batch,), 0, 1, dev) < self.config.small_range_share
+        factor = torch.where(chosen, _uniform(generator, (batch,), *SMALL_RANGE_SCALE, dev),
+                             torch.ones(batch, device=dev)).view(-1, 1)
+        # "height" (rich scenes) is a curved surface's bulge, also in px of disparity.
+        return {name: p[name] * factor for name in ("d0", "b", "c", "height") if name in p}
 
     def _sample_rich(self, generator: torch.Generator, p: dict[str, torch.Tensor]
                      ) -> dict[str, torch.Tensor]:

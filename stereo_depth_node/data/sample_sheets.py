@@ -3,6 +3,8 @@
 
 - training_scenes.png: rich scenes (left, right, disparity, occlusion), one per row;
 - training_ground.png: the same for rich scenes that all have a ground plane (`ground_share`);
+- training_small_range.png: the same scenes as training_scenes.png with every disparity scaled
+  down (`small_range_share`), disparity in the same colour scale;
 - training_textures.png: the texture bank of the rich generator;
 - training_augmentation.png: one augmentation per row on the same pair (left, right, disparity).
 """
@@ -54,10 +56,12 @@ def _write(path: Path, image: np.ndarray) -> None:
     cv2.imwrite(str(path), image[..., ::-1])
 
 
-def scenes_sheet(count: int = 6, ground_share: float = 0.0) -> np.ndarray:
+def scenes_sheet(count: int = 6, ground_share: float = 0.0, small_range_share: float = 0.0
+                 ) -> np.ndarray:
     generator = SyntheticStereo(GeneratorConfig(height=SIZE[0], width=SIZE[1],
                                                 max_disparity=MAX_DISPARITY, rich=True,
-                                                ground_share=ground_share), seed=0)
+                                                ground_share=ground_share,
+                                                small_range_share=small_range_share), seed=0)
     batch = generator.batch(0, count)
     return _grid([[_rgb(batch.left[i]), _rgb(batch.right[i]), _disparity(batch.disparity[i]),
                    _occlusion(batch.occlusion[i])] for i in range(count)])
@@ -99,6 +103,7 @@ def main(out_dir: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, sheet in (("training_scenes", scenes_sheet),
                         ("training_ground", lambda: scenes_sheet(ground_share=1.0)),
+                        ("training_small_range", lambda: scenes_sheet(small_range_share=1.0)),
                         ("training_textures", textures_sheet),
                         ("training_augmentation", augmentation_sheet)):
         _write(out / f"{name}.png", sheet())
