@@ -13,6 +13,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -57,8 +58,9 @@ class Method:
     spec: str
 
     def __post_init__(self) -> None:
-        if self.upscales and (self.model == "sgbm" or not self.weights):
-            raise InputError(f"{self.spec!r}: {UPSCALED} needs a network with trained weights")
+        if self.upscales and (self.model == "sgbm" or self.trained_range is None):
+            raise InputError(f"{self.spec!r}: {UPSCALED} needs a network whose weights record "
+                             f"the range they were trained at")
 
     @property
     def fills_holes(self) -> bool:
@@ -96,11 +98,17 @@ class Method:
             return self.label
         return f"{self.model}{UPSCALED if self.upscales else ''} ({self.requested_weights})"
 
+    @cached_property
+    def trained_range(self) -> int | None:
+        """None for initial weights and for public ones, which record no range."""
+        if self.weights is None:
+            return None
+        trained = read_checkpoint(self.weights)["max_disparity"]
+        return None if trained is None else int(trained)
+
     def input_scale(self, full: int) -> float:
         """The estimator's input_scale for a pair of range `full`."""
-        if not self.upscales:
-            return 1.0
-        return upscale_factor(full, int(read_checkpoint(self.weights)["max_disparity"]))
+        return upscale_factor(full, self.trained_range) if self.upscales else 1.0
 
     def search_range(self, full: int) -> int:
         """`full` at the matching size, rounded up to what the method takes: SGBM multiples of
@@ -232,6 +240,7 @@ def evaluate(methods: list[Method], data_root: str | os.PathLike | None, synthet
         samples += list(stereo_eval(data_root))
     samples += list(synthetic_test_set(synthetic_count, SYNTHETIC_MAX_DISPARITY))
     ranges = {sample.name: full_range(data_root, sample.name) for sample in samples}
+
     def matching(method: Method, full: int) -> tuple[str, Path | None, int, float]:
         """What an estimate depends on: sgbm and sgbm+fill, and a network with and without
         +upscale where it does not enlarge, match a pair once."""

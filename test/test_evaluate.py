@@ -89,7 +89,7 @@ def test_upscale_fills_the_trained_range_by_at_most_twice_below_seven_eighths_of
         assert upscaled.search_range(full) == search, full
     assert Method("psmnet_dws").input_scale(16) == 1.0
     for spec in ("sgbm+upscale", "psmnet_dws+upscale:none"):
-        with pytest.raises(InputError, match="needs a network with trained weights"):
+        with pytest.raises(InputError, match="needs a network whose weights record the range"):
             Method(spec)
 
 
