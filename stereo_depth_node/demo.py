@@ -13,6 +13,7 @@ from .data.generator import GeneratorConfig, SyntheticStereo
 MOTORCYCLE_CAMERA = StereoCamera(fx=994.978, fy=994.978, cx=311.193, cy=254.877,
                                  cx_right=311.193 + 31.086, baseline=0.193001)
 DEMO_MAX_DISPARITY = 64
+DEMO_SYNTHETIC_FRAMES = 8
 SYNTHETIC_SIZE = (240, 320)
 SYNTHETIC_CAMERA = StereoCamera.centred(SYNTHETIC_SIZE[1], SYNTHETIC_SIZE[0], focal=320.0,
                                         baseline=0.1)
@@ -48,5 +49,5 @@ def synthetic_frames(count: int, seed: int = 2024) -> list[DemoFrame]:
             for i in range(count)]
 
 
-def demo_sequence(synthetic_count: int = 8) -> list[DemoFrame]:
+def demo_sequence(synthetic_count: int = DEMO_SYNTHETIC_FRAMES) -> list[DemoFrame]:
     return [motorcycle_frame(), *synthetic_frames(synthetic_count)]

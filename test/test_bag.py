@@ -80,6 +80,23 @@ def test_made_bag_has_the_inputs(input_bag):
     assert (image.encoding, image.width, image.height) == ("rgb8", 160, 120)
 
 
+def test_made_demo_bag_holds_the_demo_synthetic_scenes(tmp_path):
+    from stereo_depth_node.demo import DEMO_SYNTHETIC_FRAMES, SYNTHETIC_CAMERA, synthetic_frames
+
+    done = subprocess.run([*CLI, "make", str(tmp_path / "demo"), "--demo"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"{DEMO_SYNTHETIC_FRAMES} stereo sets (Image) at 10.0 Hz under /stereo/" in done.stdout
+    content = read_bag(tmp_path / "demo")
+    frames = synthetic_frames(DEMO_SYNTHETIC_FRAMES)
+    images = [m for _, m in content["/stereo/left/image_rect"][1]]
+    assert len(images) == len(frames)
+    for image, frame in zip(images, frames):
+        assert bytes(image.data) == frame.left.tobytes()
+    _, right_info = content["/stereo/right/camera_info"][1][0]
+    assert right_info.p[3] == pytest.approx(-SYNTHETIC_CAMERA.fx * SYNTHETIC_CAMERA.baseline)
+
+
 def test_play_node_record_round_trip(ros_context, input_bag, tmp_path):
     # Reliable inputs: the player's first messages are resent if the node's side of discovery
     # lags, as ros2 bag play does for bags recorded from reliable publishers.

@@ -28,12 +28,11 @@ def _camera(args: argparse.Namespace, width: int, height: int) -> StereoCamera:
 
 def cmd_make(args: argparse.Namespace) -> int:
     if args.demo:
-        from ..demo import demo_sequence
-        frames = demo_sequence()
+        # The synthetic scenes only: one camera and one size (the motorcycle pair has its own).
+        from ..demo import DEMO_SYNTHETIC_FRAMES, synthetic_frames
+        frames = synthetic_frames(DEMO_SYNTHETIC_FRAMES)
         pairs = [(f.left, f.right) for f in frames]
         camera = frames[0].camera
-        if len({f.left.shape for f in frames}) != 1:
-            raise ConfigurationError("the demo frames differ in size; pick one part")
     else:
         if not args.left or len(args.left) != len(args.right or []):
             raise ConfigurationError("give as many --right images as --left images (or --demo)")
