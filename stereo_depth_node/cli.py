@@ -265,9 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluation = commands.add_parser("eval", help="methods side by side against ground truth")
     evaluation.add_argument("--methods", nargs="+",
-                            default=["sgbm", "sgbm+fill", "psmnet", "psmnet_dws"],
+                            default=["sgbm", "sgbm+fill", "psmnet", "psmnet_dws",
+                                     "psmnet_dws+upscale"],
                             help="sgbm | sgbm+fill (holes filled with the background) | MODEL "
-                                 "(shipped weights) | MODEL:none | MODEL:PATH")
+                                 "(shipped weights) | MODEL:none | MODEL:PATH | MODEL+upscale"
+                                 "[:PATH] (small ranges matched on an enlarged pair)")
     evaluation.add_argument("--data", type=Path, default=Path("../shared/data/stereo_eval"),
                             help="the stereo_eval folder")
     evaluation.add_argument("--no-real", action="store_true", help="synthetic test set only")
