@@ -14,10 +14,12 @@ from rclpy.executors import SingleThreadedExecutor
 from rosbags.highlevel import AnyReader
 from rosgraph_msgs.msg import Clock
 
-from ros_harness import NodeProcess, reliable_inputs, ros_environment
+from ros_harness import (FRAME, NodeProcess, StereoClient, camera_for, reliable_inputs,
+                         ros_environment)
 from stereo_depth_node.data.plane import render_plane_pair
 from stereo_depth_node.ros.bag import TYPESTORE
 from stereo_depth_node.ros.conversions import float_image_to_array
+from stereo_depth_node.ros.messages import stamp_ns, stereo_messages
 
 CLI = [sys.executable, "-m", "stereo_depth_node.cli", "bag"]
 FX, BASELINE, PAIRS = 500.0, 0.12, 3
@@ -41,6 +43,12 @@ def read_bag(path):
 
 
 _depth = float_image_to_array  # rosbags messages have the same fields
+
+
+def probe_set(stamp: int, codec: str | None = None) -> dict[str, object]:
+    """A set like the bags' (the plane at 2 m), stamped `stamp` ns, for StereoClient.connect."""
+    return stereo_messages(*render_plane_pair(120, 160, 30.0, seed=19),
+                           camera_for(160, 120, FX, BASELINE), stamp, FRAME, codec)
 
 
 @pytest.fixture(scope="module")
@@ -148,9 +156,6 @@ def test_play_node_record_round_trip(ros_context, input_bag, tmp_path):
 
 def test_play_warns_when_a_reliable_subscriber_stops_acknowledging(ros_context, input_bag,
                                                                  tmp_path):
-    from ros_harness import FRAME, StereoClient, camera_for
-    from stereo_depth_node.ros.messages import stamp_ns, stereo_messages
-
     node = NodeProcess(tmp_path / "node.log", {"model": "sgbm", "max_disparity": 64,
                                                **reliable_inputs("/cam")}, "/cam")
     node.wait_ready()
@@ -162,9 +167,7 @@ def test_play_warns_when_a_reliable_subscriber_stops_acknowledging(ros_context, 
                                "--ack-timeout", "1"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=ros_environment())
     try:
-        client.connect(stereo_messages(*render_plane_pair(120, 160, 30.0, seed=19),
-                                       camera_for(160, 120, FX, BASELINE),
-                                       bag_stamps[0] - 10**9, FRAME))
+        client.connect(probe_set(bag_stamps[0] - 10**9))
         assert client.wait_until(lambda: any(stamp_ns(m.header) == bag_stamps[0]
                                              for m in client.messages("disparity")), 30)
         node.process.send_signal(signal.SIGSTOP)  # matched, but acknowledges nothing more
@@ -234,9 +237,7 @@ def test_compressed_bag_holds_what_image_transport_publishes(compressed_bag):
 
 
 def test_process_and_play_a_compressed_bag(ros_context, compressed_bag, tmp_path):
-    from ros_harness import FRAME, StereoClient, camera_for
     from stereo_depth_node.ros.frame import InputTopics
-    from stereo_depth_node.ros.messages import stereo_messages
 
     out = tmp_path / "processed"
     done = subprocess.run([*CLI, "process", str(compressed_bag), str(out), "--model", "sgbm",
@@ -245,8 +246,7 @@ def test_process_and_play_a_compressed_bag(ros_context, compressed_bag, tmp_path
     assert done.returncode == 0, done.stderr
     sets = len(read_bag(compressed_bag)["/camc/left/camera_info"][1])
     assert f"processed {sets} stereo sets (0 rejected" in done.stdout
-    offline = {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec: _depth(m)
-               for _, m in read_bag(out)["/camc/depth"][1]}
+    offline = {stamp_ns(m.header): _depth(m) for _, m in read_bag(out)["/camc/depth"][1]}
     assert len(offline) == sets
     assert all(abs(np.nanmedian(depth) - 2.0) < 0.02 for depth in offline.values())
 
@@ -255,29 +255,27 @@ def test_process_and_play_a_compressed_bag(ros_context, compressed_bag, tmp_path
         **reliable_inputs("/camc", InputTopics("compressed"))}, "/camc")
     node.wait_ready()
     client = StereoClient("/camc", "compressed_bag_listener", InputTopics("compressed"))
-    stamp_of = lambda m: m.header.stamp.sec * 10**9 + m.header.stamp.nanosec  # noqa: E731
     try:
         # A set like the bag's, stamped a second before it, until the node answers it: the
         # node's publishers have then matched this listener too, so no played output is lost.
         probe_ns = min(offline) - 10**9
-        client.connect(stereo_messages(*render_plane_pair(120, 160, 30.0, seed=19),
-                                       camera_for(160, 120, FX, BASELINE), probe_ns, FRAME,
-                                       "jpeg"))
-        assert client.wait_until(lambda: any(stamp_of(m) == probe_ns
+        client.connect(probe_set(probe_ns, "jpeg"))
+        assert client.wait_until(lambda: any(stamp_ns(m.header) == probe_ns
                                              for m in client.messages("depth")), 10)
         played = subprocess.run([*CLI, "play", str(compressed_bag), "--wait", "20"],
                                 capture_output=True, text=True, timeout=120,
                                 env=ros_environment())
         assert played.returncode == 0, played.stderr
         assert "had not acknowledged" not in played.stderr
-        from_bag = lambda: [m for m in client.messages("depth") if stamp_of(m) in offline]  # noqa
+        from_bag = lambda: [m for m in client.messages("depth")  # noqa: E731
+                            if stamp_ns(m.header) in offline]
         assert client.wait_until(lambda: len(from_bag()) >= sets, 60), node.log()
     finally:
         client.close()
         assert node.stop() == 0
     for message in from_bag():
         # The live node and the offline tool give the same depth from the same JPEG bytes.
-        np.testing.assert_array_equal(_depth(message), offline[stamp_of(message)])
+        np.testing.assert_array_equal(_depth(message), offline[stamp_ns(message.header)])
 
 
 def test_process_rectifies_a_raw_camera_bag(tmp_path):
