@@ -78,6 +78,14 @@ def test_stamps_beyond_the_tolerance_are_reported_and_the_next_set_works(run_nod
     assert process.wait_for_log("right/image_rect: message stamped 70.050000 s found no partners "
                                 "(within sync_tolerance 0.01 s); nearest: left/image_rect 50.0 ms",
                                 10), process.log()
+    # Every message of a stream that keeps missing its partners has a text of its own (its stamp):
+    # they are logged once per topic per 5 s, not once each, and the node keeps serving.
+    for stamp in range(72, 78):
+        client.publish(_skewed_set(left, right, float(stamp), 0.05))
+    send_and_wait(client, stereo_set(left, right, 78.0))
+    # Without the throttle there are at least five lines (70.05 and 74.05-77.05); with it, one, or
+    # two if more than 5 s passed between the first report and the last.
+    assert process.log().count("right/image_rect: message stamped") <= 2, process.log()
 
 
 @pytest.mark.parametrize("mode", SYNC_MODES)
@@ -107,6 +115,17 @@ def test_sync_tolerance_set_at_start_and_changed_at_runtime(run_node, mode):
     send_and_wait(client, stereo_set(left, right, 93.0))
     assert process.process.poll() is None
     assert "Traceback" not in process.log()
+
+
+def test_diagnostics_and_summary_keep_coming_while_simulated_time_stands_still(run_node):
+    # use_sim_time and no /clock at all: ROS time stays at zero, as with a paused bag.
+    process, client, _ = run_node({"model": "sgbm", "max_disparity": 32, "use_sim_time": True,
+                                   "summary_period": 1}, "/sim_time")
+    arrays = []
+    client.node.create_subscription(DiagnosticArray, "/diagnostics", arrays.append, 10)
+    assert client.wait_until(lambda: any("sim_time" in s.name for a in arrays for s in a.status),
+                             10.0)
+    assert process.wait_for_log("sets processed", 10), process.log()
 
 
 def test_neural_backend_outputs(run_node):
@@ -218,6 +237,10 @@ def test_back_pressure_keeps_the_newest_and_counts_drops(run_node, mode):
     ({"model": "psmnet", "weights": "none", "max_disparity": 30}, "multiple of 4, got 30"),
     ({"model": "psmnet_dws", "weights": "none", "device": "cuda"}, "device 'cuda' requested"),
     ({"model": "sgbm", "max_depth": -2.0}, "max_depth (-2.0) must be greater than min_depth"),
+    ({"model": "sgbm", "max_depth": "far"},
+     "max_depth must be a number (e.g. 10 or 10.0), got 'far'"),
+    ({"model": "sgbm", "queue_size": 2.5},
+     "'queue_size' to '2.5' of type 'DOUBLE', expecting type 'INTEGER'"),
     ({"model": "sgbm", "image_transport": "theora"},
      "image_transport must be one of raw, compressed, got 'theora'"),
 ])

@@ -30,9 +30,10 @@ def plane():
 @pytest.fixture(scope="module", params=SYNC_MODES)
 def node(ros_context, tmp_path_factory, request):
     namespace = f"/sgbm_{request.param}"
+    # Whole numbers for the float parameters min_depth and max_depth, as a YAML file often has.
     process = NodeProcess(tmp_path_factory.mktemp("sgbm") / "node.log",
-                          {"model": "sgbm", "max_disparity": MAX_DISPARITY}, namespace,
-                          mode=request.param)
+                          {"model": "sgbm", "max_disparity": MAX_DISPARITY, "min_depth": 0,
+                           "max_depth": 100}, namespace, mode=request.param)
     process.wait_ready()
     process.namespace = namespace
     yield process
@@ -241,7 +242,10 @@ def test_runtime_parameters(node, client, plane):
     [refused] = set_parameters(Parameter("max_depth", value=-1.0))
     assert not refused.successful and "max_depth (-1.0) must be greater than min_depth" in \
         refused.reason
-    [accepted] = set_parameters(Parameter("max_depth", value=1.5))
+    [refused] = set_parameters(Parameter("max_depth", value="far"))
+    assert not refused.successful and "max_depth must be a number (e.g. 10 or 10.0), got 'far'" \
+        in refused.reason
+    [accepted] = set_parameters(Parameter("max_depth", value=1))  # a whole number, as typed
     assert accepted.successful
     out = send_and_wait(client, stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE),
                         ("depth", "points2"))

@@ -21,6 +21,8 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -38,8 +40,9 @@ from .conversions import ImageDecoder
 from .frame import OUTPUT_TYPES, InputTopics, process_stereo_messages
 from .inputs import StereoInputs
 from .mailbox import Mailbox
-from .parameters import BY_NAME, PARAMETERS
+from .parameters import BY_NAME, PARAMETERS, parameter_value
 from .sync import Unmatched
+from .throttle import ErrorThrottle
 
 ERROR_THROTTLE_S = 5.0
 DIAGNOSTIC_PERIOD_S = 1.0
@@ -75,10 +78,13 @@ class StereoDepthNode(Node):
         super().__init__("stereo_depth_node", **kwargs)
         for spec in PARAMETERS:
             self.declare_parameter(spec.name, spec.default, ParameterDescriptor(
-                description=spec.description + ("" if spec.runtime else " (fixed at start)")))
-        self.estimator = self._build_estimator()
+                description=spec.description + ("" if spec.runtime else " (fixed at start)"),
+                dynamic_typing=spec.is_float))
+        configured = {spec.name: parameter_value(spec, self.get_parameter(spec.name).value)
+                      for spec in PARAMETERS}
+        self.estimator = self._build_estimator(configured)
         self.counters = Counters()
-        self._error_times: dict[str, float] = {}
+        self._errors = ErrorThrottle(ERROR_THROTTLE_S)
         self._mailbox: Mailbox[StereoSet] = Mailbox()
         self._frame_started: float | None = None
         self._decoder = ImageDecoder(on_bridge_failure=self.get_logger().warning)
@@ -87,26 +93,28 @@ class StereoDepthNode(Node):
 
         overrides = QoSOverridingOptions.with_default_policies()
         reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
-        approximate = self.get_parameter("approximate_sync").value
-        self._topics = InputTopics(self.get_parameter("image_transport").value,
-                                   self.get_parameter("rectify").value)
+        approximate = configured["approximate_sync"]
+        self._topics = InputTopics(configured["image_transport"], configured["rectify"])
         self._rectifier = self._build_rectifier() if self._topics.rectify else None
         self._inputs = StereoInputs(self, self._topics, approximate,
-                                    self.get_parameter("sync_tolerance").value,
-                                    self.get_parameter("queue_size").value, overrides,
+                                    configured["sync_tolerance"], configured["queue_size"],
+                                    overrides,
                                     self._on_synchronised, self._on_unmatched)
         self._outputs = {
             topic: self.create_publisher(msg_type, topic, reliable,
                                          qos_overriding_options=overrides)
             for topic, msg_type in OUTPUT_TYPES.items()}
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._apply_runtime({spec.name: self.get_parameter(spec.name).value
+        self._apply_runtime({spec.name: configured[spec.name]
                              for spec in PARAMETERS if spec.runtime})
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.create_timer(DIAGNOSTIC_PERIOD_S, self._publish_diagnostics)
-        period = self.get_parameter("summary_period").value
+        # Wall-clock periods: under use_sim_time a paused or finished bag stops ROS time, and the
+        # node's health must still be reported.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(DIAGNOSTIC_PERIOD_S, self._publish_diagnostics, clock=steady)
+        period = configured["summary_period"]
         if period > 0:
-            self.create_timer(period, self._log_summary)
+            self.create_timer(period, self._log_summary, clock=steady)
         self._worker = threading.Thread(target=self._work, name="stereo_inference", daemon=True)
         self._worker.start()
         decoder = self._decoder.name + (f" ({self._decoder.unavailable_reason})"
@@ -123,19 +131,17 @@ class StereoDepthNode(Node):
             f"subscribed to {subscribed}")
 
     # --- configuration --------------------------------------------------------------------------
-    def _build_estimator(self) -> StereoEstimator:
-        model = self.get_parameter("model").value
-        requested = self.get_parameter("weights").value
-        weights, max_disparity = weights_and_range(model, requested,
-                                                   self.get_parameter("max_disparity").value)
+    def _build_estimator(self, configured: dict[str, Any]) -> StereoEstimator:
+        model, requested = configured["model"], configured["weights"]
+        weights, max_disparity = weights_and_range(model, requested, configured["max_disparity"])
         if model != "sgbm" and weights is None and requested != "none":
             self.get_logger().warning(
                 f"no trained weights for {model!r} (parameter weights is empty and none ship "
                 f"with this package): the network runs with its initial weights")
         # Weights trained with another max disparity run; the notice naming both goes to the
         # node's log rather than Python's logging, which a ROS user does not see configured.
-        return StereoEstimator(model, weights, max_disparity, self.get_parameter("device").value,
-                               self.get_parameter("precision").value,
+        return StereoEstimator(model, weights, max_disparity, configured["device"],
+                               configured["precision"],
                                notify=self.get_logger().info)
 
     def _build_rectifier(self) -> Rectifier:
@@ -174,7 +180,8 @@ class StereoDepthNode(Node):
                 f"{', '.join(fixed)} cannot change while the node runs (the network, its "
                 f"weights and device are set up at start); restart the node with the new value"))
         try:
-            self._apply_runtime({p.name: p.value for p in parameters if p.name in BY_NAME})
+            self._apply_runtime({p.name: parameter_value(BY_NAME[p.name], p.value)
+                                 for p in parameters if p.name in BY_NAME})
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
@@ -192,18 +199,18 @@ class StereoDepthNode(Node):
                          for i, gap in sorted(unmatched.nearest_gap_ns.items()))
         tolerance = self._inputs.tolerance_s
         rule = f"within sync_tolerance {tolerance} s" if tolerance is not None else "exact stamps"
+        # Keyed by topic: the text names the stamp, so it is new for every message.
         self._report(f"{names[unmatched.stream]}: message stamped "
                      f"{unmatched.stamp_ns / 1e9:.6f} s found no partners ({rule}); nearest: "
-                     f"{gaps or 'none'}", count=False)
+                     f"{gaps or 'none'}", count=False, kind=f"unmatched {unmatched.stream}")
 
-    def _report(self, text: str, count: bool = True) -> None:
-        """Throttled error: the same text at most once per ERROR_THROTTLE_S seconds."""
+    def _report(self, text: str, count: bool = True, kind: str | None = None) -> None:
+        """Throttled error: one line per kind (default: the text) per ERROR_THROTTLE_S seconds;
+        every one is counted and the newest is `last error` in /diagnostics."""
         if count:
             self.counters.rejected += 1
         self.counters.last_error = text
-        now = time.monotonic()
-        if now - self._error_times.get(text, -1e9) >= ERROR_THROTTLE_S:
-            self._error_times[text] = now
+        if self._errors.allow(kind or text, time.monotonic()):
             self.get_logger().error(text)
 
     # --- processing -----------------------------------------------------------------------------
@@ -335,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=args)
     try:
         node = StereoDepthNode()
-    except (ConfigurationError, InputError, ValueError) as exc:
+    except (ConfigurationError, InputError, ValueError, ParameterException) as exc:
+        # ParameterException: a value of the wrong type for a parameter (`queue_size:=2.5`)
         print(f"stereo_depth_node: configuration error: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2

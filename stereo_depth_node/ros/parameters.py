@@ -12,6 +12,10 @@ class ParameterSpec:
     description: str
     runtime: bool  # may change while the node runs (parameter callback); else fixed at start
 
+    @property
+    def is_float(self) -> bool:
+        return isinstance(self.default, float)
+
 
 PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("model", "psmnet_dws", "psmnet_dws, psmnet or sgbm", False),
@@ -48,3 +52,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
 )
 
 BY_NAME = {spec.name: spec for spec in PARAMETERS}
+
+
+def parameter_value(spec: ParameterSpec, value: Any) -> Any:
+    """The value as the node uses it. A float parameter also takes a whole number (YAML
+    `max_depth: 10`, `-p summary_period:=0`, `ros2 param set ... 10`), which rclpy's static typing
+    would refuse with a traceback at start; so such parameters are declared dynamically typed and
+    anything that is not a number is refused here, naming the parameter."""
+    if not spec.is_float:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{spec.name} must be a number (e.g. 10 or 10.0), got {value!r}")
+    return float(value)
