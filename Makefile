@@ -5,13 +5,14 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-# DDS never leaves this machine: loopback discovery and a domain of our own (see DESIGN.md).
+# DDS never leaves this machine: loopback discovery and a domain of our own (README, "DDS on one machine").
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= $(shell $(PYTHON) -c "import random; print(random.randint(0, 101))")
 # Fast DDS over shared memory only, with room for whole images (README, "DDS on one machine").
 export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/stereo_depth_node/ros/fastdds_shm.xml
 
-STAMP := $(VENV)/.installed
+# One stamp per torch spec: `make TORCH=... test` on an existing .venv installs that build.
+STAMP := $(VENV)/.installed-$(shell printf '%s' '$(TORCH)' | cksum | cut -d' ' -f1)
 
 .PHONY: setup demo test bench clean train-cpu device-data
 

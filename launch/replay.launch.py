@@ -2,36 +2,30 @@
 
     ros2 launch stereo_depth_node replay.launch.py bag:=/path/to/bag [rate:=0.5] [rviz:=true]
 
-The bag must hold the node's inputs (remap with the same arguments as stereo_depth.launch.py).
-RViz's fixed frame is taken from the bag's left camera_info unless fixed_frame is given.
+The bag is played once the node logs that it is ready (it loads its network first; a bag started
+with it would be half over before it subscribes), and a second later, so that the node's readers
+have matched the player. Without remap arguments, the topics are found in the bag: a bag whose
+camera_info is '<ns>/left/camera_info' (as `stereo-depth bag make` writes, under /stereo) runs the
+node in namespace <ns>. RViz's fixed frame is the frame_id of that camera_info unless fixed_frame
+is given. Reading the bag needs rosbags (pip install rosbags); without it give namespace:=...
 """
-from pathlib import Path
-
 from launch import LaunchDescription
 from launch.actions import (DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription,
-                            OpaqueFunction)
+                            OpaqueFunction, RegisterEventHandler, TimerAction)
+from launch.event_handlers import OnProcessIO
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
 
+from stereo_depth_node.ros.launch_support import StartupWatch, bag_camera
+
 PACKAGE = "stereo_depth_node"
-FORWARDED = ("namespace", "left_image", "right_image", "left_info", "right_info",
-             "params_file", "model", "weights", "device", "max_disparity", "image_transport",
-             "rectify", "rviz")
-
-
-def _frame_in_bag(bag: str) -> str:
-    """frame_id of the first CameraInfo in the bag (rosbags, if installed), else ''."""
-    try:
-        from rosbags.highlevel import AnyReader
-    except ImportError:
-        return ""
-    with AnyReader([Path(bag)]) as reader:
-        for connection in reader.connections:
-            if connection.msgtype == "sensor_msgs/msg/CameraInfo":
-                for _, _, raw in reader.messages(connections=[connection]):
-                    return reader.deserialize(raw, connection.msgtype).header.frame_id
-    return ""
+REMAP_ARGUMENTS = ("left_image", "right_image", "left_info", "right_info")
+FORWARDED = ("namespace", "left_image", "right_image", "left_info", "right_info", "params_file",
+             "model", "weights", "device", "max_disparity", "image_transport", "rectify", "rviz")
+# Between the node's ready line and the first message: DDS matching of its readers with the
+# player's writers (best-effort inputs lose what comes before).
+PLAY_AFTER_READY_S = 1.0
 
 
 def _replay_actions(context):
@@ -39,17 +33,28 @@ def _replay_actions(context):
         return LaunchConfiguration(name).perform(context)
 
     bag = value("bag")
-    fixed_frame = value("fixed_frame") or _frame_in_bag(bag)
+    camera = bag_camera(bag, value("left_info"))
+    forwarded = {name: value(name) for name in FORWARDED}
+    if not forwarded["namespace"] and not any(forwarded[name] for name in REMAP_ARGUMENTS):
+        forwarded["namespace"] = camera.namespace
+    forwarded.update(use_sim_time="true", fixed_frame=value("fixed_frame") or camera.frame_id)
     node_launch = PathJoinSubstitution([FindPackageShare(PACKAGE), "launch",
                                         "stereo_depth.launch.py"])
-    forwarded = {name: value(name) for name in FORWARDED}
-    forwarded.update(use_sim_time="true", fixed_frame=fixed_frame)
     play = ["ros2", "bag", "play", bag, "--clock", "--rate", value("rate")]
     if value("loop").lower() == "true":
         play.append("--loop")
-    return [IncludeLaunchDescription(PythonLaunchDescriptionSource(node_launch),
-                                     launch_arguments=forwarded.items()),
-            ExecuteProcess(cmd=play, output="screen")]
+    watch = StartupWatch()
+
+    def play_once_ready(event):
+        if watch.saw_ready(event.text):
+            return [TimerAction(period=PLAY_AFTER_READY_S,
+                                actions=[ExecuteProcess(cmd=play, output="screen")])]
+        return None
+
+    return [RegisterEventHandler(OnProcessIO(on_stdout=play_once_ready,
+                                             on_stderr=play_once_ready)),
+            IncludeLaunchDescription(PythonLaunchDescriptionSource(node_launch),
+                                     launch_arguments=forwarded.items())]
 
 
 def generate_launch_description():
@@ -60,7 +65,9 @@ def generate_launch_description():
         DeclareLaunchArgument("fixed_frame", default_value="",
                               description="RViz fixed frame (default: from the bag)"),
         *(DeclareLaunchArgument(name, default_value="true" if name == "rviz" else "",
-                                description="as in stereo_depth.launch.py")
+                                description="as in stereo_depth.launch.py (namespace: default "
+                                            "from the bag)" if name == "namespace"
+                                else "as in stereo_depth.launch.py")
           for name in FORWARDED if name != "params_file"),
         DeclareLaunchArgument(
             "params_file", default_value=PathJoinSubstitution([FindPackageShare(PACKAGE),

@@ -16,7 +16,10 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from stereo_depth_node.ros.launch_support import rviz_image_remaps
 
 PACKAGE = "stereo_depth_node"
 # Launch argument -> the node's input topics it remaps: rectified images, or raw ones when the
@@ -41,7 +44,12 @@ def _node_actions(context):
         text = value(name)
         if text == "":
             continue
-        overrides[name] = text.lower() == "true" if kind is bool else kind(text)
+        if kind is bool:
+            overrides[name] = text.lower() == "true"
+        elif kind is str:  # launch_ros would read a bare string as YAML (weights:=2024 -> int)
+            overrides[name] = ParameterValue(text, value_type=str)
+        else:
+            overrides[name] = kind(text)
     remaps = [(topic, value(argument)) for argument, topics in REMAPS.items() if value(argument)
               for topic in topics]
     namespace = value("namespace")
@@ -55,6 +63,7 @@ def _node_actions(context):
              sigterm_timeout=value("sigterm_timeout")),
         Node(package="rviz2", executable="rviz2", name="rviz2", namespace=namespace,
              arguments=rviz_arguments, condition=IfCondition(value("rviz")),
+             remappings=rviz_image_remaps(value("left_image"), value("rectify")),
              parameters=[{"use_sim_time": overrides.get("use_sim_time", False)}]),
     ]
 
@@ -85,6 +94,7 @@ def generate_launch_description():
                                                                "stereo_depth.rviz"]),
             description="RViz configuration"),
         DeclareLaunchArgument("fixed_frame", default_value="",
-                              description="RViz fixed frame (default: the one in the rviz file)"),
+                              description="RViz fixed frame, e.g. your camera's optical frame "
+                                          "(default: the rviz file's, left_camera_optical_frame)"),
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=_node_actions)])

@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.." || exit 2
 PYTHON=${PYTHON:-python3}
 DATA=${DEVICE_DATA:-.device_data/stereo_eval}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-# DDS never leaves the machine (DESIGN.md), should anything start rclpy.
+# DDS never leaves the machine (README, "DDS on one machine"), should anything start rclpy.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-42}
 
 if [[ ${DEVICE_DRY_RUN:-0} == 1 ]]; then

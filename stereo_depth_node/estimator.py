@@ -32,12 +32,14 @@ class StereoResult:
         SGBM: 1 where it found a match, else 0.
     occlusion: bool, True where the left-right check failed; None without `lr_check`.
     timings_ms: wall time per stage.
+    input_scale: the one this result was matched at.
     """
 
     disparity: np.ndarray
     confidence: np.ndarray
     occlusion: np.ndarray | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    input_scale: float = 1.0
 
 
 def left_right_inconsistent(left_disparity: np.ndarray, right_disparity: np.ndarray,
@@ -114,22 +116,22 @@ class StereoEstimator:
         """Where matching runs; OpenCV's SGBM always runs on the CPU."""
         return getattr(self.matcher, "device", torch.device("cpu"))
 
-    def _match(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.matcher.match(left, right, self.input_scale)
-
     def estimate(self, left: np.ndarray, right: np.ndarray) -> StereoResult:
+        # Settings are read once: the node changes them from another thread (runtime parameters),
+        # and one frame must not mix two scales or thresholds.
+        scale, lr_check, lr_threshold = self.input_scale, self.lr_check, self.lr_threshold
         start = time.perf_counter()
         left_rgb, right_rgb = check_pair(left, right)
-        disparity, confidence = self._match(left_rgb, right_rgb)
+        disparity, confidence = self.matcher.match(left_rgb, right_rgb, scale)
         timings = {"match": (time.perf_counter() - start) * 1e3}
         occlusion = None
-        if self.lr_check:
+        if lr_check:
             lr_start = time.perf_counter()
             # The right view's disparity is the left-view disparity of the mirrored, swapped pair.
-            mirrored, _ = self._match(np.ascontiguousarray(right_rgb[:, ::-1]),
-                                      np.ascontiguousarray(left_rgb[:, ::-1]))
-            occlusion = left_right_inconsistent(disparity, mirrored[:, ::-1], self.lr_threshold)
+            mirrored, _ = self.matcher.match(np.ascontiguousarray(right_rgb[:, ::-1]),
+                                             np.ascontiguousarray(left_rgb[:, ::-1]), scale)
+            occlusion = left_right_inconsistent(disparity, mirrored[:, ::-1], lr_threshold)
             disparity = np.where(occlusion, np.nan, disparity).astype(np.float32)
             timings["lr_check"] = (time.perf_counter() - lr_start) * 1e3
         timings["total"] = (time.perf_counter() - start) * 1e3
-        return StereoResult(disparity, confidence, occlusion, timings)
+        return StereoResult(disparity, confidence, occlusion, timings, scale)

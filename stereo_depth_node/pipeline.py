@@ -49,6 +49,7 @@ class FrameOutput:
     points: np.ndarray | None = None
     colors: np.ndarray | None = None
     timings_ms: dict[str, float] | None = None
+    input_scale: float = 1.0  # the one the disparity was matched at
 
 
 def process_frame(estimator: StereoEstimator, left: np.ndarray, right: np.ndarray,
@@ -68,7 +69,7 @@ def process_frame(estimator: StereoEstimator, left: np.ndarray, right: np.ndarra
     offset = camera.disparity_offset if camera is not None else 0.0
     disparity = (shift - np.float32(offset)).astype(np.float32)
     output = FrameOutput(disparity, result.confidence, camera, camera_error,
-                         timings_ms=result.timings_ms)
+                         timings_ms=result.timings_ms, input_scale=result.input_scale)
     if camera is None or not (settings.want_depth or settings.want_points):
         return output
     depth = camera.depth_from_disparity(disparity)

@@ -1,4 +1,5 @@
-"""Shared fixtures. DDS stays on loopback for every process a test starts (see DESIGN.md)."""
+"""Shared fixtures. DDS stays on loopback for every process a test starts (README, "DDS on one
+machine")."""
 from __future__ import annotations
 
 import os

@@ -91,6 +91,27 @@ def test_left_right_check_flags_the_occluded_band():
     assert np.median(np.abs(result.disparity[good] - truth[good])) < 0.5
 
 
+def test_settings_changed_during_a_frame_apply_from_the_next_one(plane):
+    # The node changes input_scale from its executor thread while the worker matches a frame.
+    estimator = StereoEstimator("sgbm", max_disparity=64, lr_check=True)
+    sgbm, scales = estimator.matcher, []
+
+    class ChangedMidFrame:
+        def __getattr__(self, name):
+            return getattr(sgbm, name)
+
+        def match(self, left, right, scale):
+            scales.append(scale)
+            estimator.input_scale = 2.0
+            return sgbm.match(left, right, scale)
+
+    estimator.matcher = ChangedMidFrame()
+    result = estimator.estimate(*plane)
+    assert scales == [1.0, 1.0] and result.input_scale == 1.0  # both views, one scale
+    estimator.matcher = sgbm
+    assert estimator.estimate(*plane).input_scale == 2.0
+
+
 def test_left_right_consistency_by_hand():
     left = np.array([[0.0, 1.0, 1.0, 1.0, 2.0]], np.float32)
     right = np.array([[1.0, 1.0, 1.0, 5.0, 2.0]], np.float32)

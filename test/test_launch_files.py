@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from stereo_depth_node.ros.frame import OUTPUT_TOPICS, InputTopics
-from stereo_depth_node.ros.node import SHUTDOWN_WAIT_MIN_S
+from stereo_depth_node.ros.node import SHUTDOWN_WAIT_S
 from stereo_depth_node.ros.parameters import PARAMETERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,13 +74,20 @@ def test_node_launch_file_overrides_real_parameters_and_remaps_real_topics():
 
 
 def test_node_launch_gives_the_frame_in_flight_time_before_sigterm():
-    # Past SIGTERM, launch sends SIGKILL 5 s later; the node waits up to SHUTDOWN_WAIT_MIN_S for
+    # Past SIGTERM, launch sends SIGKILL 5 s later; the node waits up to SHUTDOWN_WAIT_S for
     # its frame in flight after Ctrl-C, so SIGKILL must not come before that wait ends.
     path = ROOT / "launch/stereo_depth.launch.py"
-    assert float(_declared_arguments(path)["sigterm_timeout"]) + 5 > SHUTDOWN_WAIT_MIN_S
+    assert float(_declared_arguments(path)["sigterm_timeout"]) + 5 > SHUTDOWN_WAIT_S
     keywords = _node_keywords(path, "PACKAGE")
     assert keywords["executable"] == "'stereo_depth_node'"
     assert keywords["sigterm_timeout"] == "value('sigterm_timeout')"
+
+
+def test_rviz_reads_the_left_image_the_node_reads_and_strings_stay_strings():
+    path = ROOT / "launch/stereo_depth.launch.py"
+    keywords = _node_keywords(path, "'rviz2'")
+    assert keywords["remappings"] == "rviz_image_remaps(value('left_image'), value('rectify'))"
+    assert "ParameterValue(text, value_type=str)" in path.read_text()
 
 
 def test_replay_launch_file_forwards_declared_arguments():
@@ -91,8 +98,11 @@ def test_replay_launch_file_forwards_declared_arguments():
     node_arguments = (set(_literal(node_launch, "REMAPS")) | set(_literal(node_launch, "OVERRIDES"))
                       | {"namespace", "params_file", "rviz"})
     assert forwarded <= node_arguments
+    assert set(_literal(path, "REMAP_ARGUMENTS")) == set(_literal(node_launch, "REMAPS"))
     text = path.read_text()
     assert '"--clock"' in text and 'use_sim_time="true"' in text
+    # The player starts on the node's ready line (launch_support.StartupWatch), not with the node.
+    assert "OnProcessIO(on_stdout=play_once_ready" in text and "watch.saw_ready(event.text)" in text
 
 
 def test_parameters_file_sets_every_parameter_with_its_type():
@@ -122,9 +132,27 @@ def test_package_xml_is_format_3_with_the_runtime_dependencies():
     assert root.tag == "package" and root.get("format") == "3"
     assert root.findtext("name") == "stereo_depth_node"
     depends = {e.text for e in root.findall("exec_depend")}
-    assert {"rclpy", "sensor_msgs", "stereo_msgs", "std_msgs", "diagnostic_msgs", "cv_bridge",
-            "message_filters", "python3-numpy", "python3-opencv"} <= depends
+    assert {"rclpy", "rcl_interfaces", "rosgraph_msgs", "ros2launch", "sensor_msgs",
+            "stereo_msgs", "std_msgs", "diagnostic_msgs", "cv_bridge", "message_filters",
+            "python3-numpy", "python3-opencv", "python3-yaml", "python3-skimage"} <= depends
     assert root.find("export/build_type").text == "ament_python"
+
+
+def test_package_xml_declares_every_ros_package_the_code_imports():
+    root = ElementTree.parse(ROOT / "package.xml").getroot()
+    depends = {e.text for e in root.findall("exec_depend")}
+    imported = set()
+    for path in [*ROOT.glob("stereo_depth_node/**/*.py"), *ROOT.glob("launch/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    ros = {name for name in imported if name.endswith("_msgs") or name in
+           {"rclpy", "rcl_interfaces", "message_filters", "cv_bridge", "launch", "launch_ros"}}
+    assert {"rclpy", "sensor_msgs", "launch_ros"} <= ros  # the scan sees the imports at all
+    # launch and launch_ros come with ros2launch, the dependency the launch tutorials name.
+    assert {("ros2launch" if name in ("launch", "launch_ros") else name) for name in ros} <= depends
 
 
 def test_setup_installs_launch_config_and_the_ament_marker():

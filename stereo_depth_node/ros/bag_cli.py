@@ -147,7 +147,8 @@ def add_bag_commands(commands: argparse._SubParsersAction, backends: tuple[str, 
 
     record = kinds.add_parser("record", help="record the node's outputs into a bag")
     record.add_argument("out", type=Path)
-    record.add_argument("--namespace", default="/stereo")
+    record.add_argument("--namespace", default="/stereo",
+                        help="the node's namespace (default /stereo; / for a node without one)")
     record.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C)")
     record.add_argument("--count", type=int, help="stop after this many messages")
     record.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")

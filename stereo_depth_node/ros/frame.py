@@ -136,7 +136,7 @@ def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, l
         messages["disparity"] = disparity_image(
             output.disparity, header, focal=focal if math.isfinite(focal) else 0.0,
             baseline=camera.baseline if camera else 0.0, min_disparity=0.0 - offset,
-            max_disparity=(estimator.max_disparity - 1) / estimator.input_scale - offset,
+            max_disparity=(estimator.max_disparity - 1) / output.input_scale - offset,
             delta_d=delta)
     if enabled["depth"] and output.depth is not None:
         messages["depth"] = float_image(output.depth, header)

@@ -39,6 +39,7 @@ from ..rectification import Rectifier
 from .conversions import ImageDecoder
 from .frame import OUTPUT_TYPES, InputTopics, process_stereo_messages
 from .inputs import StereoInputs
+from .launch_support import READY_LINE
 from .mailbox import Mailbox
 from .parameters import BY_NAME, PARAMETERS, parameter_value
 from .sync import Unmatched
@@ -46,8 +47,10 @@ from .throttle import ErrorThrottle
 
 ERROR_THROTTLE_S = 5.0
 DIAGNOSTIC_PERIOD_S = 1.0
-# How long shutdown waits for the frame in flight: a few frames' time, at least this long.
-SHUTDOWN_WAIT_MIN_S = 30.0
+# How long shutdown waits for the frame in flight. Fixed, not scaled with the frame time: under
+# ros2 launch SIGKILL follows at sigterm_timeout + 5 s (stereo_depth.launch.py: 40 s), and a
+# clean exit without the frame beats being killed.
+SHUTDOWN_WAIT_S = 30.0
 
 
 @dataclass
@@ -124,7 +127,7 @@ class StereoDepthNode(Node):
             else " images")
         subscribed = ", ".join(self.resolve_topic_name(t) for t in self._inputs.subscribed)
         self.get_logger().info(
-            f"ready: model {self.estimator.model_name} on "
+            f"{READY_LINE} {self.estimator.model_name} on "
             f"{self.estimator.device}, max disparity "
             f"{self.estimator.max_disparity}, {'approximate' if approximate else 'exact'} sync "
             f"({self._inputs.backend}), image decoder {decoder}, {images}; "
@@ -313,8 +316,7 @@ class StereoDepthNode(Node):
             logger.info(
                 f"shutting down: waiting for the frame in flight (running for "
                 f"{started - in_flight:.2f} s; {self._last_frame_text()})")
-        limit = max(SHUTDOWN_WAIT_MIN_S, 3 * (self.counters.last_frame_s or 0.0))
-        self._worker.join(timeout=limit)
+        self._worker.join(timeout=SHUTDOWN_WAIT_S)
         finished = not self._worker.is_alive()
         if finished:
             logger.info(
@@ -322,7 +324,8 @@ class StereoDepthNode(Node):
                 f"{self.counters.dropped_at_shutdown} result(s) dropped at shutdown)")
         else:
             logger.error(
-                f"the frame in flight is still running after {limit:.0f} s; exiting without it")
+                f"the frame in flight is still running after {SHUTDOWN_WAIT_S:.0f} s; exiting "
+                f"without it")
         return finished
 
 

@@ -1,0 +1,70 @@
+"""What the launch files work out from their arguments, the node's output and the bag, kept here
+(standard library and rosbags only, no `launch`) so that it is tested where `launch` is missing."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+# The first words of the line the node logs once it has subscribed to its inputs (node.py).
+READY_LINE = "ready: model"
+# RViz's left-image panel (config/stereo_depth.rviz) reads this name relative to the namespace.
+RVIZ_LEFT_IMAGE = "left/image_rect"
+LEFT_INFO = "left/camera_info"
+
+
+class StartupWatch:
+    """Fed the node's output chunk by chunk; says True once, on the chunk that completes the
+    ready line (a chunk boundary may split it)."""
+
+    def __init__(self) -> None:
+        self._marker = READY_LINE.encode()
+        self._tail = b""
+        self.ready = False
+
+    def saw_ready(self, chunk: bytes) -> bool:
+        if self.ready:
+            return False
+        text = self._tail + chunk
+        self.ready = self._marker in text
+        self._tail = text[-len(self._marker):]
+        return self.ready
+
+
+def rviz_image_remaps(left_image: str, rectify: str) -> list[tuple[str, str]]:
+    """Point RViz's left-image panel at the image the node reads: the remapped topic, or the raw
+    one when the node rectifies (images on '<topic>/compressed' show only where RViz reads that
+    transport itself)."""
+    source = left_image or ("left/image_raw" if rectify.lower() == "true" else "")
+    return [(RVIZ_LEFT_IMAGE, source)] if source else []
+
+
+class BagCamera(NamedTuple):
+    namespace: str  # what precedes left/camera_info in the bag's topic ('' if not that layout)
+    frame_id: str   # of the first left camera_info message ('' if none)
+
+
+def bag_camera(bag: str, left_info: str = "") -> BagCamera:
+    """The bag's left camera_info: the topic `left_info` when given, else the CameraInfo topic
+    ending in left/camera_info. Empty when rosbags is missing or cannot read the bag (said on
+    stderr): replay then runs with the arguments as given."""
+    try:
+        from rosbags.highlevel import AnyReader
+        from rosbags.typesys import Stores, get_typestore
+    except ImportError:
+        return BagCamera("", "")
+    suffix = "/" + LEFT_INFO
+    try:
+        with AnyReader([Path(bag)], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
+            infos = [c for c in reader.connections if c.msgtype == "sensor_msgs/msg/CameraInfo"
+                     and (c.topic == left_info if left_info else c.topic.endswith(suffix))]
+            for connection in infos[:1]:
+                for _, _, raw in reader.messages(connections=[connection]):
+                    frame_id = reader.deserialize(raw, connection.msgtype).header.frame_id
+                    topic = connection.topic
+                    return BagCamera(topic.removesuffix(suffix) if topic.endswith(suffix) else "",
+                                     frame_id)
+    except Exception as exc:  # any unreadable bag: ros2 bag play will say what is wrong with it
+        print(f"replay.launch.py: could not read the camera_info in {bag}: {exc}",
+              file=sys.stderr)
+    return BagCamera("", "")

@@ -1,0 +1,70 @@
+"""What the launch files work out without `launch`: the node's ready line in its output, RViz's
+image remap, and the namespace and frame of a bag's left camera (real rosbag2 files)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stereo_depth_node.camera import StereoCamera
+from stereo_depth_node.ros.bag import BagWriter, make_bag
+from stereo_depth_node.ros.launch_support import (BagCamera, StartupWatch, bag_camera,
+                                                   rviz_image_remaps)
+from stereo_depth_node.ros.messages import stereo_messages
+
+CAMERA = StereoCamera(fx=500.0, fy=500.0, cx=31.5, cy=23.5, cx_right=31.5, baseline=0.12)
+PAIR = (np.zeros((48, 64, 3), np.uint8), np.zeros((48, 64, 3), np.uint8))
+
+
+def test_startup_watch_fires_once_even_when_a_chunk_boundary_splits_the_line():
+    watch = StartupWatch()
+    assert not watch.saw_ready(b"[INFO] [1.0] [stereo_depth_node]: no trained weights ...\n")
+    assert not watch.saw_ready(b"[INFO] [2.0] [stereo_depth_node]: ready: mo")
+    assert watch.saw_ready(b"del psmnet_dws on cpu, max disparity 64, ...\n")
+    assert not watch.saw_ready(b"[INFO] [3.0] [stereo_depth_node]: ready: model sgbm\n")
+    assert watch.ready
+
+
+def test_node_logs_the_line_the_watch_waits_for(ros_context, tmp_path):
+    from ros_harness import NodeProcess
+    process = NodeProcess(tmp_path / "node.log", {"model": "sgbm"}, "/launch_ready")
+    try:
+        process.wait_ready()
+        assert StartupWatch().saw_ready(process.log().encode())
+    finally:
+        assert process.stop() == 0
+
+
+@pytest.mark.parametrize("left_image, rectify, remaps", [
+    ("", "false", []),
+    ("/cam/left/image_rect", "", [("left/image_rect", "/cam/left/image_rect")]),
+    ("", "true", [("left/image_rect", "left/image_raw")]),
+    ("/cam/left/image_raw", "true", [("left/image_rect", "/cam/left/image_raw")]),
+])
+def test_rviz_shows_the_image_the_node_reads(left_image, rectify, remaps):
+    assert rviz_image_remaps(left_image, rectify) == remaps
+
+
+def test_bag_made_by_the_bag_tool_gives_its_namespace_and_frame(tmp_path):
+    make_bag(tmp_path / "bag", [PAIR], CAMERA, namespace="/robot/stereo", frame_id="cam_optical")
+    assert bag_camera(str(tmp_path / "bag")) == BagCamera("/robot/stereo", "cam_optical")
+    # With the left camera_info named, its frame; the namespace only where the layout gives one.
+    assert bag_camera(str(tmp_path / "bag"), "/robot/stereo/left/camera_info") == \
+        BagCamera("/robot/stereo", "cam_optical")
+
+
+def test_the_left_camera_info_is_read_even_when_the_right_one_comes_first(tmp_path):
+    messages = stereo_messages(*PAIR, CAMERA, 10**9, "left_optical")
+    messages["right/camera_info"].header.frame_id = "right_optical"
+    with BagWriter(tmp_path / "bag") as writer:
+        for topic in ("right/camera_info", "left/camera_info", "left/image_rect",
+                      "right/image_rect"):
+            writer.write(f"/{topic}", messages[topic], 10**9)
+    assert bag_camera(str(tmp_path / "bag")) == BagCamera("", "left_optical")
+
+
+def test_an_unreadable_bag_is_said_and_replay_goes_on(tmp_path, capsys):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "metadata.yaml").write_text("rosbag2_bagfile_information: [\n")
+    assert bag_camera(str(tmp_path / "broken")) == BagCamera("", "")
+    assert "could not read the camera_info in" in capsys.readouterr().err
+    assert bag_camera(str(tmp_path / "missing")) == BagCamera("", "")
