@@ -28,6 +28,18 @@ def test_colour_encodings_give_rgb(rng, encoding, make):
     np.testing.assert_array_equal(image_to_rgb(msg, "cam"), rgb)
 
 
+@pytest.mark.parametrize("encoding, like", [("8UC1", "mono8"), ("8UC3", "bgr8"),
+                                            ("16UC1", "mono16")])
+def test_opencv_style_encodings_read_like_their_ros_twins(rng, encoding, like):
+    dtype, shape = ((np.uint16, (5, 7)) if like == "mono16" else
+                    (np.uint8, (5, 7, 3) if like == "bgr8" else (5, 7)))
+    pixels = rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype)
+    msg = Image(**array_to_image_fields(pixels, like))
+    expected = image_to_rgb(msg, "cam")
+    msg.encoding = encoding  # as a driver writes it
+    np.testing.assert_array_equal(image_to_rgb(msg, "cam"), expected)
+
+
 def test_mono16_big_endian_with_row_padding(rng):
     mono = rng.integers(0, 65536, (4, 6), dtype=np.uint16)
     rows = np.zeros((4, 6 * 2 + 4), np.uint8)

@@ -22,16 +22,21 @@ ENCODINGS: dict[str, tuple[np.dtype, int, str]] = {
     "bgr8": (np.dtype(np.uint8), 3, "BGR"),
     "rgba8": (np.dtype(np.uint8), 4, "RGBA"),
     "bgra8": (np.dtype(np.uint8), 4, "BGRA"),
+    # OpenCV-style names some drivers publish: no colour semantics, read as OpenCV does.
+    "8UC1": (np.dtype(np.uint8), 1, "L"),
+    "8UC3": (np.dtype(np.uint8), 3, "BGR"),
+    "16UC1": (np.dtype(np.uint16), 1, "L"),
 }
+_BY_LOWER_CASE = {name.lower(): layout for name, layout in ENCODINGS.items()}
 
 
 def _checked_layout(msg, topic: str) -> tuple[np.dtype, int, str]:
     """dtype, channels and channel order of a usable message; InputError naming the bad field."""
-    encoding = msg.encoding.lower()
-    if encoding not in ENCODINGS:
+    layout = _BY_LOWER_CASE.get(msg.encoding.lower())
+    if layout is None:
         raise InputError(f"{topic}: encoding {msg.encoding!r} is not supported; expected one of "
                          f"{', '.join(ENCODINGS)}")
-    dtype, channels, order = ENCODINGS[encoding]
+    dtype, channels, order = layout
     if msg.width == 0 or msg.height == 0:
         raise InputError(f"{topic}: image is {msg.width}x{msg.height} px; expected a non-empty "
                          f"image")
