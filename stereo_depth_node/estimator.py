@@ -29,7 +29,7 @@ class StereoResult:
 
     disparity: float32 px (x_left - x_right), NaN where invalid (no match, or failed LR check).
     confidence: float32 in [0, 1]; networks: softmax mass within 2 px of the estimate;
-        SGBM: 1 where it found a match, else 0.
+        SGBM: 1 where it found a match, else 0; 0 where the left-right check failed.
     occlusion: bool, True where the left-right check failed; None without `lr_check`.
     timings_ms: wall time per stage.
     input_scale: the one this result was matched at.
@@ -132,6 +132,7 @@ class StereoEstimator:
                                              np.ascontiguousarray(left_rgb[:, ::-1]), scale)
             occlusion = left_right_inconsistent(disparity, mirrored[:, ::-1], lr_threshold)
             disparity = np.where(occlusion, np.nan, disparity).astype(np.float32)
+            confidence = np.where(occlusion, 0.0, confidence).astype(np.float32)
             timings["lr_check"] = (time.perf_counter() - lr_start) * 1e3
         timings["total"] = (time.perf_counter() - start) * 1e3
         return StereoResult(disparity, confidence, occlusion, timings, scale)

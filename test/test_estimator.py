@@ -87,6 +87,7 @@ def test_left_right_check_flags_the_occluded_band():
     visible[:, 320 - 48 + 12:] = False
     assert flagged[visible].mean() < 0.1
     assert np.all(np.isnan(result.disparity[flagged]))
+    assert np.all(result.confidence[flagged] == 0)  # SGBM had matched many of them
     good = visible & ~flagged
     assert np.median(np.abs(result.disparity[good] - truth[good])) < 0.5
 

@@ -122,6 +122,14 @@ def test_plane_at_two_metres(client, plane):
     np.testing.assert_array_equal(confidence == 1.0, finite)
 
 
+def test_a_camera_info_without_size_gives_depth_camera_info_the_image_size(client, plane):
+    messages = stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE)
+    for topic in ("left/camera_info", "right/camera_info"):
+        messages[topic].width = messages[topic].height = 0  # allowed: "not given"
+    info = send_and_wait(client, messages, ("depth/camera_info",))["depth/camera_info"]
+    assert (info.width, info.height) == (WIDTH, HEIGHT)
+
+
 def _good_frame_still_works(client, plane):
     out = send_and_wait(client, stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE),
                         ("depth",))
@@ -268,6 +276,7 @@ def test_runtime_parameters(node, client, plane):
     assert accepted.successful
     out = send_and_wait(client, stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE))
     assert out["disparity"].max_disparity == (MAX_DISPARITY - 1) / 2
+    assert out["disparity"].delta_d == pytest.approx(1 / 32)  # SGBM's 1/16 px at twice the size
     assert out["disparity"].image.width == WIDTH
     assert abs(np.nanmedian(as_array(out["disparity"].image)) - DISPARITY) < 0.25
     set_parameters(Parameter("input_scale", value=1.0))

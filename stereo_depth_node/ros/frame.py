@@ -130,9 +130,10 @@ def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, l
     if enabled["disparity"]:
         offset = camera.disparity_offset if camera is not None else 0.0
         focal = right_info.p[0]
-        # SGBM's fixed point has 1/16 px steps; the networks' output is continuous, and 1/256 px
-        # is the resolution of the 16-bit KITTI encoding this package writes.
-        delta = 1 / 16 if estimator.model_name == "sgbm" else 1 / 256
+        # SGBM's fixed point has 1/16 px steps at the matching size (1 / (16 input_scale) px
+        # here); the networks' output is continuous, and 1/256 px is the resolution of the
+        # 16-bit KITTI encoding this package writes.
+        delta = 1 / (16 * output.input_scale) if estimator.model_name == "sgbm" else 1 / 256
         messages["disparity"] = disparity_image(
             output.disparity, header, focal=focal if math.isfinite(focal) else 0.0,
             baseline=camera.baseline if camera else 0.0, min_disparity=0.0 - offset,
@@ -140,8 +141,9 @@ def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, l
             delta_d=delta)
     if enabled["depth"] and output.depth is not None:
         messages["depth"] = float_image(output.depth, header)
+        height, width = output.depth.shape  # a camera_info may leave its size at 0 x 0
         messages["depth/camera_info"] = CameraInfo(
-            header=header, height=left_info.height, width=left_info.width,
+            header=header, height=height, width=width,
             distortion_model=left_info.distortion_model, d=left_info.d, k=left_info.k,
             r=left_info.r, p=left_info.p, binning_x=left_info.binning_x,
             binning_y=left_info.binning_y, roi=left_info.roi)

@@ -1,4 +1,5 @@
-"""Building the node's output messages from arrays (REP 117/118 conventions)."""
+"""Building the node's output messages from arrays (REP 118 depth images; every invalid value,
+including depths outside [min_depth, max_depth], is NaN rather than REP 117's +-Inf)."""
 from __future__ import annotations
 
 import numpy as np
