@@ -89,6 +89,39 @@ def test_stamps_beyond_the_tolerance_are_reported_and_the_next_set_works(run_nod
 
 
 @pytest.mark.parametrize("mode", SYNC_MODES)
+def test_a_stamp_before_1970_is_refused_and_the_next_set_works(run_node, mode):
+    # message_filters turns such a stamp into an exception that would stop the executor.
+    process, client, _ = run_node({"model": "sgbm", "max_disparity": 32}, "/negative", mode)
+    left, right = render_plane_pair(64, 96, 8.0, seed=2)
+    bad = stereo_set(left, right, 1.0)
+    for message in bad.values():
+        message.header.stamp.sec = -5
+    client.publish(bad)
+    assert process.wait_for_log("left/image_rect: header stamp -5.000000000 s is before 1970; "
+                                "expected a stamp >= 0", 10), process.log()
+    send_and_wait(client, stereo_set(left, right, 2.0))
+    assert process.process.poll() is None and "Traceback" not in process.log()
+
+
+@pytest.mark.parametrize("mode", SYNC_MODES)
+def test_stamps_that_jump_back_restart_synchronisation(run_node, mode):
+    # A bag played in a loop whose right image ended six frames before the other topics: the
+    # queues still hold left messages of the first pass when the stamps start again.
+    process, client, _ = run_node({"model": "sgbm", "max_disparity": 32, "queue_size": 5},
+                                  "/loop", mode)
+    left, right = render_plane_pair(64, 96, 8.0, seed=2)
+    for stamp in range(100, 106):
+        partial = stereo_set(left, right, float(stamp))
+        del partial["right/image_rect"]
+        client.publish(partial)
+    time.sleep(0.5)
+    for stamp in (50.0, 51.0):  # the loop's second pass: every set is served again
+        send_and_wait(client, stereo_set(left, right, stamp))
+    assert process.wait_for_log("stamps went back by", 5), process.log()
+    assert process.process.poll() is None and "Traceback" not in process.log()
+
+
+@pytest.mark.parametrize("mode", SYNC_MODES)
 def test_sync_tolerance_set_at_start_and_changed_at_runtime(run_node, mode):
     process, client, _ = run_node({"model": "sgbm", "max_disparity": 32, "approximate_sync": True,
                                    "sync_tolerance": 0.005}, "/sync_runtime", mode)
@@ -105,12 +138,21 @@ def test_sync_tolerance_set_at_start_and_changed_at_runtime(run_node, mode):
 
     def set_tolerance(seconds):
         future = parameters.set_parameters([Parameter("sync_tolerance", value=seconds)])
-        assert client.wait_until(future.done, 10.0) and future.result().results[0].successful
+        assert client.wait_until(future.done, 10.0)
+        return future.result().results[0]
 
     assert paired(90.0, 0.003)       # within the 5 ms set at start
-    set_tolerance(0.001)
+    assert set_tolerance(0.001).successful
     assert not paired(91.0, 0.003)   # 3 ms is now too far apart
-    set_tolerance(0.02)
+    # Values that once stopped the executor (inf overflowed message_filters' Duration, nan broke
+    # every later comparison) are refused with the reason, and the 1 ms stays.
+    refused = set_tolerance(float("inf"))
+    assert not refused.successful and "sync_tolerance must be in [0, 3600] s, got inf" in \
+        refused.reason
+    refused = set_tolerance(float("nan"))
+    assert not refused.successful and "sync_tolerance must be a number, got nan" in refused.reason
+    assert not paired(91.5, 0.003)
+    assert set_tolerance(0.02).successful
     assert paired(92.0, 0.012)       # and 12 ms is close enough
     send_and_wait(client, stereo_set(left, right, 93.0))
     assert process.process.poll() is None
@@ -239,6 +281,9 @@ def test_back_pressure_keeps_the_newest_and_counts_drops(run_node, mode):
     ({"model": "sgbm", "max_depth": -2.0}, "max_depth (-2.0) must be greater than min_depth"),
     ({"model": "sgbm", "max_depth": "far"},
      "max_depth must be a number (e.g. 10 or 10.0), got 'far'"),
+    ({"model": "sgbm", "queue_size": 0}, "queue_size must be >= 1, got 0"),
+    ({"model": "sgbm", "approximate_sync": True, "sync_tolerance": 1e10},
+     "sync_tolerance must be in [0, 3600] s, got 10000000000.0"),
     ({"model": "sgbm", "queue_size": 2.5},
      "'queue_size' to '2.5' of type 'DOUBLE', expecting type 'INTEGER'"),
     ({"model": "sgbm", "image_transport": "theora"},

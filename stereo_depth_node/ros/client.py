@@ -86,10 +86,12 @@ class StereoClient:
         return predicate()
 
     def publish(self, messages: dict[str, object]) -> None:
-        """Publish one set ({'left/image_rect': ..., ...}); infos first, as cameras do."""
+        """Publish one set ({'left/image_rect': ..., ...}; a topic left out is not published);
+        infos first, as cameras do."""
         names = self.topics.names
         for topic in (*names[2:], *names[:2]):
-            self.inputs[topic].publish(messages[topic])
+            if topic in messages:
+                self.inputs[topic].publish(messages[topic])
 
     def send_and_wait(self, messages: dict[str, object], topics=("disparity",),
                       timeout: float = 60.0) -> dict[str, object]:

@@ -29,20 +29,33 @@ def subscribed_topics(node: Node, topics: InputTopics) -> list[str]:
     return [*images, *topics.names[2:]]
 
 
+# A stream whose stamps go back by more than this has restarted (a bag played in a loop, a camera
+# driver restarted); smaller steps back are reordering and go to the synchroniser as they are.
+RESTART_JUMP_NS = 1_000_000_000
+
+
 class StereoInputs:
     """Subscribes to the input topics and calls `on_set(left, right, left_info, right_info)`.
 
-    Every message is also shown to a PartnerTracker before it is synchronised, so messages that
-    never make a set reach `on_unmatched` whichever synchroniser runs.
+    Every message passes a gate before it is synchronised. There a PartnerTracker sees it, so
+    messages that never make a set reach `on_unmatched` whichever synchroniser runs. A message
+    stamped before 1970 is refused through `on_rejected` (message_filters cannot take it and would
+    stop the executor). A stamp that goes back by more than RESTART_JUMP_NS empties the
+    synchroniser's queues (`on_restart` says so): message_filters makes room in a full queue by
+    dropping the *oldest stamp*, which after a jump back is every new message, so a looping bag
+    left entries of the first pass behind that blocked every later set.
     """
 
     def __init__(self, node: Node, topics: InputTopics, approximate: bool, tolerance_s: float,
                  queue_size: int, overrides: QoSOverridingOptions, on_set: Callable[..., None],
-                 on_unmatched: Callable[[Unmatched], None]) -> None:
+                 on_unmatched: Callable[[Unmatched], None], on_rejected: Callable[[str], None],
+                 on_restart: Callable[[str], None]) -> None:
         self.approximate = approximate
         self.tolerance_s = tolerance_s if approximate else None
         self.tracker = PartnerTracker(len(topics.names), queue_size, on_unmatched)
-        self._on_set = on_set
+        self._on_set, self._on_rejected, self._on_restart = on_set, on_rejected, on_restart
+        self._names = topics.names
+        self._newest: list[int | None] = [None] * len(topics.names)
         self.subscribed = subscribed_topics(node, topics)
         types = list(topics.types.values())
         if message_filters is not None:
@@ -52,34 +65,57 @@ class StereoInputs:
                                            qos_profile=qos_profile_sensor_data,
                                            qos_overriding_options=overrides)
                 for topic, msg_type in zip(self.subscribed, types)]
-            # Registered before the synchroniser's own callback, so that the tracker has seen a
-            # message before the set that contains it is emitted.
-            for index, subscriber in enumerate(self._filters):
-                subscriber.registerCallback(self._tracking(index))
+            self._gates = [message_filters.SimpleFilter() for _ in types]
+            for index, (subscriber, gate) in enumerate(zip(self._filters, self._gates)):
+                subscriber.registerCallback(self._gated(index, gate.signalMessage))
             self._synchronizer = (
-                message_filters.ApproximateTimeSynchronizer(self._filters, queue_size, tolerance_s)
-                if approximate else message_filters.TimeSynchronizer(self._filters, queue_size))
+                message_filters.ApproximateTimeSynchronizer(self._gates, queue_size, tolerance_s)
+                if approximate else message_filters.TimeSynchronizer(self._gates, queue_size))
             self._synchronizer.registerCallback(self._emit)
         else:
             self.backend = "internal"
             self._synchronizer = TimeSynchronizer(len(types), queue_size, self.tolerance_s,
                                                   self._emit)
             self._subscribers = [
-                node.create_subscription(msg_type, topic, self._internal(index),
+                node.create_subscription(msg_type, topic, self._gated(index, self._internal(index)),
                                          qos_profile_sensor_data, qos_overriding_options=overrides)
                 for index, (topic, msg_type) in enumerate(zip(self.subscribed, types))]
 
-    def _tracking(self, index: int) -> Callable:
-        def track(msg) -> None:
-            self.tracker.received(index, stamp_ns(msg.header))
-        return track
-
-    def _internal(self, index: int) -> Callable:
-        def callback(msg) -> None:
+    def _gated(self, index: int, forward: Callable[[object], None]) -> Callable:
+        def gate(msg) -> None:
             stamp = stamp_ns(msg.header)
+            if msg.header.stamp.sec < 0:
+                self._on_rejected(f"{self._names[index]}: header stamp {stamp / 1e9:.9f} s is "
+                                  f"before 1970; expected a stamp >= 0")
+                return
+            newest = self._newest[index]
+            if newest is not None and stamp < newest - RESTART_JUMP_NS:
+                self._restart(index, newest, stamp)
+                newest = None
+            self._newest[index] = stamp if newest is None else max(newest, stamp)
+            # The tracker sees a message before the set that contains it is emitted.
             self.tracker.received(index, stamp)
-            self._synchronizer.add(index, stamp, msg)
-        return callback
+            forward(msg)
+        return gate
+
+    def _internal(self, index: int) -> Callable[[object], None]:
+        def add(msg) -> None:
+            self._synchronizer.add(index, stamp_ns(msg.header), msg)
+        return add
+
+    def _restart(self, index: int, newest: int, stamp: int) -> None:
+        self._newest = [None] * len(self._newest)
+        self.tracker.clear()
+        if self.backend == "message_filters":
+            with self._synchronizer.lock:
+                for queue in self._synchronizer.queues:
+                    queue.clear()  # in place: message_filters' callbacks hold these dicts
+        else:
+            self._synchronizer.clear()
+        self._on_restart(f"{self._names[index]}: stamps went back by "
+                         f"{(newest - stamp) / 1e9:.3f} s (a bag played in a loop, or a restarted "
+                         f"camera); messages waiting for partners were dropped and "
+                         f"synchronisation starts again")
 
     def _emit(self, *messages) -> None:
         self.tracker.matched([stamp_ns(message.header) for message in messages])

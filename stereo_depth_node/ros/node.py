@@ -8,12 +8,15 @@ tears down the interpreter under a running network (that aborts with SIGABRT).
 """
 from __future__ import annotations
 
+import math
 import os
+import re
 import signal
 import statistics
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +54,13 @@ DIAGNOSTIC_PERIOD_S = 1.0
 # ros2 launch SIGKILL follows at sigterm_timeout + 5 s (stereo_depth.launch.py: 40 s), and a
 # clean exit without the frame beats being killed.
 SHUTDOWN_WAIT_S = 30.0
+MAX_SYNC_TOLERANCE_S = 3600.0  # beyond any camera; message_filters' Duration overflows near 9e9
+
+
+def check_sync_tolerance(seconds: float) -> None:
+    if not 0 <= seconds <= MAX_SYNC_TOLERANCE_S:
+        raise ValueError(f"sync_tolerance must be in [0, {MAX_SYNC_TOLERANCE_S:g}] s, got "
+                         f"{seconds}")
 
 
 @dataclass
@@ -85,6 +95,11 @@ class StereoDepthNode(Node):
                 dynamic_typing=spec.is_float))
         configured = {spec.name: parameter_value(spec, self.get_parameter(spec.name).value)
                       for spec in PARAMETERS}
+        if configured["queue_size"] < 1:
+            raise ValueError(f"queue_size must be >= 1, got {configured['queue_size']}")
+        if not 0 <= configured["summary_period"] < math.inf:
+            raise ValueError(f"summary_period must be >= 0 s and finite, got "
+                             f"{configured['summary_period']}")
         self.estimator = self._build_estimator(configured)
         self.counters = Counters()
         self._errors = ErrorThrottle(ERROR_THROTTLE_S)
@@ -101,8 +116,8 @@ class StereoDepthNode(Node):
         self._rectifier = self._build_rectifier() if self._topics.rectify else None
         self._inputs = StereoInputs(self, self._topics, approximate,
                                     configured["sync_tolerance"], configured["queue_size"],
-                                    overrides,
-                                    self._on_synchronised, self._on_unmatched)
+                                    overrides, self._on_synchronised, self._on_unmatched,
+                                    self._report, self.get_logger().warning)
         self._outputs = {
             topic: self.create_publisher(msg_type, topic, reliable,
                                          qos_overriding_options=overrides)
@@ -161,9 +176,11 @@ class StereoDepthNode(Node):
         settings.validate()
         if "input_scale" in values:
             check_input_scale(values["input_scale"])
-        for name in ("sync_tolerance", "lr_threshold"):
-            if name in values and values[name] < 0:
-                raise ValueError(f"{name} must be >= 0, got {values[name]}")
+        if "lr_threshold" in values and values["lr_threshold"] < 0:
+            raise ValueError(f"lr_threshold must be >= 0, got {values['lr_threshold']}")
+        if "sync_tolerance" in values and not 0 <= values["sync_tolerance"] <= MAX_SYNC_TOLERANCE_S:
+            raise ValueError(f"sync_tolerance must be in [0, {MAX_SYNC_TOLERANCE_S:g}] s, got "
+                             f"{values['sync_tolerance']}")
         publish = {**self._publish, **{k: v for k, v in values.items()
                                        if k.startswith("publish_")}}
         settings.want_depth = publish.get("publish_depth", True)
@@ -185,7 +202,7 @@ class StereoDepthNode(Node):
         try:
             self._apply_runtime({p.name: parameter_value(BY_NAME[p.name], p.value)
                                  for p in parameters if p.name in BY_NAME})
-        except ValueError as exc:
+        except Exception as exc:  # any refusal must reach `ros2 param set`, not stop the executor
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
@@ -208,12 +225,13 @@ class StereoDepthNode(Node):
                      f"{gaps or 'none'}", count=False, kind=f"unmatched {unmatched.stream}")
 
     def _report(self, text: str, count: bool = True, kind: str | None = None) -> None:
-        """Throttled error: one line per kind (default: the text) per ERROR_THROTTLE_S seconds;
-        every one is counted and the newest is `last error` in /diagnostics."""
+        """Throttled error: one line per kind per ERROR_THROTTLE_S seconds; every one is counted
+        and the newest is `last error` in /diagnostics. The kind defaults to the text with its
+        long numbers blanked: byte counts and stamps change from frame to frame."""
         if count:
             self.counters.rejected += 1
         self.counters.last_error = text
-        if self._errors.allow(kind or text, time.monotonic()):
+        if self._errors.allow(kind or re.sub(r"\d{3,}", "#", text), time.monotonic()):
             self.get_logger().error(text)
 
     # --- processing -----------------------------------------------------------------------------
@@ -339,8 +357,19 @@ def _ignore_signals_while_stopping() -> None:
         signal.signal(signum, note)
 
 
+def _exit(code: int) -> None:
+    """Leave without the interpreter's teardown. With the worker still in native code (shutdown
+    gave up waiting) that teardown aborts (SIGABRT); after a clean stop it once crashed (SIGSEGV)
+    destroying native objects in arbitrary order. Either way a clean Ctrl-C would read as
+    "process has died" under ros2 launch."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the node until SIGINT/SIGTERM; exits the process with 0 (2 for bad configuration)."""
+    """Run the node until SIGINT/SIGTERM; exits the process with 0 (2 for bad configuration, 1
+    for an unexpected error)."""
     args = sys.argv if argv is None else argv
     rclpy.init(args=args)
     try:
@@ -350,25 +379,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stereo_depth_node: configuration error: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while the network loads
+        _exit(0)
+    except Exception:
+        if rclpy.ok():
+            raise
+        _exit(0)  # SIGTERM while starting: the context went away under the constructor
     executor = SingleThreadedExecutor()
     executor.add_node(node)
+    code = 0
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # After a signal a timer can still fail on the shut-down context: a clean stop. Before
+        # one, it is a bug: said in full, and the process still leaves through _exit.
+        if rclpy.ok():
+            traceback.print_exc()
+            code = 1
     finally:
         _ignore_signals_while_stopping()
         node.shutdown()
         executor.shutdown(timeout_sec=0.5)
         node.destroy_node()
         rclpy.try_shutdown()
-    # Everything of ours is shut down: leave without the interpreter's teardown. With the worker
-    # still in native code (shutdown gave up waiting) that teardown aborts (SIGABRT); after a
-    # clean stop it once crashed (SIGSEGV) destroying native objects in arbitrary order. Either
-    # way a clean Ctrl-C would read as "process has died" under ros2 launch.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    _exit(code)
 
 
 if __name__ == "__main__":

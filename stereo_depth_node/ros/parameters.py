@@ -1,6 +1,7 @@
 """The node's parameters: one table for declaration, documentation, launch files and tests."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,4 +64,6 @@ def parameter_value(spec: ParameterSpec, value: Any) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{spec.name} must be a number (e.g. 10 or 10.0), got {value!r}")
+    if math.isnan(value):
+        raise ValueError(f"{spec.name} must be a number, got nan")
     return float(value)

@@ -39,6 +39,11 @@ class TimeSynchronizer:
         self._callback = callback
         self._lock = threading.Lock()
 
+    def clear(self) -> None:
+        with self._lock:
+            for queue in self._queues:
+                queue.clear()
+
     def add(self, stream: int, stamp_ns: int, message: Any) -> None:
         with self._lock:
             queue = self._queues[stream]
@@ -103,6 +108,12 @@ class PartnerTracker:
                 waiting.clear()
                 waiting.extend(kept)
         self._report(given_up)
+
+    def clear(self) -> None:
+        """Forget the waiting messages (the synchroniser dropped them) without reporting them."""
+        with self._lock:
+            for waiting in self._waiting:
+                waiting.clear()
 
     def _unmatched(self, stream: int, stamp_ns: int) -> Unmatched:
         gaps = {index: min(abs(s - stamp_ns) for s in waiting)
