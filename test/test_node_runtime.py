@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import ReliabilityPolicy
@@ -168,6 +168,27 @@ def test_diagnostics_and_summary_keep_coming_while_simulated_time_stands_still(r
     assert client.wait_until(lambda: any("sim_time" in s.name for a in arrays for s in a.status),
                              10.0)
     assert process.wait_for_log("sets processed", 10), process.log()
+
+
+def test_diagnostics_warn_while_errors_are_recent_and_recover(run_node):
+    process, client, _ = run_node({"model": "sgbm", "max_disparity": 32}, "/diag_level")
+    statuses = []
+    client.node.create_subscription(
+        DiagnosticArray, "/diagnostics",
+        lambda array: statuses.extend(s for s in array.status if "diag_level" in s.name), 10)
+    left, right = render_plane_pair(64, 96, 8.0, seed=2)
+    bad = stereo_set(left, right, 5.0)
+    bad["left/camera_info"].width = 50  # the image is 96 px wide
+    client.publish(bad)
+    assert client.wait_until(lambda: any(s.level == DiagnosticStatus.WARN for s in statuses), 10)
+    warned = next(s for s in statuses if s.level == DiagnosticStatus.WARN)
+    assert "1 dropped for errors (the last one" in warned.message
+    send_and_wait(client, stereo_set(left, right, 6.0))
+    # Ten seconds later the level is OK again; the count stays in the message and the values.
+    statuses.clear()
+    assert client.wait_until(lambda: any(s.level == DiagnosticStatus.OK for s in statuses), 20)
+    ok = next(s for s in statuses if s.level == DiagnosticStatus.OK)
+    assert re.fullmatch(r"\d+ frames processed, 1 dropped for errors", ok.message), ok.message
 
 
 def test_neural_backend_outputs(run_node):

@@ -50,6 +50,7 @@ from .throttle import ErrorThrottle
 
 ERROR_THROTTLE_S = 5.0
 DIAGNOSTIC_PERIOD_S = 1.0
+PROBLEM_WINDOW_S = 10.0  # /diagnostics says WARN this long after a frame dropped for an error
 # How long shutdown waits for the frame in flight. Fixed, not scaled with the frame time: under
 # ros2 launch SIGKILL follows at sigterm_timeout + 5 s (stereo_depth.launch.py: 40 s), and a
 # clean exit without the frame beats being killed.
@@ -81,6 +82,7 @@ class Counters:
     failed: int = 0
     dropped_at_shutdown: int = 0
     last_error: str = ""
+    last_problem: float | None = None  # time.monotonic() of the newest rejected or failed frame
     last_frame_s: float | None = None
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100))
     processed_times: deque = field(default_factory=lambda: deque(maxlen=100))
@@ -230,6 +232,7 @@ class StereoDepthNode(Node):
         long numbers blanked: byte counts and stamps change from frame to frame."""
         if count:
             self.counters.rejected += 1
+            self.counters.last_problem = time.monotonic()
         self.counters.last_error = text
         if self._errors.allow(kind or re.sub(r"\d{3,}", "#", text), time.monotonic()):
             self.get_logger().error(text)
@@ -249,6 +252,7 @@ class StereoDepthNode(Node):
                 if self._mailbox.closed:
                     return
                 self.counters.failed += 1
+                self.counters.last_problem = time.monotonic()
                 self._report(f"frame failed: {type(exc).__name__}: {exc}", count=False)
             finally:
                 self.counters.last_frame_s = time.monotonic() - self._frame_started
@@ -296,14 +300,26 @@ class StereoDepthNode(Node):
                 **rectifier, "last error": c.last_error}
 
     def _publish_diagnostics(self) -> None:
+        """OK, WARN while frames were dropped for errors in the last PROBLEM_WINDOW_S (a bad frame
+        an hour ago is in the counts, not in the level), ERROR if the worker thread is gone."""
         values = self._summary_values()
-        problems = self.counters.rejected + self.counters.failed
+        counters = self.counters
+        problems = counters.rejected + counters.failed
+        message = f"{values['processed']} frames processed"
+        if problems:
+            message += f", {problems} dropped for errors"
+        recent = (counters.last_problem is not None
+                  and time.monotonic() - counters.last_problem < PROBLEM_WINDOW_S)
+        if not self._worker.is_alive():
+            level, message = DiagnosticStatus.ERROR, "the inference worker has stopped; " + message
+        elif recent:
+            level = DiagnosticStatus.WARN
+            message += f" (the last one {time.monotonic() - counters.last_problem:.0f} s ago)"
+        else:
+            level = DiagnosticStatus.OK
         status = DiagnosticStatus(
-            level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
-            name=f"{self.get_fully_qualified_name()}: stereo depth",
-            hardware_id=values["device"],
-            message=(f"{values['processed']} frames processed, {problems} dropped for errors"
-                     if problems else f"{values['processed']} frames processed"),
+            level=level, name=f"{self.get_fully_qualified_name()}: stereo depth",
+            hardware_id=values["device"], message=message,
             values=[KeyValue(key=k, value=v) for k, v in values.items()])
         self._diagnostics.publish(DiagnosticArray(header=self._header_now(), status=[status]))
 
