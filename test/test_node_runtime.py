@@ -311,11 +311,21 @@ def test_back_pressure_keeps_the_newest_and_counts_drops(run_node, mode):
      "image_transport must be one of raw, compressed, got 'theora'"),
 ])
 def test_bad_configuration_exits_with_one_message(ros_context, parameters, message):
+    _assert_refused_at_start(parameters, message)
+
+
+def test_huge_sync_tolerance_is_refused_before_message_filters_sees_it(ros_context):
+    # message_filters builds a Duration from it with the synchroniser (it overflows near 9e9 s).
+    _assert_refused_at_start({"model": "sgbm", "approximate_sync": True, "sync_tolerance": 1e10},
+                             "sync_tolerance must be in [0, 3600] s", "message_filters")
+
+
+def _assert_refused_at_start(parameters, message, mode="default"):
     args = [*NODE_COMMAND, "--ros-args", "-r", "__ns:=/badconfig"]
     for name, value in parameters.items():
         args += ["-p", f"{name}:={value}"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=120,
-                          env=ros_environment())
+                          env=ros_environment(mode))
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr

@@ -97,7 +97,8 @@ class StereoDepthNode(Node):
                 dynamic_typing=spec.is_float))
         configured = {spec.name: parameter_value(spec, self.get_parameter(spec.name).value)
                       for spec in PARAMETERS}
-        if configured["queue_size"] < 1:
+        check_sync_tolerance(configured["sync_tolerance"])  # message_filters' Duration is built
+        if configured["queue_size"] < 1:                    # with the synchroniser, below
             raise ValueError(f"queue_size must be >= 1, got {configured['queue_size']}")
         if not 0 <= configured["summary_period"] < math.inf:
             raise ValueError(f"summary_period must be >= 0 s and finite, got "
@@ -180,9 +181,8 @@ class StereoDepthNode(Node):
             check_input_scale(values["input_scale"])
         if "lr_threshold" in values and values["lr_threshold"] < 0:
             raise ValueError(f"lr_threshold must be >= 0, got {values['lr_threshold']}")
-        if "sync_tolerance" in values and not 0 <= values["sync_tolerance"] <= MAX_SYNC_TOLERANCE_S:
-            raise ValueError(f"sync_tolerance must be in [0, {MAX_SYNC_TOLERANCE_S:g}] s, got "
-                             f"{values['sync_tolerance']}")
+        if "sync_tolerance" in values:
+            check_sync_tolerance(values["sync_tolerance"])
         publish = {**self._publish, **{k: v for k, v in values.items()
                                        if k.startswith("publish_")}}
         settings.want_depth = publish.get("publish_depth", True)
