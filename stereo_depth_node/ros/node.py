@@ -224,14 +224,16 @@ class StereoDepthNode(Node):
         # Keyed by topic: the text names the stamp, so it is new for every message.
         self._report(f"{names[unmatched.stream]}: message stamped "
                      f"{unmatched.stamp_ns / 1e9:.6f} s found no partners ({rule}); nearest: "
-                     f"{gaps or 'none'}", count=False, kind=f"unmatched {unmatched.stream}")
+                     f"{gaps or 'none'}", dropped=None, kind=f"unmatched {unmatched.stream}")
 
-    def _report(self, text: str, count: bool = True, kind: str | None = None) -> None:
+    def _report(self, text: str, dropped: str | None = "rejected", kind: str | None = None
+                ) -> None:
         """Throttled error: one line per kind per ERROR_THROTTLE_S seconds; every one is counted
-        and the newest is `last error` in /diagnostics. The kind defaults to the text with its
-        long numbers blanked: byte counts and stamps change from frame to frame."""
-        if count:
-            self.counters.rejected += 1
+        and the newest is `last error` in /diagnostics. `dropped` names the counter of a frame
+        the error cost ("rejected" or "failed"; None when it cost none). The kind defaults to the
+        text with its long numbers blanked: byte counts and stamps change from frame to frame."""
+        if dropped is not None:
+            setattr(self.counters, dropped, getattr(self.counters, dropped) + 1)
             self.counters.last_problem = time.monotonic()
         self.counters.last_error = text
         if self._errors.allow(kind or re.sub(r"\d{3,}", "#", text), time.monotonic()):
@@ -251,9 +253,7 @@ class StereoDepthNode(Node):
             except Exception as exc:  # the worker must outlive any single frame
                 if self._mailbox.closed:
                     return
-                self.counters.failed += 1
-                self.counters.last_problem = time.monotonic()
-                self._report(f"frame failed: {type(exc).__name__}: {exc}", count=False)
+                self._report(f"frame failed: {type(exc).__name__}: {exc}", dropped="failed")
             finally:
                 self.counters.last_frame_s = time.monotonic() - self._frame_started
                 self._frame_started = None
