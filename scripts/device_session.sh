@@ -5,7 +5,7 @@
 #
 #   prepare  here, before any device time: copy ../shared/data/stereo_eval to .device_data/
 #   check    CUDA tests (pytest -m cuda), the node benchmark, the network benchmark matrix ~5 min
-#   train    the shipped psmnet_dws on the paper's GPU recipe from its weights, then eval  ~6.5 min
+#   train    the shipped psmnet_dws continued (config/train_gpu_continue.yaml), then eval ~6.5 min
 #   compare  psmnet and psmnet_dws from scratch: same recipe, seed, data and budget, eval  ~8 min
 #
 # It runs from the repository root with the machine's python3 and the package not installed
@@ -33,13 +33,15 @@ if [[ ${DEVICE_DRY_RUN:-0} == 1 ]]; then
     MATRIX_OPTS=(--models psmnet_dws --precisions fp32 --variants eager compile
                  --compile-backend eager --compile-reserve 0
                  --warmup 1 --repeats 2 --estimator-repeats 1)
-    NODE_OPTS=(--warmup 1 --repeats 2)
+    NODE_OPTS=(--warmup 1 --repeats 2 --compile no eager)
 else
     DEVICE=cuda SIZES="640x480 1242x375" MAXD=192 SYNTHETIC=8
-    BENCH_BUDGET=${DEVICE_BENCH_BUDGET_S:-120}
+    BENCH_BUDGET=${DEVICE_BENCH_BUDGET_S:-60}
     TRAIN_BUDGET=${DEVICE_TRAIN_BUDGET_S:-300} COMPARE_BUDGET=${DEVICE_COMPARE_BUDGET_S:-180}
     MATRIX_OPTS=()
-    NODE_OPTS=(--warmup 3 --repeats 20)
+    # Each size once as the node runs by default and once with compile:=true (compiling takes
+    # about 75 s a size on an H200).
+    NODE_OPTS=(--warmup 3 --repeats 20 --compile no inductor)
 fi
 
 die() { echo "device_session: $*" >&2; exit 2; }
@@ -60,14 +62,14 @@ prepare() {
          "name .device_data in the run call's carry"
 }
 
-# The training config: the paper's GPU recipe; in a dry run the same file with tiny sizes.
+# A GPU training config ($2) as it is; in a dry run the same file with tiny sizes.
 train_config() {
-    local out=$1
+    local out=$1 source=$2
     if [[ ${DEVICE_DRY_RUN:-0} != 1 ]]; then
-        echo config/train_gpu.yaml
+        echo "$source"
         return
     fi
-    "$PYTHON" - config/train_gpu.yaml "$out" <<'EOF' || die "cannot write the dry-run config"
+    "$PYTHON" - "$source" "$out" <<'EOF' || die "cannot write the dry-run config"
 import sys
 import yaml
 config = yaml.safe_load(open(sys.argv[1]))
@@ -106,9 +108,15 @@ mirror_loop() {
 # stereo-depth, from this checkout, without installing it.
 cli() { "$PYTHON" -m stereo_depth_node.cli "$@"; }
 
-# Small results in one archive, so that the file count stays within the limit.
+# Small results in one archive, so that the file count stays within the limit. A file that a
+# failed part did not write is named and left out; the rest still come back.
 pack() {
-    tar -cf "$OUT/results.tar" -C "$1" "${@:2}" && echo "packed ${*:2} into \$OUT/results.tar"
+    local dir=$1 name present=()
+    for name in "${@:2}"; do
+        if [[ -f $dir/$name ]]; then present+=("$name"); else echo "pack: no $name"; fi
+    done
+    tar -cf "$OUT/results.tar" -C "$dir" "${present[@]}" &&
+        echo "packed ${present[*]} into \$OUT/results.tar"
 }
 
 summary() {
@@ -138,25 +146,29 @@ check() {
 train() {
     local run=$SCRATCH/run ship=$SCRATCH/ship config mirror
     mkdir -p "$run" "$ship"
-    config=$(train_config "$SCRATCH/train_dry.yaml") || exit 2
+    config=$(train_config "$SCRATCH/train_dry.yaml" config/train_gpu_continue.yaml) || exit 2
     mirror_loop "$run/last.pt" "$SCRATCH" &
     mirror=$!
+    # A new seed each day: a continuation of weights shipped from an earlier session must not
+    # see that session's scenes again.
     part train cli train --config "$config" --out-dir "$run" --time-budget "$TRAIN_BUDGET" \
-        --device "$DEVICE" --init-weights stereo_depth_node/weights/psmnet_dws.pt
+        --device "$DEVICE" --init-weights stereo_depth_node/weights/psmnet_dws.pt \
+        --seed "${DEVICE_TRAIN_SEED:-$(date -u +%Y%m%d)}"
     touch "$SCRATCH/stop"
     wait "$mirror"
     [[ -f $run/last.pt ]] || die "training wrote no checkpoint"
     snapshot "$run/last.pt" "$SCRATCH"
     # The new weights as they would ship (fp16) under their own name, scored beside the shipped.
     part ship cli ship "$run/last.pt" --name psmnet_dws_gpu --out-dir "$ship" \
-        --loss-curve "$run/log.jsonl" \
+        --loss-curve "$run/log.jsonl" --loss-plot "$run/psmnet_dws_gpu_loss.png" \
         --notes "trained on the GPU machine by scripts/device_session.sh train"
     cp "$ship/psmnet_dws_gpu.pt" "$OUT/"
     part eval cli eval --methods psmnet_dws "psmnet_dws:$ship/psmnet_dws_gpu.pt" --data "$DATA" \
         --synthetic "$SYNTHETIC" --device "$DEVICE" --json "$run/eval.json" \
         --markdown "$run/eval.md" --update-cards "$ship"
     cp "$ship/psmnet_dws_gpu.json" "$run/"
-    part pack pack "$run" eval.json eval.md log.jsonl config.yaml psmnet_dws_gpu.json
+    part pack pack "$run" eval.json eval.md log.jsonl config.yaml psmnet_dws_gpu.json \
+        psmnet_dws_gpu_loss.png
     summary
     tail -n 3 "$run/log.jsonl"
     cat "$run/eval.md"
@@ -165,13 +177,14 @@ train() {
 compare() {
     local run=$SCRATCH/run config model
     mkdir -p "$run"
-    config=$(train_config "$SCRATCH/train_dry.yaml") || exit 2
+    config=$(train_config "$SCRATCH/train_dry.yaml" config/train_gpu.yaml) || exit 2
     # Same recipe, seed (so the same synthetic batches) and wall-clock budget; from scratch.
     for model in psmnet psmnet_dws; do
         cli train --config "$config" --model "$model" --out-dir "$run/$model" \
             --time-budget "$COMPARE_BUDGET" --device "$DEVICE" || die "training $model failed"
         part "ship-$model" cli ship "$run/$model/last.pt" --name "${model}_compare" \
             --out-dir "$run" --loss-curve "$run/$model/log.jsonl" \
+            --loss-plot "$run/${model}_loss.png" \
             --notes "scripts/device_session.sh compare: ${COMPARE_BUDGET} s from scratch"
         cp "$run/${model}_compare.pt" "$OUT/"
         cp "$run/$model/log.jsonl" "$run/${model}_log.jsonl"
@@ -181,7 +194,7 @@ compare() {
         --device "$DEVICE" --json "$run/eval.json" --markdown "$run/eval.md" \
         --update-cards "$run"
     part pack pack "$run" eval.json eval.md psmnet_log.jsonl psmnet_dws_log.jsonl \
-        psmnet_compare.json psmnet_dws_compare.json
+        psmnet_compare.json psmnet_dws_compare.json psmnet_loss.png psmnet_dws_loss.png
     summary
     cat "$run/eval.md"
 }

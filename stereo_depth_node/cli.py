@@ -124,7 +124,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     overrides = {"model": args.model, "steps": args.steps, "out_dir": args.out_dir,
                  "device": args.device, "time_budget_s": args.time_budget,
-                 "init_weights": args.init_weights, "dataset": args.dataset}
+                 "init_weights": args.init_weights, "dataset": args.dataset, "seed": args.seed}
     config = (TrainConfig.from_yaml(args.config, **overrides) if args.config
               else TrainConfig(**{k: v for k, v in overrides.items() if v is not None}))
     summary = train(config, resume=args.resume)
@@ -159,11 +159,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_ship(args: argparse.Namespace) -> int:
-    from .model_card import ship
+    from .model_card import ship, write_loss_plot
 
     weights, card = ship(args.checkpoint, args.name, args.evaluation, args.out_dir,
                          args.loss_curve, args.notes)
     print(f"wrote {weights} ({weights.stat().st_size / 2**20:.1f} MiB) and {card}")
+    if args.loss_plot:
+        if not args.loss_curve:
+            raise ConfigurationError("--loss-plot draws the run in --loss-curve; give both")
+        write_loss_plot(args.loss_curve, args.loss_plot, f"{args.name}: training loss")
+        print(f"wrote {args.loss_plot}")
     return 0
 
 
@@ -261,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, help="continue from this training checkpoint")
     train.add_argument("--init-weights", help="fine-tune from these weights")
     train.add_argument("--dataset", help="fine-tune on KIND:PATH (e.g. kitti2015:/data/kitti)")
+    train.add_argument("--seed", type=int, help="the synthetic data stream and initialisation "
+                       "(a continuation on a new seed sees scenes its weights have not)")
     train.set_defaults(func=cmd_train)
 
     evaluation = commands.add_parser("eval", help="methods side by side against ground truth")
@@ -291,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="JSON of stereo-depth eval run on the shipped file")
     ship.add_argument("--notes", default="", help="free text for the card (machine, caveats)")
     ship.add_argument("--loss-curve", type=Path, help="log.jsonl of the run (for the curve)")
+    ship.add_argument("--loss-plot", type=Path, help="also draw that curve into this PNG")
     ship.add_argument("--out-dir", type=Path,
                       default=Path(__file__).resolve().parent / "weights")
     ship.set_defaults(func=cmd_ship)

@@ -2,8 +2,9 @@
 and image size, with its FLOP count and the share of the card's measured bf16 matrix rate it
 reaches; the whole estimator (numpy in, numpy out) and SGBM beside it.
 
-CUDA graphs and torch.compile wrap the model here, around `model.infer`, so the estimator and the
-node stay as they are; the matrix says what each would gain before either is built into them.
+CUDA graphs and torch.compile wrap `model.infer` here; torch.compile wraps it the same way in the
+node when its compile parameter is set (NeuralMatcher), CUDA graphs are measured here only. fp32
+means fp32 as the node runs it: without TF32.
 Every timed case shares one wall-clock budget: cases run in order of importance (every eager
 baseline first) and those left when it is spent are listed as skipped, never silently dropped.
 """
@@ -22,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .bench import bench_estimator, machine_description, publish_result
 from .data.plane import render_plane_pair
-from .devices import DTYPES, resolve_device
+from .devices import resolve_device
 from .neural import NeuralMatcher
 
 VARIANTS = ("eager", "graph", "compile", "compile-graph")
@@ -64,13 +65,6 @@ def plan(models: list[str], sizes: list[tuple[int, int]], precisions: list[str],
     return list(dict.fromkeys(order))
 
 
-def _forward(model: torch.nn.Module, precision: str, device: torch.device) -> Forward:
-    def forward(left: torch.Tensor, right: torch.Tensor) -> Any:
-        with torch.autocast(device.type, dtype=DTYPES[precision], enabled=precision != "fp32"):
-            return model.infer(left, right)
-    return forward
-
-
 def _graphed(forward: Forward, left: torch.Tensor, right: torch.Tensor) -> Forward:
     """`forward` captured once as a CUDA graph on static inputs; a call copies in and replays."""
     static_left, static_right = left.clone(), right.clone()
@@ -93,14 +87,20 @@ def _graphed(forward: Forward, left: torch.Tensor, right: torch.Tensor) -> Forwa
     return replay
 
 
-def build_runner(forward: Forward, variant: str, left: torch.Tensor, right: torch.Tensor,
+def build_runner(matcher: NeuralMatcher, variant: str, left: torch.Tensor, right: torch.Tensor,
                  compile_backend: str) -> Forward:
-    if variant == "eager":
-        return forward
-    if variant == "graph":
-        return _graphed(forward, left, right)
-    mode = COMPILE_MODES[variant] if compile_backend == "inductor" else None
-    return torch.compile(forward, backend=compile_backend, mode=mode, dynamic=False)
+    """The network as `variant` runs it, at the matcher's precision. torch.compile wraps the
+    network alone, as the node's compile parameter does, and the precision settings stay
+    outside what it traces."""
+    infer = matcher.model.infer
+    if variant.startswith("compile"):
+        mode = COMPILE_MODES[variant] if compile_backend == "inductor" else None
+        infer = torch.compile(infer, backend=compile_backend, mode=mode, dynamic=False)
+
+    def forward(left: torch.Tensor, right: torch.Tensor) -> Any:
+        with matcher.precision_context():
+            return infer(left, right)
+    return _graphed(forward, left, right) if variant == "graph" else forward
 
 
 def _synchronize(device: torch.device) -> None:
@@ -184,9 +184,8 @@ def run_case(case: Case, device: torch.device, max_disparity: int, warmup: int, 
         key = (case.model, case.width, case.height)
         if key not in flops:
             flops[key] = count_flops(matcher.model, left, right)
-        forward = _forward(matcher.model, case.precision, device)
         start = time.perf_counter()
-        run = build_runner(forward, case.variant, left, right, compile_backend)
+        run = build_runner(matcher, case.variant, left, right, compile_backend)
         run(left, right)
         _synchronize(device)
         first_call_s = time.perf_counter() - start

@@ -76,13 +76,15 @@ class StereoEstimator:
     them), any size of at least 32 px per side; `input_scale` resizes before matching and scales
     the disparity back to input pixels. `max_disparity` counts pixels at the matching
     resolution, so the range searched in input pixels is max_disparity / input_scale.
+    `compile_backend`: see NeuralMatcher ("inductor" = torch.compile on CUDA).
     """
 
     def __init__(self, model: str = "psmnet_dws", weights: str | os.PathLike | None = None,
                  max_disparity: int = 192, device: str = "auto", precision: str = "auto",
                  input_scale: float = 1.0, lr_check: bool = False, lr_threshold: float = 1.0,
                  align_corners: bool = False,
-                 notify: Callable[[str], None] | None = None) -> None:
+                 notify: Callable[[str], None] | None = None, *,
+                 compile_backend: str | None = None) -> None:
         if model not in BACKENDS:
             raise ConfigurationError(
                 f"unknown model {model!r}; choose one of {', '.join(BACKENDS)}")
@@ -95,10 +97,13 @@ class StereoEstimator:
         if model == "sgbm":
             if weights is not None:
                 raise ConfigurationError(f"model 'sgbm' takes no weights, got {str(weights)!r}")
+            if compile_backend is not None:
+                raise ConfigurationError("model 'sgbm' is OpenCV's: there is no network to "
+                                         "compile")
             self.matcher: NeuralMatcher | SGBMMatcher = SGBMMatcher(max_disparity)
         else:
             self.matcher = NeuralMatcher.load(model, weights, max_disparity, device, precision,
-                                              align_corners)
+                                              align_corners, compile_backend)
             notice = range_notice(weights, max_disparity)
             if notice:
                 (notify or _LOG.warning)(notice)

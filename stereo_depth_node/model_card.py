@@ -6,14 +6,17 @@ import os
 from pathlib import Path
 from typing import Any
 
+import cv2
 import torch
 
 from .bench import machine_description
 from .checkpoints import load_model, read_checkpoint, save_checkpoint
+from .errors import ConfigurationError
 from .evaluate import file_sha256
 from .models.parameter_count import count_parameters, count_parameters_per_call
 from .train import LOSS_WEIGHTS
 from .training_history import RUN_KEYS, run_entry, totals
+from .visualize import line_plot
 
 # Every setting that tells runs apart (card_history reads them back from a recipe), and the rest
 # of what reproduces a run.
@@ -21,13 +24,27 @@ RECIPE_KEYS = (*(key for key in RUN_KEYS if key != "model"), "betas", "steps", "
                "min_layers", "max_layers", "init_weights")
 
 
-def _loss_curve(log_path: Path | None, points: int = 50) -> list[list[float]]:
+def _losses(log_path: Path | None) -> list[tuple[int, float]]:
     if log_path is None or not log_path.exists():
         return []
     entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    losses = [(e["step"], e["loss"]) for e in entries if "loss" in e]
+    return [(e["step"], e["loss"]) for e in entries if "loss" in e]
+
+
+def _loss_curve(log_path: Path | None, points: int = 50) -> list[list[float]]:
+    losses = _losses(log_path)
     stride = max(len(losses) // points, 1)
     return [[step, round(loss, 4)] for step, loss in losses[::stride]]
+
+
+def write_loss_plot(log_path: str | os.PathLike, png_path: str | os.PathLike, title: str
+                    ) -> None:
+    """Every logged training loss of a run against its step, as a PNG."""
+    losses = _losses(Path(log_path))
+    if len(losses) < 2:
+        raise ConfigurationError(f"{os.fspath(log_path)!r} has {len(losses)} logged losses; a "
+                                 f"curve needs 2")
+    cv2.imwrite(os.fspath(png_path), line_plot(losses, title, "step"))
 
 
 def _validation_curve(log_path: Path | None) -> list[list[float]]:

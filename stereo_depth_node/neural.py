@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 
 from .checkpoints import load_model
 from .devices import DTYPES, resolve_device, resolve_precision
+from .errors import ConfigurationError
 from .images import unit_scale
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -23,17 +25,51 @@ def padding_for(height: int, width: int) -> tuple[int, int]:
     return (-height % PAD_MULTIPLE, -width % PAD_MULTIPLE)
 
 
+@contextlib.contextmanager
+def _ieee_fp32() -> Iterator[None]:
+    """cuDNN runs fp32 convolutions as TF32 unless told not to: on an H200 that put the disparity
+    0.13 px away from the CPU's on teddy, against 0.0002 px without it (docs/device_log.md).
+    'fp32' promises fp32; the flag is process-wide, so it is restored afterwards."""
+    previous = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = previous
+
+
+def check_compile_backend(backend: str | None, device: torch.device) -> None:
+    """Code generation (inductor) only where it was measured: on CUDA it made the network about
+    3x faster (docs/benchmarks.md); on the CPU it needs a C++ compiler at run time."""
+    if backend is None or backend == "eager":
+        return
+    if backend != "inductor":
+        raise ConfigurationError(f"compile backend {backend!r} is not one of inductor, eager")
+    if device.type != "cuda":
+        raise ConfigurationError(f"compile needs a CUDA device; the network runs on {device} "
+                                 f"(set compile to false, or device to cuda)")
+
+
 class NeuralMatcher:
-    """A network on one device; `match` takes RGB arrays and returns disparity and confidence."""
+    """A network on one device; `match` takes RGB arrays and returns disparity and confidence.
+
+    `compile_backend`: None runs the network as it is; "inductor" runs it through torch.compile
+    (CUDA only: the first call at each input size compiles, about 75 s on an H200); "eager"
+    traces it without generating code, which checks the traced path cheaply on a CPU.
+    """
 
     def __init__(self, model: nn.Module, name: str, device: torch.device,
-                 precision: str) -> None:
+                 precision: str, compile_backend: str | None = None) -> None:
         """Wrap a built network already on `device` (training validation uses this)."""
+        check_compile_backend(compile_backend, device)
         self.model = model
         self.name = name
         self.max_disparity = int(model.max_disparity)
         self.device = device
         self.precision = precision
+        self.compile_backend = compile_backend
+        self._forward = (model.infer if compile_backend is None
+                         else torch.compile(model.infer, backend=compile_backend, dynamic=False))
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self._mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
@@ -42,17 +78,21 @@ class NeuralMatcher:
     @classmethod
     def load(cls, model_name: str, weights: str | os.PathLike | None, max_disparity: int,
              device: str = "auto", precision: str = "auto",
-             align_corners: bool = False) -> "NeuralMatcher":
+             align_corners: bool = False, compile_backend: str | None = None
+             ) -> "NeuralMatcher":
         """Build the network, fill in `weights` and move it to the resolved device."""
         torch_device = resolve_device(device)
         chosen_precision = resolve_precision(precision, torch_device)
+        check_compile_backend(compile_backend, torch_device)
         model = load_model(weights, model_name, max_disparity, align_corners)
-        return cls(model.to(torch_device).eval(), model_name, torch_device, chosen_precision)
+        return cls(model.to(torch_device).eval(), model_name, torch_device, chosen_precision,
+                   compile_backend)
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=DTYPES[self.precision])
+    def precision_context(self) -> contextlib.AbstractContextManager:
+        """Autocast to bf16/fp16, or fp32 without TF32 on CUDA, around a call of the network."""
+        if self.precision != "fp32":
+            return torch.autocast(self.device.type, dtype=DTYPES[self.precision])
+        return _ieee_fp32() if self.device.type == "cuda" else contextlib.nullcontext()
 
     def to_network_input(self, image_rgb: np.ndarray, size: tuple[int, int] | None = None
                          ) -> torch.Tensor:
@@ -68,6 +108,14 @@ class NeuralMatcher:
         return F.pad(tensor, (0, right, top, 0))
 
     @torch.inference_mode()
+    def infer(self, left: torch.Tensor, right: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network on padded network inputs, at this matcher's precision: disparity and
+        confidence, N x H' x W'."""
+        with self.precision_context():
+            return self._forward(left, right)
+
+    @torch.inference_mode()
     def match(self, left_rgb: np.ndarray, right_rgb: np.ndarray, scale: float = 1.0
               ) -> tuple[np.ndarray, np.ndarray]:
         """Disparity (float32 px at input resolution) and confidence, both H x W."""
@@ -75,8 +123,7 @@ class NeuralMatcher:
         size = (max(round(height * scale), 1), max(round(width * scale), 1))
         left = self.to_network_input(left_rgb, size)
         right = self.to_network_input(right_rgb, size)
-        with self._autocast():
-            disparity, confidence = self.model.infer(left, right)
+        disparity, confidence = self.infer(left, right)
         top = left.shape[-2] - size[0]
         maps = torch.stack([disparity, confidence], dim=1)[:, :, top:, :size[1]].float()
         if size != (height, width):

@@ -163,9 +163,12 @@ def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
     """Weights in the shipped format plus everything needed to continue bit-exactly, and the
     runs behind the weights this run started from (training_history.py)."""
     tmp = path.with_suffix(".tmp")
+    device = next(model.parameters()).device
+    # The card names the GPU: "cuda" alone does not tell an H100 run from a laptop's.
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     save_checkpoint(tmp, model, config.model, step=step, samples_seen=samples,
                     wall_time_s=wall_s, optimizer=optimizer.state_dict(), rng=_rng_state(),
-                    config=dataclasses.asdict(config), history=history)
+                    config=dataclasses.asdict(config), history=history, gpu=gpu)
     os.replace(tmp, path)  # a crash mid-write never leaves a broken checkpoint behind
 
 

@@ -18,9 +18,10 @@ RUN_KEYS = ("model", "max_disparity", "crop_height", "crop_width", "batch_size",
 def run_entry(meta: dict[str, Any]) -> dict[str, Any]:
     """One run, from the metadata of its last training checkpoint."""
     config = meta.get("config", {})
+    device = config.get("device")
     return {"steps": int(meta.get("step", 0)), "samples_seen": int(meta.get("samples_seen", 0)),
             "wall_time_s": round(float(meta.get("wall_time_s", 0.0)), 1),
-            "trained_on": config.get("device"),
+            "trained_on": f"{device} ({meta['gpu']})" if meta.get("gpu") else device,
             **{key: config.get(key) for key in RUN_KEYS if key in config}}
 
 

@@ -66,6 +66,11 @@ def returned_files(out: Path) -> set[str]:
     return {path.relative_to(out).as_posix() for path in files}
 
 
+def _tar_names(out: Path) -> set[str]:
+    with tarfile.open(out / "results.tar") as archive:
+        return set(archive.getnames())
+
+
 def _tar_json(out: Path, name: str) -> dict:
     with tarfile.open(out / "results.tar") as archive:
         return json.load(io.TextIOWrapper(archive.extractfile(name)))
@@ -81,7 +86,8 @@ def test_check_step_runs_tests_and_both_benchmarks(tmp_path, tiny_eval):
                                                                      ("compile", "ok")}
     assert {r["backend"] for r in matrix["estimator"]["rows"]} == {"psmnet_dws", "sgbm"}
     node = json.loads((out / "bench_node.json").read_text())
-    assert node["rows"][0]["stages_ms"]["end_to_end"] > 0
+    assert [row["compile"] for row in node["rows"]] == ["no", "eager"]  # inductor on the GPU
+    assert all(row["stages_ms"]["end_to_end"] > 0 for row in node["rows"])
     assert stdout.rstrip().endswith((out / "bench_node.md").read_text().rstrip())
 
 
@@ -101,6 +107,7 @@ def test_train_step_returns_weights_a_resumable_state_and_the_evaluation(tmp_pat
     assert set(evaluation["scoring_ranges"]) == {"middlebury2003/tsukuba", "eth3d/playground",
                                                  "synthetic/0"}
     assert "evaluation" in _tar_json(out, "psmnet_dws_gpu.json")
+    assert "psmnet_dws_gpu_loss.png" in _tar_names(out)
 
 
 def test_compare_step_trains_both_networks_alike(tmp_path, tiny_eval):

@@ -180,6 +180,10 @@ def test_bad_pairs_are_named_and_the_estimator_keeps_working(model, corrupt, mes
     (dict(model="psmnet_dws", precision="int8"), "precision 'int8' is not one of"),
     (dict(model="raft"), "unknown model 'raft'"),
     (dict(model="sgbm", weights="w.pt"), "'sgbm' takes no weights"),
+    (dict(model="sgbm", compile_backend="inductor"), "there is no network to compile"),
+    (dict(model="psmnet_dws", device="cpu", compile_backend="inductor"),
+     "compile needs a CUDA device; the network runs on cpu"),
+    (dict(model="psmnet_dws", compile_backend="tvm"), "compile backend 'tvm' is not one of"),
     (dict(model="sgbm", input_scale=0.0), r"input_scale must be in \(0, 4\], got 0.0"),
     (dict(model="psmnet_dws", input_scale=4.5), r"input_scale must be in \(0, 4\], got 4.5"),
 ])
@@ -190,6 +194,23 @@ def test_bad_configuration_is_refused_with_the_value(kwargs, message):
         pytest.skip("this machine has CUDA")
     with pytest.raises(ConfigurationError, match=message):
         StereoEstimator(**kwargs)
+
+
+def test_the_traced_network_gives_the_uncompiled_disparity():
+    # torch.compile's tracing (dynamo) without code generation: what the node's compile
+    # parameter runs on CUDA, where inductor then generates the kernels (test_cuda.py measures it).
+    left, right = render_plane_pair(64, 96, 5.0, seed=3)
+    plain = StereoEstimator("psmnet_dws", "shipped", 16, "cpu").estimate(left, right)
+    from torch._dynamo.utils import counters
+
+    traced = StereoEstimator("psmnet_dws", "shipped", 16, "cpu", compile_backend="eager")
+    graphs, breaks = counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
+    for _ in range(2):  # the second call runs the traced graph from dynamo's cache
+        result = traced.estimate(left, right)
+        assert np.abs(result.disparity - plain.disparity).max() < 1e-3
+    # One whole graph, traced once: a graph break would leave inductor pieces to fuse.
+    assert counters["stats"]["unique_graphs"] == graphs + 1
+    assert sum(counters["graph_break"].values()) == breaks
 
 
 def test_bf16_on_cpu_runs():

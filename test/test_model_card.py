@@ -9,7 +9,7 @@ import torch
 
 from stereo_depth_node.model_card import ship
 from stereo_depth_node.train import learning_rate, train
-from stereo_depth_node.training_history import card_history, history_of_weights
+from stereo_depth_node.training_history import card_history, history_of_weights, run_entry
 from test_train import tiny_config
 
 
@@ -58,6 +58,36 @@ def test_a_card_from_before_histories_counts_as_one_run():
     assert card_history(card) == [{"steps": 1000, "samples_seen": 4000, "wall_time_s": 4817.0,
                                    "trained_on": "cpu", "model": "psmnet_dws", "lr": 0.001,
                                    "batch_size": 4}]
+
+
+def test_a_run_on_a_gpu_names_the_gpu():
+    meta = {"step": 767, "samples_seen": 6136, "wall_time_s": 300.3, "gpu": "NVIDIA H200",
+            "config": {"device": "cuda", "model": "psmnet_dws", "lr": 0.001}}
+    entry = run_entry(meta)
+    assert entry["trained_on"] == "cuda (NVIDIA H200)" and entry["steps"] == 767
+    assert run_entry({**meta, "gpu": None, "config": {"device": "cpu"}})["trained_on"] == "cpu"
+
+
+def test_loss_plot_draws_the_logged_losses(tmp_path):
+    import cv2
+    import numpy as np
+
+    from stereo_depth_node.errors import ConfigurationError
+    from stereo_depth_node.model_card import write_loss_plot
+
+    log = tmp_path / "log.jsonl"
+    # Falling losses, and a validation line without a loss that the plot must skip.
+    log.write_text("".join(json.dumps({"step": s, "loss": 40.0 - s / 10}) + "\n"
+                           for s in range(10, 210, 10)) + '{"step": 200, "val_epe": 3.0}\n')
+    write_loss_plot(log, tmp_path / "loss.png", "run: training loss")
+    image = cv2.imread(str(tmp_path / "loss.png"))
+    assert image.shape == (360, 640, 3)
+    drawn = np.argwhere((image[..., 0] > 120) & (image[..., 2] < 60))  # the curve's blue
+    first, last = drawn[drawn[:, 1].argmin()], drawn[drawn[:, 1].argmax()]
+    assert first[0] < last[0]  # left end high, right end low: a falling loss
+    log.write_text(json.dumps({"step": 1, "loss": 3.0}) + "\n")
+    with pytest.raises(ConfigurationError, match="has 1 logged losses; a curve needs 2"):
+        write_loss_plot(log, tmp_path / "one.png", "one")
 
 
 def test_warm_up_ramps_the_rate_the_optimiser_uses(tmp_path):

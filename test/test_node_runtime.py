@@ -299,6 +299,8 @@ def test_back_pressure_keeps_the_newest_and_counts_drops(run_node, mode):
     ({"model": "sgbm", "max_disparity": 40}, "multiple of 16 for sgbm, got 40"),
     ({"model": "psmnet", "weights": "none", "max_disparity": 30}, "multiple of 4, got 30"),
     ({"model": "psmnet_dws", "weights": "none", "device": "cuda"}, "device 'cuda' requested"),
+    ({"model": "psmnet_dws", "weights": "none", "device": "cpu", "compile": True},
+     "compile needs a CUDA device; the network runs on cpu"),
     ({"model": "sgbm", "max_depth": -2.0}, "max_depth (-2.0) must be greater than min_depth"),
     ({"model": "sgbm", "max_depth": "far"},
      "max_depth must be a number (e.g. 10 or 10.0), got 'far'"),

@@ -144,9 +144,12 @@ class StereoDepthNode(Node):
             f" raw images, rectified here ({self._rectifier.backend})" if self._rectifier
             else " images")
         subscribed = ", ".join(self.resolve_topic_name(t) for t in self._inputs.subscribed)
+        compiled = (" with torch.compile (the first frame at each image size compiles: about "
+                    "75 s on an H200; frames meanwhile are dropped and counted)"
+                    if getattr(self.estimator.matcher, "compile_backend", None) else "")
         self.get_logger().info(
             f"{READY_LINE} {self.estimator.model_name} on "
-            f"{self.estimator.device}, max disparity "
+            f"{self.estimator.device}{compiled}, max disparity "
             f"{self.estimator.max_disparity}, {'approximate' if approximate else 'exact'} sync "
             f"({self._inputs.backend}), image decoder {decoder}, {images}; "
             f"subscribed to {subscribed}")
@@ -163,6 +166,7 @@ class StereoDepthNode(Node):
         # node's log rather than Python's logging, which a ROS user does not see configured.
         return StereoEstimator(model, weights, max_disparity, configured["device"],
                                configured["precision"],
+                               compile_backend="inductor" if configured["compile"] else None,
                                notify=self.get_logger().info)
 
     def _build_rectifier(self) -> Rectifier:
