@@ -1,10 +1,13 @@
-"""Rectified stereo camera model: disparity <-> depth <-> 3-D points (REP 103 optical frame)."""
+"""Rectified stereo camera model: disparity <-> depth <-> 3-D points (REP 103 optical frame).
+The conversions take numpy arrays or torch tensors and give back the same kind; a tensor stays on
+its device, so that a frame's maps are converted where the network made them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Sequence, TypeVar
 
 import numpy as np
+import torch
 
 from .errors import InputError
 
@@ -20,6 +23,20 @@ def _matrix(info: Any, name: str, shape: tuple[int, int], side: str) -> np.ndarr
                                  f"expected {shape[0] * shape[1]}")
             return array.reshape(shape)
     raise InputError(f"{side} camera_info has no {name} matrix")
+
+
+Maps = TypeVar("Maps", np.ndarray, torch.Tensor)
+
+
+def _float_tensor(values: np.ndarray | torch.Tensor) -> torch.Tensor:
+    if isinstance(values, torch.Tensor):
+        return values.float()
+    return torch.from_numpy(np.asarray(values, dtype=np.float32))
+
+
+def _like(source: Maps, result: torch.Tensor) -> Maps:
+    """Maps come back as they came in: numpy arrays as arrays, tensors on their device."""
+    return result if isinstance(source, torch.Tensor) else result.numpy()
 
 
 @dataclass(frozen=True)
@@ -83,31 +100,37 @@ class StereoCamera:
         return cls.from_projections(_matrix(left_info, "P", (3, 4), "left"),
                                     _matrix(right_info, "P", (3, 4), "right"))
 
-    def depth_from_pixel_shift(self, shift: np.ndarray) -> np.ndarray:
+    def depth_from_pixel_shift(self, shift: Maps) -> Maps:
         """Depth in metres (float32) from x_l - x_r; NaN where it gives no point in front."""
-        disparity = np.asarray(shift, dtype=np.float32) - np.float32(self.disparity_offset)
-        return self.depth_from_disparity(disparity)
+        tensor = _float_tensor(shift)
+        return _like(shift, self.depth_from_disparity(tensor - self._constant(
+            self.disparity_offset, tensor)))
 
-    def depth_from_disparity(self, disparity: np.ndarray) -> np.ndarray:
+    def depth_from_disparity(self, disparity: Maps) -> Maps:
         """Z = fx * baseline / d; NaN where d <= 0 or is NaN."""
-        disparity = np.asarray(disparity, dtype=np.float32)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            depth = np.float32(self.fx * self.baseline) / disparity
-        return np.where(disparity > 0, depth, np.nan).astype(np.float32)
+        return _like(disparity, self._ratio(_float_tensor(disparity)))
 
-    def disparity_from_depth(self, depth: np.ndarray) -> np.ndarray:
+    def disparity_from_depth(self, depth: Maps) -> Maps:
         """d = fx * baseline / Z; NaN where Z <= 0 or is NaN."""
-        depth = np.asarray(depth, dtype=np.float32)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            disparity = np.float32(self.fx * self.baseline) / depth
-        return np.where(depth > 0, disparity, np.nan).astype(np.float32)
+        return _like(depth, self._ratio(_float_tensor(depth)))
 
-    def points_from_depth(self, depth: np.ndarray) -> np.ndarray:
+    def points_from_depth(self, depth: Maps) -> Maps:
         """Organized H x W x 3 float32 points (X right, Y down, Z forward); NaN where depth is."""
-        depth = np.asarray(depth, dtype=np.float32)
-        height, width = depth.shape
-        u = np.arange(width, dtype=np.float32)[None, :]
-        v = np.arange(height, dtype=np.float32)[:, None]
-        x = (u - np.float32(self.cx)) * depth / np.float32(self.fx)
-        y = (v - np.float32(self.cy)) * depth / np.float32(self.fy)
-        return np.stack([x, y, depth], axis=-1)
+        z = _float_tensor(depth)
+        height, width = z.shape
+        u = torch.arange(width, dtype=torch.float32, device=z.device)[None, :]
+        v = torch.arange(height, dtype=torch.float32, device=z.device)[:, None]
+        x = (u - self._constant(self.cx, z)) * z / self._constant(self.fx, z)
+        y = (v - self._constant(self.cy, z)) * z / self._constant(self.fy, z)
+        return _like(depth, torch.stack([x, y, z], dim=-1))
+
+    def _ratio(self, values: torch.Tensor) -> torch.Tensor:
+        """fx * baseline / values where values > 0, else NaN: depth <-> disparity both ways."""
+        ratio = self._constant(self.fx * self.baseline, values) / values
+        return torch.where(values > 0, ratio, torch.full_like(values, float("nan")))
+
+    @staticmethod
+    def _constant(value: float, like: torch.Tensor) -> torch.Tensor:
+        # A float32 tensor on the maps' device, not a Python number: CUDA divides by a Python
+        # number as a multiplication by its reciprocal, one rounding more than the CPU.
+        return torch.tensor(value, dtype=torch.float32, device=like.device)

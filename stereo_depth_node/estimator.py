@@ -42,22 +42,39 @@ class StereoResult:
     input_scale: float = 1.0
 
 
-def left_right_inconsistent(left_disparity: np.ndarray, right_disparity: np.ndarray,
-                            threshold: float) -> np.ndarray:
+@dataclass
+class StereoMaps:
+    """A StereoResult's maps as tensors on the device that matched (the CPU for SGBM), for
+    post-processing there before one copy to the host (pipeline.py)."""
+
+    disparity: torch.Tensor
+    confidence: torch.Tensor
+    occlusion: torch.Tensor | None
+    timings_ms: dict[str, float]
+    input_scale: float
+
+
+def left_right_inconsistent(left_disparity: torch.Tensor, right_disparity: torch.Tensor,
+                            threshold: float) -> torch.Tensor:
     """True where the right view's disparity at x - d disagrees by more than `threshold` px.
 
     Pixels whose match falls outside the right image, or whose disparity is NaN in either view,
     are inconsistent too: they have no counterpart to confirm them.
     """
-    height, width = left_disparity.shape
-    columns = np.arange(width, dtype=np.float32)[None, :]
-    target = np.rint(columns - np.nan_to_num(left_disparity, nan=-1e6)).astype(np.int64)
+    width = left_disparity.shape[-1]
+    columns = torch.arange(width, dtype=torch.float32, device=left_disparity.device)
+    target = torch.round(columns - torch.nan_to_num(left_disparity, nan=-1e6)).long()
     inside = (target >= 0) & (target < width)
-    rows = np.broadcast_to(np.arange(height)[:, None], target.shape)
-    matched = right_disparity[rows, np.clip(target, 0, width - 1)]
-    with np.errstate(invalid="ignore"):
-        agree = np.abs(left_disparity - matched) <= threshold
+    matched = right_disparity.gather(-1, target.clamp(0, width - 1))
+    agree = (left_disparity - matched).abs() <= threshold
     return ~(inside & agree)
+
+
+def _finished(device: torch.device) -> float:
+    """perf_counter() once the device has done what was queued, so that timings are the work's."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def check_input_scale(scale: float) -> None:
@@ -121,23 +138,34 @@ class StereoEstimator:
         """Where matching runs; OpenCV's SGBM always runs on the CPU."""
         return getattr(self.matcher, "device", torch.device("cpu"))
 
-    def estimate(self, left: np.ndarray, right: np.ndarray) -> StereoResult:
+    @torch.inference_mode()
+    def estimate_maps(self, left: np.ndarray, right: np.ndarray) -> StereoMaps:
+        """`estimate`, with the maps left on the matching device."""
         # Settings are read once: the node changes them from another thread (runtime parameters),
         # and one frame must not mix two scales or thresholds.
         scale, lr_check, lr_threshold = self.input_scale, self.lr_check, self.lr_threshold
         start = time.perf_counter()
         left_rgb, right_rgb = check_pair(left, right)
-        disparity, confidence = self.matcher.match(left_rgb, right_rgb, scale)
-        timings = {"match": (time.perf_counter() - start) * 1e3}
+        disparity, confidence = self.matcher.match_maps(left_rgb, right_rgb, scale)
+        timings = {"match": (_finished(disparity.device) - start) * 1e3}
         occlusion = None
         if lr_check:
             lr_start = time.perf_counter()
             # The right view's disparity is the left-view disparity of the mirrored, swapped pair.
-            mirrored, _ = self.matcher.match(np.ascontiguousarray(right_rgb[:, ::-1]),
-                                             np.ascontiguousarray(left_rgb[:, ::-1]), scale)
-            occlusion = left_right_inconsistent(disparity, mirrored[:, ::-1], lr_threshold)
-            disparity = np.where(occlusion, np.nan, disparity).astype(np.float32)
-            confidence = np.where(occlusion, 0.0, confidence).astype(np.float32)
-            timings["lr_check"] = (time.perf_counter() - lr_start) * 1e3
+            mirrored = self.matcher.match_maps(np.ascontiguousarray(right_rgb[:, ::-1]),
+                                               np.ascontiguousarray(left_rgb[:, ::-1]), scale)
+            occlusion = left_right_inconsistent(disparity, mirrored[0].flip(-1), lr_threshold)
+            disparity = disparity.masked_fill(occlusion, float("nan"))
+            confidence = confidence.masked_fill(occlusion, 0.0)
+            timings["lr_check"] = (_finished(disparity.device) - lr_start) * 1e3
         timings["total"] = (time.perf_counter() - start) * 1e3
-        return StereoResult(disparity, confidence, occlusion, timings, scale)
+        return StereoMaps(disparity, confidence, occlusion, timings, scale)
+
+    def estimate(self, left: np.ndarray, right: np.ndarray) -> StereoResult:
+        maps = self.estimate_maps(left, right)
+        planes = [maps.disparity, maps.confidence]
+        if maps.occlusion is not None:
+            planes.append(maps.occlusion.float())
+        host = torch.stack(planes).cpu().numpy()
+        occlusion = host[2] > 0.5 if maps.occlusion is not None else None
+        return StereoResult(host[0], host[1], occlusion, maps.timings_ms, maps.input_scale)

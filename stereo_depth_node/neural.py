@@ -116,9 +116,10 @@ class NeuralMatcher:
             return self._forward(left, right)
 
     @torch.inference_mode()
-    def match(self, left_rgb: np.ndarray, right_rgb: np.ndarray, scale: float = 1.0
-              ) -> tuple[np.ndarray, np.ndarray]:
-        """Disparity (float32 px at input resolution) and confidence, both H x W."""
+    def match_maps(self, left_rgb: np.ndarray, right_rgb: np.ndarray, scale: float = 1.0
+                   ) -> torch.Tensor:
+        """2 x H x W float32 on this matcher's device: disparity (px at input resolution) and
+        confidence. Left there, so that the frame's post-processing runs there too."""
         height, width = left_rgb.shape[:2]
         size = (max(round(height * scale), 1), max(round(width * scale), 1))
         left = self.to_network_input(left_rgb, size)
@@ -129,5 +130,10 @@ class NeuralMatcher:
         if size != (height, width):
             maps = F.interpolate(maps, size=(height, width), mode="bilinear", align_corners=False)
             maps[:, 0] *= width / size[1]
-        maps = maps[0].cpu().numpy()
+        return maps[0]
+
+    def match(self, left_rgb: np.ndarray, right_rgb: np.ndarray, scale: float = 1.0
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Disparity (float32 px at input resolution) and confidence, both H x W, on the host."""
+        maps = self.match_maps(left_rgb, right_rgb, scale).cpu().numpy()
         return maps[0], maps[1]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
 
 from .errors import ConfigurationError
 from .images import to_uint8
@@ -44,3 +45,8 @@ class SGBMMatcher:
         disparity = np.where(valid, fixed_point.astype(np.float32) * (width / size[0] / 16.0),
                              np.nan)
         return disparity.astype(np.float32), valid.astype(np.float32)
+
+    def match_maps(self, left_rgb: np.ndarray, right_rgb: np.ndarray, scale: float = 1.0
+                   ) -> torch.Tensor:
+        """`match` as a 2 x H x W CPU tensor (disparity, confidence), as the networks give it."""
+        return torch.from_numpy(np.stack(self.match(left_rgb, right_rgb, scale)))

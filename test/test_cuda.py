@@ -131,16 +131,24 @@ def test_continuation_data_is_built_on_cuda_as_on_the_cpu():
     assert float(same.float().mean()) > 0.995  # resampled by the up-scaling: edges may round apart
 
 
-def test_node_frame_processing_runs_on_cuda(teddy):
-    estimator = StereoEstimator("psmnet_dws", "shipped", 64, "cuda", notify=lambda _t: None)
-    height, width = teddy.disparity.shape
-    p_left = [500.0, 0.0, width / 2, 0.0, 0.0, 500.0, height / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
-    p_right = list(p_left)
-    p_right[3] = -500.0 * 0.1
-    output = process_frame(estimator, teddy.left, teddy.right, p_left, p_right, OutputSettings())
-    assert estimator.matcher.device.type == "cuda"
-    assert output.points.shape == (height, width, 3)
-    assert np.isfinite(output.depth).mean() > 0.5
+def test_frame_processing_on_cuda_follows_the_formulas_and_lands_in_pinned_memory():
+    # Post-processing runs where the network ran, and one copy brings the maps to the host.
+    from test_pipeline import (HEIGHT, WIDTH, assert_frame_follows_the_formulas, colour_pair,
+                               expected_disparity, projections)
+
+    estimator = StereoEstimator("psmnet_dws", "shipped", 16, "cuda", "fp32",
+                                notify=lambda _t: None)
+    pair = colour_pair(HEIGHT, WIDTH)
+    settings = OutputSettings(min_depth=19.0, max_depth=21.0)
+    estimator.estimate(*pair)  # cuDNN picks its algorithms on the first call
+    matched = estimator.estimate(*pair)
+    output = process_frame(estimator, *pair, *projections(WIDTH, HEIGHT), settings)
+    assert estimator.device.type == "cuda"
+    np.testing.assert_allclose(output.disparity, expected_disparity(
+        matched.disparity, matched.confidence, settings), atol=1e-3)
+    assert_frame_follows_the_formulas(output, pair[0], settings)
+    for name in ("disparity", "confidence", "depth", "cloud"):
+        assert torch.from_numpy(getattr(output, name)).is_pinned(), name
 
 
 def test_node_messages_are_built_on_cuda():

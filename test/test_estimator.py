@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from scenes import render_two_layer_scene
 from stereo_depth_node.camera import StereoCamera
@@ -101,10 +102,10 @@ def test_settings_changed_during_a_frame_apply_from_the_next_one(plane):
         def __getattr__(self, name):
             return getattr(sgbm, name)
 
-        def match(self, left, right, scale):
+        def match_maps(self, left, right, scale):
             scales.append(scale)
             estimator.input_scale = 2.0
-            return sgbm.match(left, right, scale)
+            return sgbm.match_maps(left, right, scale)
 
     estimator.matcher = ChangedMidFrame()
     result = estimator.estimate(*plane)
@@ -114,14 +115,16 @@ def test_settings_changed_during_a_frame_apply_from_the_next_one(plane):
 
 
 def test_left_right_consistency_by_hand():
-    left = np.array([[0.0, 1.0, 1.0, 1.0, 2.0]], np.float32)
-    right = np.array([[1.0, 1.0, 1.0, 5.0, 2.0]], np.float32)
+    left = torch.tensor([[0.0, 1.0, 1.0, 1.0, 2.0]])
+    right = torch.tensor([[1.0, 1.0, 1.0, 5.0, 2.0]])
     # x=0: match at 0 (d 0 vs 1 -> inconsistent); x=1..3: match x-1 with d 1 -> consistent
     # except x=4 -> match at 2 where the right says 1 (vs 2): inconsistent.
     assert left_right_inconsistent(left, right, 0.5).tolist() == [[True, False, False, False,
                                                                      True]]
-    outside = np.array([[3.0, 0.0, 0.0, 0.0, 0.0]], np.float32)
-    assert left_right_inconsistent(outside, np.zeros_like(outside), 0.5)[0, 0]
+    outside = torch.tensor([[3.0, 0.0, 0.0, 0.0, 0.0]])
+    assert left_right_inconsistent(outside, torch.zeros_like(outside), 0.5)[0, 0]
+    nan = torch.tensor([[float("nan"), 0.0]])
+    assert left_right_inconsistent(nan, torch.zeros_like(nan), 0.5).tolist() == [[True, False]]
 
 
 @pytest.mark.parametrize("name", ["psmnet", "psmnet_dws"])

@@ -1,8 +1,9 @@
 """`bench node`: one stereo set of messages in, every output message out, timed per stage.
 
 Stages, each the node's own code: decode (Image messages to arrays), to tensor and back (upload,
-normalise, pad; crop, download), network (`model.infer` alone), post-processing (confidence
-threshold, depth, points, colours), point-cloud packing (PointCloud2), the other messages, and
+normalise, pad; crop), network (`model.infer` alone), post-processing (confidence threshold,
+depth, points and packed colours on the matching device, then one copy of every map to the host),
+point-cloud packing (PointCloud2 from the packed array), the other messages, and
 serialisation (`rclpy.serialization.serialize_message`, the CPU side of publishing; the DDS
 transport itself is not timed). End to end is `process_stereo_messages` plus serialisation.
 
@@ -115,8 +116,8 @@ class _TimedEstimator:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._estimator, name)
 
-    def estimate(self, left: Any, right: Any) -> Any:
-        result = self._estimator.estimate(left, right)
+    def estimate_maps(self, left: Any, right: Any) -> Any:
+        result = self._estimator.estimate_maps(left, right)
         self.last_ms = result.timings_ms["total"]
         return result
 
@@ -163,7 +164,7 @@ def bench_frame(estimator: StereoEstimator, width: int, height: int, warmup: int
             times["end_to_end"] = (framed - start) * 1e3
         else:
             begin = now()
-            ros.point_cloud(output.points, left_msg.header, output.colors)
+            ros.point_cloud(output.cloud, left_msg.header, output.has_color)
             times["pack_points"] = (now() - begin) * 1e3
             begin = now()
             result = ros.process(timed_estimator, decoder, left_msg, right_msg, left_info,

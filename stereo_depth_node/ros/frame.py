@@ -147,8 +147,8 @@ def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, l
             distortion_model=left_info.distortion_model, d=left_info.d, k=left_info.k,
             r=left_info.r, p=left_info.p, binning_x=left_info.binning_x,
             binning_y=left_info.binning_y, roi=left_info.roi)
-    if enabled["points2"] and output.points is not None:
-        messages["points2"] = point_cloud(output.points, header, output.colors)
+    if enabled["points2"] and output.cloud is not None:
+        messages["points2"] = point_cloud(output.cloud, header, output.has_color)
     if enabled["confidence"]:
         messages["confidence"] = float_image(output.confidence, header)
     return FrameResult(messages, output.camera_error)

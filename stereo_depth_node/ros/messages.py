@@ -42,27 +42,17 @@ def disparity_image(disparity: np.ndarray, header: Header, focal: float, baselin
                           delta_d=float(delta_d))
 
 
-def pack_rgb(colors: np.ndarray) -> np.ndarray:
-    """H x W x 3 uint8 RGB -> H x W float32 holding 0x00RRGGBB, the PCL/RViz 'rgb' field."""
-    rgb = colors.astype(np.uint32)
-    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    return packed.view(np.float32)
-
-
-def point_cloud(points: np.ndarray, header: Header, colors: np.ndarray | None = None
-                ) -> PointCloud2:
-    """Organized cloud (height = H, width = W) of H x W x 3 points; NaN marks invalid points."""
-    height, width = points.shape[:2]
-    cloud = np.zeros((height, width, 4), dtype="<f4")
-    cloud[..., :3] = points
+def point_cloud(cloud: np.ndarray, header: Header, has_color: bool) -> PointCloud2:
+    """Organized cloud (height = H, width = W) of an H x W x 4 float32 array as the frame
+    pipeline packs it (x, y, z, then rgb or padding); NaN marks invalid points."""
+    height, width = cloud.shape[:2]
     fields = [PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1)
               for i, name in enumerate("xyz")]
-    if colors is not None:
-        cloud[..., 3] = pack_rgb(colors)
+    if has_color:
         fields.append(PointField(name="rgb", offset=12, datatype=PointField.FLOAT32, count=1))
     return PointCloud2(header=header, height=height, width=width, fields=fields,
                        is_bigendian=False, point_step=POINT_STEP, row_step=POINT_STEP * width,
-                       data=cloud.tobytes(), is_dense=False)
+                       data=np.ascontiguousarray(cloud, dtype="<f4").tobytes(), is_dense=False)
 
 
 def camera_infos(camera: StereoCamera, width: int, height: int, frame_id: str
