@@ -28,7 +28,7 @@ if [[ ${DEVICE_DRY_RUN:-0} == 1 ]]; then
     # 100 times slower (11 s instead of 0.08 s at 96x64 on a loaded 2-core machine).
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
     DEVICE=cpu SIZES="96x64" MAXD=16 SYNTHETIC=1
-    BENCH_BUDGET=${DEVICE_BENCH_BUDGET_S:-30}
+    BENCH_BUDGET=${DEVICE_BENCH_BUDGET_S:-30} CHECK_DEADLINE_S=600
     TRAIN_BUDGET=${DEVICE_TRAIN_BUDGET_S:-6} COMPARE_BUDGET=${DEVICE_COMPARE_BUDGET_S:-4}
     MATRIX_OPTS=(--models psmnet_dws --precisions fp32 --variants eager compile
                  --compile-backend eager --compile-reserve 0
@@ -36,7 +36,7 @@ if [[ ${DEVICE_DRY_RUN:-0} == 1 ]]; then
     NODE_OPTS=(--warmup 1 --repeats 2 --compile no eager)
 else
     DEVICE=cuda SIZES="640x480 1242x375" MAXD=192 SYNTHETIC=8
-    BENCH_BUDGET=${DEVICE_BENCH_BUDGET_S:-60}
+    BENCH_BUDGET=${DEVICE_BENCH_BUDGET_S:-60} CHECK_DEADLINE_S=${DEVICE_CHECK_DEADLINE_S:-270}
     TRAIN_BUDGET=${DEVICE_TRAIN_BUDGET_S:-300} COMPARE_BUDGET=${DEVICE_COMPARE_BUDGET_S:-180}
     MATRIX_OPTS=()
     # Each size once as the node runs by default and once with compile:=true (compiling takes
@@ -133,10 +133,16 @@ check() {
     part bench-node "$PYTHON" -m stereo_depth_node.ros.bench_node --model psmnet_dws \
         --sizes $SIZES --max-disparity "$MAXD" --device "$DEVICE" "${NODE_OPTS[@]}" \
         --json "$OUT/bench_node.json" --markdown "$OUT/bench_node.md"
-    # The matrix last: its budget bounds the step, and cases past it are listed as skipped.
+    # The matrix last: its budget bounds the step, and cases past it are listed as skipped. It
+    # gets what is left before CHECK_DEADLINE_S (the call's 360 s less the matrix's own tail of
+    # FLOP counting, the estimator rows and a compile that may overrun), at most BENCH_BUDGET.
+    local budget=$((CHECK_DEADLINE_S - SECONDS))
+    ((budget > BENCH_BUDGET)) && budget=$BENCH_BUDGET
+    ((budget < 0)) && budget=0
+    echo "device_session: matrix budget ${budget} s (${SECONDS} s into the step)"
     # shellcheck disable=SC2086
     part bench-matrix "$PYTHON" -m stereo_depth_node.device_bench --sizes $SIZES \
-        --max-disparity "$MAXD" --device "$DEVICE" --budget "$BENCH_BUDGET" "${MATRIX_OPTS[@]}" \
+        --max-disparity "$MAXD" --device "$DEVICE" --budget "$budget" "${MATRIX_OPTS[@]}" \
         --json "$OUT/bench_matrix.json" --markdown "$OUT/bench_matrix.md"
     summary
     grep -o 'tests="[0-9]*" [^>]*' "$OUT/pytest_cuda.xml" 2>/dev/null
