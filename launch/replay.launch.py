@@ -7,7 +7,9 @@ with it would be half over before it subscribes), and a second later, so that th
 have matched the player. Without remap arguments, the topics are found in the bag: a bag whose
 camera_info is '<ns>/left/camera_info' (as `stereo-depth bag make` writes, under /stereo) runs the
 node in namespace <ns>. RViz's fixed frame is the frame_id of that camera_info unless fixed_frame
-is given. Reading the bag needs rosbags (pip install rosbags); without it give namespace:=...
+is given, and the node warms up on one frame of its image size before it reports ready
+(warmup_size), so that cuDNN's tuning or compile:=true's compiling loses none of the bag's first
+frames. Reading the bag needs rosbags (pip install rosbags); without it give namespace:=...
 """
 from launch import LaunchDescription
 from launch.actions import (DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription,
@@ -22,7 +24,9 @@ from stereo_depth_node.ros.launch_support import StartupWatch, bag_camera
 PACKAGE = "stereo_depth_node"
 REMAP_ARGUMENTS = ("left_image", "right_image", "left_info", "right_info")
 FORWARDED = ("namespace", "left_image", "right_image", "left_info", "right_info", "params_file",
-             "model", "weights", "device", "max_disparity", "image_transport", "rectify", "rviz")
+             "model", "weights", "device", "max_disparity", "image_transport", "rectify",
+             "compile", "warmup_size", "rviz")
+FROM_THE_BAG = ("namespace", "warmup_size")
 # Between the node's ready line and the first message: DDS matching of its readers with the
 # player's writers (best-effort inputs lose what comes before).
 PLAY_AFTER_READY_S = 1.0
@@ -37,7 +41,10 @@ def _replay_actions(context):
     forwarded = {name: value(name) for name in FORWARDED}
     if not forwarded["namespace"] and not any(forwarded[name] for name in REMAP_ARGUMENTS):
         forwarded["namespace"] = camera.namespace
-    forwarded.update(use_sim_time="true", fixed_frame=value("fixed_frame") or camera.frame_id)
+    # The bag starts on the ready line: a first frame still compiling or tuning would drop the
+    # bag's first seconds, so the node warms up at the bag's image size first.
+    forwarded.update(use_sim_time="true", fixed_frame=value("fixed_frame") or camera.frame_id,
+                     warmup_size=forwarded["warmup_size"] or camera.size)
     node_launch = PathJoinSubstitution([FindPackageShare(PACKAGE), "launch",
                                         "stereo_depth.launch.py"])
     play = ["ros2", "bag", "play", bag, "--clock", "--rate", value("rate")]
@@ -65,9 +72,8 @@ def generate_launch_description():
         DeclareLaunchArgument("fixed_frame", default_value="",
                               description="RViz fixed frame (default: from the bag)"),
         *(DeclareLaunchArgument(name, default_value="true" if name == "rviz" else "",
-                                description="as in stereo_depth.launch.py (namespace: default "
-                                            "from the bag)" if name == "namespace"
-                                else "as in stereo_depth.launch.py")
+                                description="as in stereo_depth.launch.py" + (
+                                    " (default: from the bag)" if name in FROM_THE_BAG else ""))
           for name in FORWARDED if name != "params_file"),
         DeclareLaunchArgument(
             "params_file", default_value=PathJoinSubstitution([FindPackageShare(PACKAGE),

@@ -32,7 +32,8 @@ REMAPS = {
 }
 # Launch arguments that override node parameters of the same name, with their types.
 OVERRIDES = {"model": str, "weights": str, "device": str, "max_disparity": int,
-             "image_transport": str, "rectify": bool, "use_sim_time": bool}
+             "image_transport": str, "rectify": bool, "compile": bool, "warmup_size": str,
+             "use_sim_time": bool}
 
 
 def _node_actions(context):

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .checkpoints import range_notice, resolve_weights
+from .data.plane import render_plane_pair
 from .errors import ConfigurationError
 from .images import check_pair
 from .models import NEURAL_MODELS
@@ -160,6 +161,15 @@ class StereoEstimator:
             timings["lr_check"] = (_finished(disparity.device) - lr_start) * 1e3
         timings["total"] = (time.perf_counter() - start) * 1e3
         return StereoMaps(disparity, confidence, occlusion, timings, scale)
+
+    def warm_up(self, width: int, height: int) -> float:
+        """Match one textured pair of this size, as frames of it will be matched (input scale,
+        left-right check): torch.compile compiles for that size and cuDNN picks its algorithms,
+        which would otherwise hold up the first real frame. Returns the seconds it took."""
+        left, right = render_plane_pair(height, width, disparity=8.0, seed=0)
+        start = time.perf_counter()
+        self.estimate_maps(left, right)
+        return time.perf_counter() - start
 
     def estimate(self, left: np.ndarray, right: np.ndarray) -> StereoResult:
         maps = self.estimate_maps(left, right)

@@ -62,7 +62,7 @@ def test_node_launch_file_overrides_real_parameters_and_remaps_real_topics():
     overrides = _literal(path, "OVERRIDES")
     assert set(overrides) <= NODE_PARAMETERS
     assert set(overrides) == {"model", "weights", "device", "max_disparity", "image_transport",
-                              "rectify", "use_sim_time"}
+                              "rectify", "compile", "warmup_size", "use_sim_time"}
     types = {p.name: type(p.default).__name__ for p in PARAMETERS} | {"use_sim_time": "bool"}
     for name, kind in overrides.items():
         assert kind == types[name], name
@@ -103,6 +103,8 @@ def test_replay_launch_file_forwards_declared_arguments():
     assert '"--clock"' in text and 'use_sim_time="true"' in text
     # The player starts on the node's ready line (launch_support.StartupWatch), not with the node.
     assert "OnProcessIO(on_stdout=play_once_ready" in text and "watch.saw_ready(event.text)" in text
+    # ... after warming up at the bag's image size (launch_support.bag_camera reads it).
+    assert 'warmup_size=forwarded["warmup_size"] or camera.size' in text
 
 
 def test_parameters_file_sets_every_parameter_with_its_type():

@@ -46,15 +46,16 @@ def test_rviz_shows_the_image_the_node_reads(left_image, rectify, remaps):
 
 def test_bag_made_by_the_bag_tool_gives_its_namespace_and_frame(tmp_path):
     make_bag(tmp_path / "bag", [PAIR], CAMERA, namespace="/robot/stereo", frame_id="cam_optical")
-    assert bag_camera(str(tmp_path / "bag")) == BagCamera("/robot/stereo", "cam_optical")
+    assert bag_camera(str(tmp_path / "bag")) == BagCamera("/robot/stereo", "cam_optical", "64x48")
     # With the left camera_info named, its frame; the namespace only where the layout gives one.
     assert bag_camera(str(tmp_path / "bag"), "/robot/stereo/left/camera_info") == \
-        BagCamera("/robot/stereo", "cam_optical")
+        BagCamera("/robot/stereo", "cam_optical", "64x48")
 
 
 def test_the_left_camera_info_is_read_even_when_the_right_one_comes_first(tmp_path):
     messages = stereo_messages(*PAIR, CAMERA, 10**9, "left_optical")
     messages["right/camera_info"].header.frame_id = "right_optical"
+    messages["left/camera_info"].width = messages["left/camera_info"].height = 0  # unset size
     with BagWriter(tmp_path / "bag") as writer:
         for topic in ("right/camera_info", "left/camera_info", "left/image_rect",
                       "right/image_rect"):

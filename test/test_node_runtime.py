@@ -65,6 +65,15 @@ def test_exact_and_approximate_sync(run_node, approximate, mode):
         assert process.wait_for_log("found no partners (exact stamps)", 10)
 
 
+def test_the_node_warms_up_before_it_reports_ready_and_then_serves(run_node):
+    process, client, _ = run_node({"model": "psmnet_dws", "weights": "none", "max_disparity": 16,
+                                   "device": "cpu", "warmup_size": "96x64"}, "/warmup")
+    log = process.log()
+    warmed = re.search(r"warmed up on one 96x64 frame in \d+\.\d s", log)
+    assert warmed and warmed.start() < log.index("ready:"), log
+    send_and_wait(client, stereo_set(*render_plane_pair(64, 96, 8.0, seed=3), 80.0))
+
+
 @pytest.mark.parametrize("mode", SYNC_MODES)
 def test_stamps_beyond_the_tolerance_are_reported_and_the_next_set_works(run_node, mode):
     process, client, _ = run_node({"model": "sgbm", "max_disparity": 32, "approximate_sync": True,
@@ -309,6 +318,10 @@ def test_back_pressure_keeps_the_newest_and_counts_drops(run_node, mode):
      "sync_tolerance must be in [0, 3600] s, got 10000000000.0"),
     ({"model": "sgbm", "queue_size": 2.5},
      "'queue_size' to '2.5' of type 'DOUBLE', expecting type 'INTEGER'"),
+    ({"model": "sgbm", "warmup_size": "640by480"},
+     "warmup_size must be WIDTHxHEIGHT (e.g. 640x480) or empty, got '640by480'"),
+    ({"model": "sgbm", "warmup_size": "16x16"},
+     "warmup_size sides must be 32 to 8192 px, got 16x16"),
     ({"model": "sgbm", "image_transport": "theora"},
      "image_transport must be one of raw, compressed, got 'theora'"),
 ])

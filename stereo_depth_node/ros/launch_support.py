@@ -42,6 +42,7 @@ def rviz_image_remaps(left_image: str, rectify: str) -> list[tuple[str, str]]:
 class BagCamera(NamedTuple):
     namespace: str  # what precedes left/camera_info in the bag's topic ('' if not that layout)
     frame_id: str   # of the first left camera_info message ('' if none)
+    size: str = ""  # its WIDTHxHEIGHT, the node's warmup_size ('' if none, or 0 x 0)
 
 
 def bag_camera(bag: str, left_info: str = "") -> BagCamera:
@@ -60,10 +61,11 @@ def bag_camera(bag: str, left_info: str = "") -> BagCamera:
                      and (c.topic == left_info if left_info else c.topic.endswith(suffix))]
             for connection in infos[:1]:
                 for _, _, raw in reader.messages(connections=[connection]):
-                    frame_id = reader.deserialize(raw, connection.msgtype).header.frame_id
+                    info = reader.deserialize(raw, connection.msgtype)
                     topic = connection.topic
+                    size = f"{info.width}x{info.height}" if info.width and info.height else ""
                     return BagCamera(topic.removesuffix(suffix) if topic.endswith(suffix) else "",
-                                     frame_id)
+                                     info.header.frame_id, size)
     except Exception as exc:  # any unreadable bag: ros2 bag play will say what is wrong with it
         print(f"replay.launch.py: could not read the camera_info in {bag}: {exc}",
               file=sys.stderr)

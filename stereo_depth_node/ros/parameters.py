@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
+
+
+from ..images import MIN_SIDE_PX
+
+MAX_WARMUP_SIDE = 8192  # a typo such as 64000x480 must not allocate gigabytes at start
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("compile", False, "run the network through torch.compile (CUDA only): about "
                   "3x faster on an H200, after a first frame per image size that takes about 75 "
                   "s", False),
+    ParameterSpec("warmup_size", "", "WIDTHxHEIGHT of the coming images: one frame of that "
+                  "size is matched before the node reports ready, so that compiling and cuDNN's "
+                  "tuning do not hold up the first real frame; empty = none", False),
     ParameterSpec("max_disparity", 0, "disparity search range in px; 0 = the shipped weights' "
                   "value (192 for sgbm)", False),
     ParameterSpec("image_transport", "raw", "raw or compressed: images as sensor_msgs/Image, or "
@@ -57,6 +66,21 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
 )
 
 BY_NAME = {spec.name: spec for spec in PARAMETERS}
+
+
+def warmup_size(text: str) -> tuple[int, int] | None:
+    """(width, height) of the warmup_size parameter, None when it is empty."""
+    if not text.strip():
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if match is None:
+        raise ValueError(f"warmup_size must be WIDTHxHEIGHT (e.g. 640x480) or empty, got "
+                         f"{text!r}")
+    width, height = int(match.group(1)), int(match.group(2))
+    if min(width, height) < MIN_SIDE_PX or max(width, height) > MAX_WARMUP_SIDE:
+        raise ValueError(f"warmup_size sides must be {MIN_SIDE_PX} to {MAX_WARMUP_SIDE} px, "
+                         f"got {width}x{height}")
+    return width, height
 
 
 def parameter_value(spec: ParameterSpec, value: Any) -> Any:
