@@ -150,8 +150,8 @@ class StereoDepthNode(Node):
             f" raw images, rectified here ({self._rectifier.backend})" if self._rectifier
             else " images")
         subscribed = ", ".join(self.resolve_topic_name(t) for t in self._inputs.subscribed)
-        compiled = (" with torch.compile (the first frame at each image size compiles: about "
-                    "75 s on an H200; frames meanwhile are dropped and counted)"
+        compiled = (" with torch.compile (each image size not warmed up compiles at its first "
+                    "frame: about 75 s on an H200; frames meanwhile are dropped and counted)"
                     if getattr(self.estimator.matcher, "compile_backend", None) else "")
         self.get_logger().info(
             f"{READY_LINE} {self.estimator.model_name} on "
