@@ -83,7 +83,7 @@ class NeuralMatcher:
         """Build the network, fill in `weights` and move it to the resolved device."""
         torch_device = resolve_device(device)
         chosen_precision = resolve_precision(precision, torch_device)
-        check_compile_backend(compile_backend, torch_device)
+        check_compile_backend(compile_backend, torch_device)  # before the weights are read
         model = load_model(weights, model_name, max_disparity, align_corners)
         return cls(model.to(torch_device).eval(), model_name, torch_device, chosen_precision,
                    compile_backend)

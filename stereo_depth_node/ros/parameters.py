@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-
 from ..images import MIN_SIDE_PX
 
 MAX_WARMUP_SIDE = 8192  # a typo such as 64000x480 must not allocate gigabytes at start
