@@ -398,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     for an unexpected error)."""
     args = sys.argv if argv is None else argv
     rclpy.init(args=args)
+    # Made before the node: once a signal has shut the context down (SIGTERM just after the
+    # ready line) an executor can no longer be made, while adding to one fails in the try below.
+    executor = SingleThreadedExecutor()
     try:
         node = StereoDepthNode()
     except (ConfigurationError, InputError, ValueError, ParameterException) as exc:
@@ -411,10 +414,9 @@ def main(argv: list[str] | None = None) -> int:
         if rclpy.ok():
             raise
         _exit(0)  # SIGTERM while starting: the context went away under the constructor
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
     code = 0
     try:
+        executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
