@@ -31,6 +31,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.signals import uninstall_signal_handlers
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
@@ -427,6 +428,10 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             code = 1
     finally:
+        # rclpy's signal thread may still be shutting the context down when the executor wakes;
+        # uninstalling its handlers waits for that thread, so that destroy_node below does not
+        # run beside it (suspected cause of a rare SIGSEGV in destroy_node after a signal).
+        uninstall_signal_handlers()
         _ignore_signals_while_stopping()
         node.shutdown()
         executor.shutdown(timeout_sec=0.5)
