@@ -172,6 +172,14 @@ def cmd_ship(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_paper_comparison(args: argparse.Namespace) -> int:
+    from .paper_comparison import comparison_markdown, read_results
+
+    args.out.write_text(comparison_markdown(read_results(args.results)))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_average(args: argparse.Namespace) -> int:
     from .averaging import average_checkpoints
 
@@ -309,6 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "one's record (steps, samples, history) goes with the average")
     average.add_argument("--out", type=Path, required=True)
     average.set_defaults(func=cmd_average)
+
+    comparison = commands.add_parser(
+        "paper-comparison", help="docs/paper_comparison.md from the device compare step's "
+        "results.tar")
+    comparison.add_argument("results", type=Path, help="results.tar of "
+                            "scripts/device_session.sh compare")
+    comparison.add_argument("--out", type=Path, default=Path("docs/paper_comparison.md"))
+    comparison.set_defaults(func=cmd_paper_comparison)
 
     demo = commands.add_parser("demo", help="the embedded motorcycle pair through each backend")
     demo.add_argument("--models", nargs="+", default=["sgbm", DEFAULT_MODEL], choices=BACKENDS)

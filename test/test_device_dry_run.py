@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from stereo_depth_node.data.pfm import read_pfm, write_pfm
+from stereo_depth_node.paper_comparison import comparison_markdown, read_results
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "device_session.sh"
@@ -122,3 +123,10 @@ def test_compare_step_trains_both_networks_alike(tmp_path, tiny_eval):
     cards = [_tar_json(out, f"{m}_compare.json") for m in ("psmnet", "psmnet_dws")]
     recipes = [{k: v for k, v in card["recipe"].items() if k != "data"} for card in cards]
     assert recipes[0] == recipes[1]
+    # The page the step's results become (docs/paper_comparison.md).
+    report = comparison_markdown(read_results(out / "results.tar"))
+    assert "| psmnet | 5,224,768 | 8,564,320 | 5,224,768 | 8,564,320 |" in report
+    assert "| psmnet_dws | 3,906,464 | 5,927,712 |" in report
+    assert "30.8 % fewer parameters per call" in report
+    assert "| middlebury2003 (1) | psmnet_dws |" in report
+    assert "The claim that the separable features cut errors in occluded regions" in report
