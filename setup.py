@@ -32,7 +32,7 @@ setup(
     entry_points={
         "console_scripts": [
             "stereo-depth = stereo_depth_node.cli:main",
-            "stereo_depth_node = stereo_depth_node.ros.node:main",
+            "stereo_depth_node = stereo_depth_node.ros.entry:main",
         ],
     },
 )

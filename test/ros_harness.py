@@ -21,7 +21,7 @@ from stereo_depth_node.ros.conversions import array_to_image_fields
 from stereo_depth_node.ros.frame import DEFAULT_INPUTS, InputTopics
 from stereo_depth_node.ros.messages import image_message as input_image, stereo_messages
 
-NODE_COMMAND = [sys.executable, "-m", "stereo_depth_node.ros.node"]
+NODE_COMMAND = [sys.executable, "-m", "stereo_depth_node.ros.entry"]
 FRAME = "left_camera_optical_frame"
 # message_filters' Python package, unchanged (not on PyPI); every ROS installation has it.
 ROS_PYTHON = Path(__file__).resolve().parents[2] / "shared" / "ros_python"

@@ -161,7 +161,7 @@ def test_setup_installs_launch_config_and_the_ament_marker():
     source = (ROOT / "setup.py").read_text()
     for needle in ('"share/ament_index/resource_index/packages"', 'glob("launch/*.launch.py")',
                    'glob("config/*.yaml") + glob("config/*.rviz")',
-                   '"stereo_depth_node = stereo_depth_node.ros.node:main"'):
+                   '"stereo_depth_node = stereo_depth_node.ros.entry:main"'):
         assert needle in source
     assert (ROOT / "resource/stereo_depth_node").exists()
     cfg = (ROOT / "setup.cfg").read_text()

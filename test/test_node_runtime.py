@@ -397,6 +397,21 @@ def test_a_signal_just_after_the_ready_line_is_a_clean_stop(ros_context):
         assert process.returncode == 0 and "Traceback" not in output, output
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_libraries_load_is_a_clean_stop(ros_context, sig):
+    # Importing torch and the networks takes about 1.7 s here; 0.4 s in, the executable is still
+    # loading them (without the entry module, SIGINT gave a KeyboardInterrupt traceback there
+    # and SIGTERM killed the process, exit -15).
+    process = subprocess.Popen([*NODE_COMMAND, "--ros-args", "-r", "__ns:=/loading"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=ros_environment("default"))
+    time.sleep(0.4)
+    process.send_signal(sig)
+    output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0 and "Traceback" not in output, output
+    assert "stopped while loading" in output, output
+
+
 def test_default_parameters_load_the_shipped_network(ros_context, tmp_path):
     process = NodeProcess(tmp_path / "node.log", {"device": "cpu"}, "/defaults")
     process.wait_ready()

@@ -40,7 +40,7 @@ def use_local_shared_memory() -> None:
 
 def _start_node(model: str, namespace: str, device: str, log_path: Path) -> subprocess.Popen:
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
-    command = [sys.executable, "-m", "stereo_depth_node.ros.node", "--ros-args",
+    command = [sys.executable, "-m", "stereo_depth_node.ros.entry", "--ros-args",
                "-r", f"__ns:={namespace}", "-p", f"model:={model}",
                "-p", f"max_disparity:={DEMO_MAX_DISPARITY}", "-p", f"device:={device}",
                "-p", "summary_period:=0.0"]
