@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .bench import bench_estimator, machine_description, publish_result
 from .data.plane import render_plane_pair
-from .devices import resolve_device
+from .devices import resolve_device, synchronize
 from .neural import NeuralMatcher
 
 VARIANTS = ("eager", "graph", "compile", "compile-graph")
@@ -103,17 +103,12 @@ def build_runner(matcher: NeuralMatcher, variant: str, left: torch.Tensor, right
     return _graphed(forward, left, right) if variant == "graph" else forward
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_runs(run: Forward, left: torch.Tensor, right: torch.Tensor, device: torch.device,
               warmup: int, repeats: int) -> list[float]:
     """Milliseconds per call: CUDA events around each call on the GPU, the host clock on the CPU."""
     for _ in range(warmup):
         run(left, right)
-    _synchronize(device)
+    synchronize(device)
     if device.type != "cuda":
         times = []
         for _ in range(repeats):
@@ -187,7 +182,7 @@ def run_case(case: Case, device: torch.device, max_disparity: int, warmup: int, 
         start = time.perf_counter()
         run = build_runner(matcher, case.variant, left, right, compile_backend)
         run(left, right)
-        _synchronize(device)
+        synchronize(device)
         first_call_s = time.perf_counter() - start
         return time_runs(run, left, right, device, warmup, repeats), first_call_s
 

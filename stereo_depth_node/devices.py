@@ -1,7 +1,8 @@
-"""Choosing the torch device and the inference precision from user settings."""
+"""Choosing the torch device and the inference precision from user settings; timing on it."""
 from __future__ import annotations
 
 import re
+import time
 
 import torch
 
@@ -43,3 +44,16 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         raise ConfigurationError("precision 'fp16' needs a CUDA device; on the CPU use "
                                  "'fp32' or 'bf16'")
     return "fp32" if precision == "auto" else precision
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until the device has done what was queued on it (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def finished_clock(device: torch.device) -> float:
+    """time.perf_counter() once the device's queued work is done, so that timings are the work's
+    and not only its launch."""
+    synchronize(device)
+    return time.perf_counter()

@@ -12,6 +12,7 @@ import torch
 
 from .checkpoints import range_notice, resolve_weights
 from .data.plane import render_plane_pair
+from .devices import finished_clock
 from .errors import ConfigurationError
 from .images import check_pair
 from .models import NEURAL_MODELS
@@ -69,13 +70,6 @@ def left_right_inconsistent(left_disparity: torch.Tensor, right_disparity: torch
     matched = right_disparity.gather(-1, target.clamp(0, width - 1))
     agree = (left_disparity - matched).abs() <= threshold
     return ~(inside & agree)
-
-
-def _finished(device: torch.device) -> float:
-    """perf_counter() once the device has done what was queued, so that timings are the work's."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
 
 
 def check_input_scale(scale: float) -> None:
@@ -148,7 +142,7 @@ class StereoEstimator:
         start = time.perf_counter()
         left_rgb, right_rgb = check_pair(left, right)
         disparity, confidence = self.matcher.match_maps(left_rgb, right_rgb, scale)
-        timings = {"match": (_finished(disparity.device) - start) * 1e3}
+        timings = {"match": (finished_clock(disparity.device) - start) * 1e3}
         occlusion = None
         if lr_check:
             lr_start = time.perf_counter()
@@ -158,7 +152,7 @@ class StereoEstimator:
             occlusion = left_right_inconsistent(disparity, mirrored[0].flip(-1), lr_threshold)
             disparity = disparity.masked_fill(occlusion, float("nan"))
             confidence = confidence.masked_fill(occlusion, 0.0)
-            timings["lr_check"] = (_finished(disparity.device) - lr_start) * 1e3
+            timings["lr_check"] = (finished_clock(disparity.device) - lr_start) * 1e3
         timings["total"] = (time.perf_counter() - start) * 1e3
         return StereoMaps(disparity, confidence, occlusion, timings, scale)
 

@@ -24,11 +24,15 @@ RECIPE_KEYS = (*(key for key in RUN_KEYS if key != "model"), "betas", "steps", "
                "min_layers", "max_layers", "init_weights")
 
 
-def _losses(log_path: Path | None) -> list[tuple[int, float]]:
+def _log_entries(log_path: Path | None) -> list[dict[str, Any]]:
+    """A run's log.jsonl, one dict a line; none without a log."""
     if log_path is None or not log_path.exists():
         return []
-    entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    return [(e["step"], e["loss"]) for e in entries if "loss" in e]
+    return [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+
+
+def _losses(log_path: Path | None) -> list[tuple[int, float]]:
+    return [(e["step"], e["loss"]) for e in _log_entries(log_path) if "loss" in e]
 
 
 def _loss_curve(log_path: Path | None, points: int = 50) -> list[list[float]]:
@@ -48,10 +52,7 @@ def write_loss_plot(log_path: str | os.PathLike, png_path: str | os.PathLike, ti
 
 
 def _validation_curve(log_path: Path | None) -> list[list[float]]:
-    if log_path is None or not log_path.exists():
-        return []
-    entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    return [[e["step"], round(e["val_synthetic_epe"], 4)] for e in entries
+    return [[e["step"], round(e["val_synthetic_epe"], 4)] for e in _log_entries(log_path)
             if "val_synthetic_epe" in e]
 
 

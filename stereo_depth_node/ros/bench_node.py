@@ -19,12 +19,13 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from ..bench import machine_description, publish_result
 from ..data.plane import render_plane_pair
+from ..devices import finished_clock
 from ..estimator import StereoEstimator
 from ..neural import NeuralMatcher
 from ..pipeline import OutputSettings, process_frame
@@ -81,16 +82,6 @@ def input_messages(width: int, height: int, ros: SimpleNamespace | None) -> list
     return [*images, *infos]
 
 
-def _clock(device: torch.device) -> Callable[[], float]:
-    """Seconds, after the device has finished what was queued (the host clock alone would stop
-    before the GPU work it timed was done)."""
-    def now() -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter()
-    return now
-
-
 def _network_inputs(estimator: StereoEstimator, width: int, height: int
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     left, right = render_plane_pair(height, width, disparity=24.0, seed=1)
@@ -133,7 +124,6 @@ def bench_frame(estimator: StereoEstimator, width: int, height: int, warmup: int
     zero. `first_frame_s` is the first frame's decode and processing, compiling included.
     """
     device = estimator.device
-    now = _clock(device)
     left_msg, right_msg, left_info, right_info = input_messages(width, height, ros)
     decoder, settings = ImageDecoder(), OutputSettings()
     timed_estimator = _TimedEstimator(estimator)
@@ -145,34 +135,34 @@ def bench_frame(estimator: StereoEstimator, width: int, height: int, warmup: int
     first_frame_s = float("nan")
     for index in range(warmup + repeats):
         times: dict[str, float] = {}
-        start = now()
+        start = finished_clock(device)
         left = decoder.to_rgb(left_msg, LEFT_TOPIC)
         right = decoder.to_rgb(right_msg, RIGHT_TOPIC)
-        decoded = now()
+        decoded = finished_clock(device)
         output = process_frame(estimator, left, right, left_info.p, right_info.p, settings)
-        framed = now()
+        framed = finished_clock(device)
         times["decode"] = (decoded - start) * 1e3
         if index == 0:  # a node's first frame at this size: cuDNN tuning, compiling
             first_frame_s = framed - start
         times["match"] = output.timings_ms["total"]
         times["post_processing"] = (framed - decoded) * 1e3 - times["match"]
         if neural:
-            begin = now()
+            begin = finished_clock(device)
             _network(estimator, inputs)
-            times["network"] = (now() - begin) * 1e3
+            times["network"] = (finished_clock(device) - begin) * 1e3
         if ros is None:
             times["end_to_end"] = (framed - start) * 1e3
         else:
-            begin = now()
+            begin = finished_clock(device)
             ros.point_cloud(output.cloud, left_msg.header, output.has_color)
-            times["pack_points"] = (now() - begin) * 1e3
-            begin = now()
+            times["pack_points"] = (finished_clock(device) - begin) * 1e3
+            begin = finished_clock(device)
             result = ros.process(timed_estimator, decoder, left_msg, right_msg, left_info,
                                  right_info, settings, {})
-            built = now()
+            built = finished_clock(device)
             for message in result.messages.values():
                 ros.serialize(message)
-            done = now()
+            done = finished_clock(device)
             times["messages"] = (built - begin) * 1e3 - timed_estimator.last_ms
             times["serialize"] = (done - built) * 1e3
             times["end_to_end"] = (done - begin) * 1e3

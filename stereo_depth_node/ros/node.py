@@ -101,7 +101,7 @@ class StereoDepthNode(Node):
         check_sync_tolerance(configured["sync_tolerance"])  # message_filters' Duration is built
         if configured["queue_size"] < 1:                    # with the synchroniser, below
             raise ValueError(f"queue_size must be >= 1, got {configured['queue_size']}")
-        warmup_size(configured["warmup_size"])  # refused before the network loads
+        warmup = warmup_size(configured["warmup_size"])  # refused before the network loads
         if not 0 <= configured["summary_period"] < math.inf:
             raise ValueError(f"summary_period must be >= 0 s and finite, got "
                              f"{configured['summary_period']}")
@@ -131,10 +131,9 @@ class StereoDepthNode(Node):
         self._apply_runtime({spec.name: configured[spec.name]
                              for spec in PARAMETERS if spec.runtime})
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        size = warmup_size(configured["warmup_size"])
-        if size is not None:
-            seconds = self.estimator.warm_up(*size)
-            self.get_logger().info(f"warmed up on one {size[0]}x{size[1]} frame in "
+        if warmup is not None:
+            seconds = self.estimator.warm_up(*warmup)
+            self.get_logger().info(f"warmed up on one {warmup[0]}x{warmup[1]} frame in "
                                    f"{seconds:.1f} s")
         # Wall-clock periods: under use_sim_time a paused or finished bag stops ROS time, and the
         # node's health must still be reported.
