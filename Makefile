@@ -53,8 +53,8 @@ train-cpu: setup
 		--resume $(TRAIN_CPU_DIR)/last.pt,--init-weights stereo_depth_node/weights/psmnet_dws.pt)
 
 # The evaluation data a GPU session carries to the device (docs/device_log.md, "How to run").
-device-data:
-	scripts/device_session.sh prepare
+device-data: setup
+	PYTHON=$(BIN)/python scripts/device_session.sh prepare
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

@@ -3,13 +3,15 @@
 # run", has the exact calls). Results land under $OUT within what the device tool brings back:
 # at most 8 files of 16 MiB, no deeper than $OUT/a/b/file. A short summary table is printed last.
 #
-#   prepare  here, before any device time: copy ../shared/data/stereo_eval to .device_data/
+#   prepare  here, before any device time: copy ../shared/data/stereo_eval and message_filters
+#            to .device_data/, download rclpy wheels for the GPU machine (PYTHON=.venv/bin/python)
 #   check    CUDA tests (pytest -m cuda), the node benchmark, the network benchmark matrix ~5 min
 #   train    the shipped psmnet_dws continued (config/train_gpu_continue.yaml), then eval ~6.5 min
 #   compare  psmnet and psmnet_dws from scratch: same recipe, seed, data and budget, eval  ~8 min
 #
 # It runs from the repository root with the machine's python3 and the package not installed
-# (PYTHONPATH), needs no network, and installs nothing. DEVICE_DRY_RUN=1 runs every step on the
+# (PYTHONPATH), needs no network, and installs nothing there but the carried rclpy wheels, into
+# a throw-away venv. DEVICE_DRY_RUN=1 runs every step on the
 # CPU with tiny sizes in about a minute (test/test_device_dry_run.py), so it cannot rot between
 # device sessions. Budgets can be changed through DEVICE_BENCH_BUDGET_S, DEVICE_TRAIN_BUDGET_S and
 # DEVICE_COMPARE_BUDGET_S (seconds).
@@ -19,6 +21,11 @@ STEP=${1:?usage: scripts/device_session.sh prepare|check|train|compare}
 cd "$(dirname "$0")/.." || exit 2
 PYTHON=${PYTHON:-python3}
 DATA=${DEVICE_DATA:-.device_data/stereo_eval}
+WHEELS=${DEVICE_WHEELS:-.device_data/wheels}
+# A dry run has rclpy already, and the carried wheels are for the GPU machine's Python.
+[[ ${DEVICE_DRY_RUN:-0} == 1 ]] && WHEELS=${DEVICE_WHEELS:-}
+# All that the check step reads of the evaluation data (test/test_cuda.py's real pair).
+TEDDY=.device_data/stereo_eval/middlebury2003/teddy
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 # DDS never leaves the machine (README, "DDS on one machine"), should anything start rclpy.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-42}
@@ -55,11 +62,25 @@ part() {
 
 prepare() {
     local source=${SHARED_EVAL:-../shared/data/stereo_eval}
+    local ros_python=${SHARED_ROS_PYTHON:-../shared/ros_python}
     [[ -d $source ]] || die "no $source to copy"
-    rm -rf .device_data/stereo_eval && mkdir -p .device_data
+    [[ -d $ros_python/message_filters ]] || die "no $ros_python/message_filters to copy"
+    rm -rf .device_data/stereo_eval .device_data/ros_python && mkdir -p .device_data
     cp -r "$source" .device_data/stereo_eval || die "copy failed"
-    echo "copied $source to .device_data/stereo_eval ($(du -sh .device_data | cut -f1));" \
-         "name .device_data in the run call's carry"
+    cp -r "$ros_python" .device_data/ros_python || die "copy failed"
+    "$PYTHON" scripts/device_wheels.py "$WHEELS" || die "downloading the rclpy wheels failed"
+    echo "copied $source and $ros_python to .device_data; rclpy wheels in $WHEELS"
+    carry_size "check" "$WHEELS" .device_data/ros_python "$TEDDY"
+    carry_size "train" .device_data/stereo_eval
+}
+
+# What a call moves to the device (the tracked tree and the carried paths), against its limit.
+carry_size() {
+    local bytes
+    bytes=$( (git ls-files -z | xargs -0 stat -c %s; find "${@:2}" -type f -exec stat -c %s {} +) |
+             awk '{s += $1} END {print s}')
+    echo "$1 call: $((bytes / 1048576)) MiB of 64 MiB (carry: ${*:2})"
+    ((bytes < 64 * 1048576)) || die "the $1 call would move more than 64 MiB"
 }
 
 # A GPU training config ($2) as it is; in a dry run the same file with tiny sizes.
@@ -123,9 +144,27 @@ summary() {
     echo "== summary: $STEP ($(date -u +%FT%TZ)); failed parts: ${FAILED[*]:-none} =="
 }
 
+# rclpy from the wheels that `prepare` downloaded, in a venv of its own which sees the machine's
+# packages (torch) through a .pth file: the machine's python3 is itself a venv, so
+# --system-site-packages would not reach them. The ROS wheels load their libraries from the
+# venv's lib/, where pip puts them. message_filters comes from the carried ros_python copy.
+ros_from_wheels() {
+    local env=$SCRATCH/rosenv own
+    "$PYTHON" -m venv "$env" || return
+    own=$("$env/bin/python3" -c 'import site; print(site.getsitepackages()[0])') || return
+    "$PYTHON" -c 'import site; print(*site.getsitepackages(), sep="\n")' \
+        > "$own/machine_packages.pth" || return
+    "$env/bin/python3" -m pip install -q --no-index --no-deps --no-compile --ignore-installed \
+        "$WHEELS"/*.whl || return
+    PYTHON=$env/bin/python3
+    PYTHONPATH="$PYTHONPATH:$PWD/.device_data/ros_python"
+    "$PYTHON" -c "import rclpy, message_filters; print('rclpy from', rclpy.__file__)"
+}
+
 check() {
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version \
         --format=csv
+    [[ -n $WHEELS && -d $WHEELS ]] && part rclpy-install ros_from_wheels
     "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
     part cuda-tests "$PYTHON" -m pytest -m cuda test/test_cuda.py -q -s -p no:cacheprovider \
         --junitxml "$OUT/pytest_cuda.xml"

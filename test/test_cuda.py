@@ -160,6 +160,35 @@ def test_node_messages_are_built_on_cuda():
     assert all(value is not None for value in stages.values())
 
 
+def test_node_on_cuda_answers_over_dds_as_the_cpu_estimator_does(teddy, ros_context, tmp_path):
+    # The product path on the GPU: the node process with device:=cuda, a set in over DDS, every
+    # output back, the disparity as the CPU computes it in fp32 (the node runs bf16 there).
+    from ros_harness import NodesUnderTest, reliable_inputs, stereo_set
+    from stereo_depth_node.ros.conversions import float_image_to_array, point_cloud_to_array
+
+    namespace = "/cuda_node"
+    nodes = NodesUnderTest()
+    try:
+        process, client, _sent = nodes.start(
+            tmp_path / "node.log", {"device": "cuda", "model": "psmnet_dws", "max_disparity": 64,
+                                    **reliable_inputs(namespace)},
+            namespace, stereo_set(teddy.left, teddy.right, 1.0))
+        assert "psmnet_dws on cuda" in process.log()
+        out = client.send_and_wait(stereo_set(teddy.left, teddy.right, 2.0),
+                                   ("disparity", "depth", "points2", "confidence"))
+    finally:
+        codes = nodes.close()
+    assert codes == [0]
+    disparity = float_image_to_array(out["disparity"].image)
+    expected = _estimate("psmnet_dws", "shipped", "cpu", "fp32", teddy)
+    assert np.isfinite(disparity).all()
+    assert np.abs(disparity - expected).mean() < MIXED_PRECISION_EPE_MARGIN_PX
+    cloud = point_cloud_to_array(out["points2"])
+    assert cloud.shape == (*disparity.shape, 4)
+    depth = float_image_to_array(out["depth"])
+    np.testing.assert_allclose(cloud[..., 2], depth, rtol=1e-6, equal_nan=True)
+
+
 def test_rectification_on_cuda_matches_opencv(teddy):
     # rectify:=true with the network on the GPU remaps there (grid_sample on cached maps).
     from stereo_depth_node.rectification import Rectifier, example_camera_models
