@@ -5,8 +5,9 @@
 #
 #   prepare  here, before any device time: copy ../shared/data/stereo_eval and message_filters
 #            to .device_data/, download rclpy wheels for the GPU machine (PYTHON=.venv/bin/python)
-#   check    CUDA tests (pytest -m cuda), the node benchmark, the network benchmark matrix ~5 min
-#   train    the shipped psmnet_dws continued (config/train_gpu_continue.yaml), then eval ~6.5 min
+#   check    CUDA tests, the node frame path and the node over DDS (eager, compiled), the
+#            network benchmark matrix in what is left                                  ~6 min
+#   train    the shipped psmnet_dws continued (config/train_gpu_continue.yaml), then eval ~5 min
 #   compare  psmnet and psmnet_dws from scratch: same recipe, seed, data and budget, eval  ~8 min
 #
 # It runs from the repository root with the machine's python3 and the package not installed
@@ -41,14 +42,16 @@ if [[ ${DEVICE_DRY_RUN:-0} == 1 ]]; then
                  --compile-backend eager --compile-reserve 0
                  --warmup 1 --repeats 2 --estimator-repeats 1)
     NODE_OPTS=(--warmup 1 --repeats 2 --compile no eager)
+    LIVE_OPTS=(--latency-sets 2 --seconds 2) LIVE_PASSES=(eager) MIN_MATRIX_S=0
 else
     DEVICE=cuda SIZES="640x480 1242x375" MAXD=192 SYNTHETIC=8
-    BENCH_BUDGET=${DEVICE_BENCH_BUDGET_S:-60} CHECK_DEADLINE_S=${DEVICE_CHECK_DEADLINE_S:-270}
-    TRAIN_BUDGET=${DEVICE_TRAIN_BUDGET_S:-300} COMPARE_BUDGET=${DEVICE_COMPARE_BUDGET_S:-180}
+    BENCH_BUDGET=${DEVICE_BENCH_BUDGET_S:-60} CHECK_DEADLINE_S=${DEVICE_CHECK_DEADLINE_S:-330}
+    TRAIN_BUDGET=${DEVICE_TRAIN_BUDGET_S:-240} COMPARE_BUDGET=${DEVICE_COMPARE_BUDGET_S:-180}
     MATRIX_OPTS=()
-    # Each size once as the node runs by default and once with compile:=true (compiling takes
-    # about 75 s a size on an H200).
-    NODE_OPTS=(--warmup 3 --repeats 20 --compile no inductor)
+    # The frame path per stage as the node runs by default; compile:=true is measured end to
+    # end by bench live (compiling takes about 75 s a size on an H200).
+    NODE_OPTS=(--warmup 3 --repeats 20 --compile no)
+    LIVE_OPTS=(--latency-sets 20 --seconds 6) LIVE_PASSES=(eager compiled) MIN_MATRIX_S=20
 fi
 
 die() { echo "device_session: $*" >&2; exit 2; }
@@ -140,6 +143,14 @@ pack() {
         echo "packed ${present[*]} into \$OUT/results.tar"
 }
 
+# Everything in $1 (files and folders) as $OUT/results.tar, rewritten after each part, so that a
+# call cut off at its limit still returns what the finished parts wrote.
+pack_all() {
+    local names
+    mapfile -t names < <(ls "$1")
+    ((${#names[@]})) && tar -cf "$OUT/results.tar" -C "$1" "${names[@]}"
+}
+
 summary() {
     echo "== summary: $STEP ($(date -u +%FT%TZ)); failed parts: ${FAILED[*]:-none} =="
 }
@@ -162,30 +173,49 @@ ros_from_wheels() {
 }
 
 check() {
+    local results=$SCRATCH/results pass flag
+    mkdir -p "$results"
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version \
         --format=csv
     [[ -n $WHEELS && -d $WHEELS ]] && part rclpy-install ros_from_wheels
     "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
     part cuda-tests "$PYTHON" -m pytest -m cuda test/test_cuda.py -q -s -p no:cacheprovider \
-        --junitxml "$OUT/pytest_cuda.xml"
+        --junitxml "$results/pytest_cuda.xml"
+    pack_all "$results"
     # shellcheck disable=SC2086  # SIZES is a list of sizes
     part bench-node "$PYTHON" -m stereo_depth_node.ros.bench_node --model psmnet_dws \
         --sizes $SIZES --max-disparity "$MAXD" --device "$DEVICE" "${NODE_OPTS[@]}" \
-        --json "$OUT/bench_node.json" --markdown "$OUT/bench_node.md"
+        --json "$results/bench_node.json" --markdown "$results/bench_node.md"
+    pack_all "$results"
+    # The node in its own process over DDS, as it runs by default and with compile:=true (the
+    # targets are end to end); its logs come back too, should compiling fail in the node.
+    for pass in "${LIVE_PASSES[@]}"; do
+        flag=()
+        [[ $pass == compiled ]] && flag=(--compile)
+        # shellcheck disable=SC2086
+        part "bench-live-$pass" "$PYTHON" -m stereo_depth_node.ros.bench_live --model psmnet_dws \
+            --sizes $SIZES --max-disparity "$MAXD" --device "$DEVICE" "${LIVE_OPTS[@]}" \
+            "${flag[@]}" --log-dir "$results/live_logs_$pass" \
+            --json "$results/bench_live_$pass.json" --markdown "$results/bench_live_$pass.md"
+        pack_all "$results"
+    done
     # The matrix last: its budget bounds the step, and cases past it are listed as skipped. It
-    # gets what is left before CHECK_DEADLINE_S (the call's 360 s less the matrix's own tail of
-    # FLOP counting, the estimator rows and a compile that may overrun), at most BENCH_BUDGET.
+    # gets what is left before CHECK_DEADLINE_S (the call's 420 s less the matrix's own tail of
+    # FLOP counting, the estimator rows and a compile that may overrun), at most BENCH_BUDGET;
+    # with less than MIN_MATRIX_S left it does not start.
     local budget=$((CHECK_DEADLINE_S - SECONDS))
     ((budget > BENCH_BUDGET)) && budget=$BENCH_BUDGET
-    ((budget < 0)) && budget=0
     echo "device_session: matrix budget ${budget} s (${SECONDS} s into the step)"
-    # shellcheck disable=SC2086
-    part bench-matrix "$PYTHON" -m stereo_depth_node.device_bench --sizes $SIZES \
-        --max-disparity "$MAXD" --device "$DEVICE" --budget "$budget" "${MATRIX_OPTS[@]}" \
-        --json "$OUT/bench_matrix.json" --markdown "$OUT/bench_matrix.md"
+    if ((budget >= MIN_MATRIX_S)); then
+        # shellcheck disable=SC2086
+        part bench-matrix "$PYTHON" -m stereo_depth_node.device_bench --sizes $SIZES \
+            --max-disparity "$MAXD" --device "$DEVICE" --budget "$budget" "${MATRIX_OPTS[@]}" \
+            --json "$results/bench_matrix.json" --markdown "$results/bench_matrix.md"
+        pack_all "$results"
+    fi
     summary
-    grep -o 'tests="[0-9]*" [^>]*' "$OUT/pytest_cuda.xml" 2>/dev/null
-    cat "$OUT/bench_matrix.md" "$OUT/bench_node.md" 2>/dev/null
+    grep -o 'tests="[0-9]*" [^>]*' "$results/pytest_cuda.xml" 2>/dev/null
+    cat "$results"/bench_*.md 2>/dev/null
 }
 
 train() {

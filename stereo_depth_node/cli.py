@@ -99,15 +99,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sizes(texts: list[str] | None, default) -> list[tuple[int, int]]:
-    """WIDTHxHEIGHT arguments, or the default sizes."""
-    return [tuple(int(v) for v in s.lower().split("x")) for s in texts] if texts else list(default)
-
-
 def cmd_bench_estimator(args: argparse.Namespace) -> int:
     from .bench import ESTIMATOR_SIZES, bench_estimator, format_table, write_json
 
-    sizes = _sizes(args.sizes, ESTIMATOR_SIZES)
+    sizes = args.sizes or list(ESTIMATOR_SIZES)
     print(f"estimator benchmark, max disparity {args.max_disparity}, "
           f"{args.repeats} timed runs after {args.warmup} warm-up")
     result = bench_estimator(args.backends, sizes, args.max_disparity, args.device,
@@ -208,7 +203,7 @@ def _needs_ros(exc: ImportError) -> int:
 def cmd_bench_inputs(args: argparse.Namespace) -> int:
     from .bench import INPUT_SIZES, INPUT_TABLE_HEADER, bench_inputs, write_json
 
-    sizes = _sizes(args.sizes, INPUT_SIZES)
+    sizes = args.sizes or list(INPUT_SIZES)
     print(f"input benchmark (JPEG quality {args.quality}, both views per set)")
     print(INPUT_TABLE_HEADER)
     result = bench_inputs(sizes, args.repeats, args.quality, args.device)
@@ -232,9 +227,10 @@ def cmd_bench_generator(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import device_bench
+    from .bench_cli import parse_size
     from .estimator import BACKENDS
     from .models import NEURAL_MODELS
-    from .ros import bench_node
+    from .ros import bench_live, bench_node
 
     parser = argparse.ArgumentParser(prog="stereo-depth", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -345,8 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench_kinds = bench.add_subparsers(dest="kind", required=True)
     estimator = bench_kinds.add_parser("estimator", help="latency per backend and image size")
     estimator.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
-    estimator.add_argument("--sizes", nargs="+", help="WIDTHxHEIGHT (default: 320x240 640x480 "
-                           "1242x375)")
+    estimator.add_argument("--sizes", nargs="+", type=parse_size, metavar="WIDTHxHEIGHT",
+                           help="default: 320x240 640x480 1242x375")
     estimator.add_argument("--max-disparity", type=int, default=192)
     _add_device_options(estimator)
     estimator.add_argument("--warmup", type=int, default=1)
@@ -354,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     estimator.add_argument("--json", type=Path, default=Path("bench_estimator.json"))
     estimator.set_defaults(func=cmd_bench_estimator)
     inputs = bench_kinds.add_parser("inputs", help="JPEG decoding and rectification per set")
-    inputs.add_argument("--sizes", nargs="+", help="WIDTHxHEIGHT (default: 640x480 1280x720)")
+    inputs.add_argument("--sizes", nargs="+", type=parse_size, metavar="WIDTHxHEIGHT",
+                        help="default: 640x480 1280x720")
     inputs.add_argument("--quality", type=int, default=95, help="JPEG quality of the input")
     inputs.add_argument("--repeats", type=int, default=20)
     inputs.add_argument("--device", default="cpu",
@@ -371,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     generator.set_defaults(func=cmd_bench_generator)
     device_bench.register(bench_kinds)   # networks alone: eager / graphs / compile x precision
     bench_node.register(bench_kinds)     # message in -> all output messages out, per stage
+    bench_live.register(bench_kinds)     # the node in its own process over DDS
     return parser
 
 

@@ -22,6 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .bench import bench_estimator, machine_description, publish_result
+from .bench_cli import add_sizes, module_main, register_kind
 from .data.plane import render_plane_pair
 from .devices import resolve_device, synchronize
 from .neural import NeuralMatcher
@@ -281,15 +282,9 @@ def format_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _size(text: str) -> tuple[int, int]:
-    width, height = text.lower().split("x")
-    return int(width), int(height)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    parser.add_argument("--sizes", nargs="+", type=_size, default=list(SIZES),
-                        metavar="WIDTHxHEIGHT")
+    add_sizes(parser, list(SIZES))
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--max-disparity", type=int, default=192)
@@ -324,18 +319,10 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `matrix` to a subparsers group (the `bench` kinds of the CLI)."""
-    parser = subparsers.add_parser("matrix", help="networks alone: eager / CUDA graph / "
-                                   "torch.compile x precision x size, with FLOP rates")
-    add_arguments(parser)
-    parser.set_defaults(func=run)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stereo_depth_node.device_bench",
-                                     description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    register_kind(subparsers, "matrix", "networks alone: eager / CUDA graph / torch.compile x "
+                  "precision x size, with FLOP rates", add_arguments, run)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(module_main("python -m stereo_depth_node.device_bench", __doc__, add_arguments, run,
+                         None))

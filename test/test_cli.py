@@ -163,6 +163,16 @@ def test_bench_estimator_prints_a_table_and_writes_json(tmp_path):
     assert result["machine"]["cpu_count"] >= 1
 
 
+@pytest.mark.parametrize("kind", ["estimator", "inputs", "node", "live", "matrix"])
+def test_bench_sizes_must_be_width_x_height(kind, tmp_path):
+    done = run_cli("bench", kind, "--sizes", "640x", "--json", tmp_path / "b.json")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"stereo-depth bench {kind}: error: argument --sizes: expected WIDTHxHEIGHT (e.g. "
+        f"640x480), got '640x'")
+    assert not (tmp_path / "b.json").exists()
+
+
 def test_bench_generator_writes_json(tmp_path):
     done = run_cli("bench", "generator", "--height", "64", "--width", "128", "--batch-size", "2",
                    "--batches", "2", "--device", "cpu", "--json", tmp_path / "g.json")

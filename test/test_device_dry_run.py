@@ -77,19 +77,26 @@ def _tar_json(out: Path, name: str) -> dict:
         return json.load(io.TextIOWrapper(archive.extractfile(name)))
 
 
-def test_check_step_runs_tests_and_both_benchmarks(tmp_path, tiny_eval):
+def test_check_step_runs_tests_and_the_benchmarks(tmp_path, tiny_eval):
     out = tmp_path / "out"
     stdout = run_step("check", out, tiny_eval)
-    assert returned_files(out) == {"log_check.txt", "pytest_cuda.xml", "bench_matrix.json",
-                                   "bench_matrix.md", "bench_node.json", "bench_node.md"}
-    matrix = json.loads((out / "bench_matrix.json").read_text())
+    assert returned_files(out) == {"log_check.txt", "results.tar"}
+    assert {"pytest_cuda.xml", "bench_matrix.md", "bench_node.md", "bench_live_eager.md",
+            "live_logs_eager/node_96x64.log"} <= _tar_names(out)
+    matrix = _tar_json(out, "bench_matrix.json")
     assert {(r["variant"], r["status"]) for r in matrix["rows"]} == {("eager", "ok"),
                                                                      ("compile", "ok")}
     assert {r["backend"] for r in matrix["estimator"]["rows"]} == {"psmnet_dws", "sgbm"}
-    node = json.loads((out / "bench_node.json").read_text())
-    assert [row["compile"] for row in node["rows"]] == ["no", "eager"]  # inductor on the GPU
+    node = _tar_json(out, "bench_node.json")
+    assert [row["compile"] for row in node["rows"]] == ["no", "eager"]  # "no" on the GPU
     assert all(row["stages_ms"]["end_to_end"] > 0 for row in node["rows"])
-    assert stdout.rstrip().endswith((out / "bench_node.md").read_text().rstrip())
+    # On the GPU also a compiled pass (compile:=true is refused on the CPU).
+    (live,) = _tar_json(out, "bench_live_eager.json")["rows"]
+    assert live["node_exit_code"] == 0 and live["device"] == "cpu"
+    assert 0 < live["stream"]["sets_answered"] <= live["stream"]["sets_sent"]
+    with tarfile.open(out / "results.tar") as archive:
+        table = archive.extractfile("bench_node.md").read().decode()
+    assert stdout.rstrip().endswith(table.rstrip())
 
 
 def test_train_step_returns_weights_a_resumable_state_and_the_evaluation(tmp_path, tiny_eval):

@@ -417,7 +417,7 @@ def test_default_parameters_load_the_shipped_network(ros_context, tmp_path):
     process.wait_ready()
     try:
         log = process.log()
-        assert "ready: model psmnet_dws on cpu, max disparity 64" in log
+        assert "ready: model psmnet_dws on cpu (fp32), max disparity 64" in log
         assert "no trained weights" not in log
     finally:
         assert process.stop() == 0

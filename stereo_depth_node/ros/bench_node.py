@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from ..bench import machine_description, publish_result
+from ..bench_cli import add_node_arguments, module_main, register_kind
 from ..data.plane import render_plane_pair
 from ..devices import finished_clock
 from ..estimator import StereoEstimator
@@ -231,19 +232,8 @@ def format_table(result: dict[str, Any]) -> str:
                       "", TABLE_HEADER, *(format_row(r) for r in result["rows"])]) + "\n"
 
 
-def _size(text: str) -> tuple[int, int]:
-    width, height = text.lower().split("x")
-    return int(width), int(height)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="psmnet_dws",
-                        choices=("psmnet_dws", "psmnet", "sgbm"))
-    parser.add_argument("--sizes", nargs="+", type=_size, default=list(SIZES),
-                        metavar="WIDTHxHEIGHT")
-    parser.add_argument("--max-disparity", type=int, default=192)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    add_node_arguments(parser, list(SIZES))
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--compile", nargs="+", choices=("no", "inductor", "eager"),
@@ -264,18 +254,10 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `node` to a subparsers group (the `bench` kinds of the CLI)."""
-    parser = subparsers.add_parser("node", help="message in -> all output messages out, per "
-                                   "stage")
-    add_arguments(parser)
-    parser.set_defaults(func=run)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stereo_depth_node.ros.bench_node",
-                                     description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    register_kind(subparsers, "node", "message in -> all output messages out, per stage",
+                  add_arguments, run)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(module_main("python -m stereo_depth_node.ros.bench_node", __doc__, add_arguments,
+                         run, None))

@@ -13,11 +13,14 @@ from .frame import DEFAULT_INPUTS, OUTPUT_TYPES, InputTopics
 
 
 class StereoClient:
-    """Own rclpy node, spun in a background thread, talking to the node under `namespace`."""
+    """Own rclpy node, spun in a background thread, talking to the node under `namespace`.
+    Without `keep_messages` it remembers only when each output arrived and its stamp (a
+    benchmark's thousands of point clouds would fill the memory), and messages are None."""
 
     def __init__(self, namespace: str = "/stereo", name: str = "stereo_client",
-                 topics: InputTopics = DEFAULT_INPUTS) -> None:
+                 topics: InputTopics = DEFAULT_INPUTS, keep_messages: bool = True) -> None:
         self.node = Node(name)
+        self.keep_messages = keep_messages
         self.namespace = namespace.rstrip("/")
         self.topics = topics
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -37,19 +40,25 @@ class StereoClient:
 
     def _collector(self, topic: str) -> Callable:
         def collect(msg) -> None:
+            arrived = time.monotonic()
             with self._lock:
-                self._received[topic].append((time.monotonic(), msg))
+                self._received[topic].append(
+                    (arrived, msg.header.stamp, msg if self.keep_messages else None))
         return collect
 
     def messages(self, topic: str) -> list:
         with self._lock:
-            return [msg for _, msg in self._received[topic]]
+            return [msg for _, _, msg in self._received[topic]]
+
+    def arrivals(self, topic: str) -> list[tuple[float, object]]:
+        """(monotonic arrival time, header stamp) of every output on `topic` so far."""
+        with self._lock:
+            return [(t, stamp) for t, stamp, _ in self._received[topic]]
 
     def arrival(self, topic: str, stamp) -> tuple[float, object] | None:
         """(monotonic arrival time, message) of the output with this header stamp."""
         with self._lock:
-            return next(((t, m) for t, m in self._received[topic] if m.header.stamp == stamp),
-                        None)
+            return next(((t, m) for t, s, m in self._received[topic] if s == stamp), None)
 
     def wait_for_subscribers(self, timeout: float = 30.0) -> None:
         if not self.wait_until(lambda: all(p.get_subscription_count() > 0

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ from .bag import TYPESTORE  # noqa: F401  (fails early when rosbags is missing)
 from .client import OUTPUT_TYPES, StereoClient
 from .conversions import float_image_to_array, point_cloud_to_array
 from .messages import stereo_messages
+from .node_process import NodeProcess
 
 START_NS = 1_700_000_000 * 10**9
 SHM_PROFILE = Path(__file__).with_name("fastdds_shm.xml")
@@ -36,16 +34,6 @@ def use_local_shared_memory() -> None:
     741x500 RGB image is 1.1 MB); this profile carries them and keeps all traffic on the machine.
     """
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", os.fspath(SHM_PROFILE))
-
-
-def _start_node(model: str, namespace: str, device: str, log_path: Path) -> subprocess.Popen:
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
-    command = [sys.executable, "-m", "stereo_depth_node.ros.entry", "--ros-args",
-               "-r", f"__ns:={namespace}", "-p", f"model:={model}",
-               "-p", f"max_disparity:={DEMO_MAX_DISPARITY}", "-p", f"device:={device}",
-               "-p", "summary_period:=0.0"]
-    return subprocess.Popen(command, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
-                            env=env)
 
 
 def _write_figures(out: Path, frame: DemoFrame, outputs: dict[str, Any]) -> None:
@@ -63,7 +51,9 @@ def _write_figures(out: Path, frame: DemoFrame, outputs: dict[str, Any]) -> None
 def _run_model(model: str, frames: list[DemoFrame], out: Path, device: str) -> dict[str, Any]:
     namespace = f"/demo_{model}"
     out.mkdir(parents=True, exist_ok=True)
-    process = _start_node(model, namespace, device, out / "node.log")
+    process = NodeProcess(namespace, {"model": model, "max_disparity": DEMO_MAX_DISPARITY,
+                                      "device": device, "summary_period": 0.0},
+                          out / "node.log")
     client = StereoClient(namespace, f"demo_client_{model}")
     try:
         client.connect(stereo_messages(frames[-1].left, frames[-1].right, frames[-1].camera,
@@ -88,8 +78,7 @@ def _run_model(model: str, frames: list[DemoFrame], out: Path, device: str) -> d
         elapsed = time.monotonic() - start
     finally:
         client.close()
-        process.send_signal(signal.SIGINT)
-        exit_code = process.wait(timeout=30)
+        exit_code = process.stop()
     synthetic = [m for name, m in per_frame.items() if name.startswith("synthetic")]
     mean = lambda region, key: float(np.mean([m[region][key] for m in synthetic  # noqa: E731
                                               if m[region]["pixels"]]))

@@ -153,9 +153,10 @@ class StereoDepthNode(Node):
         compiled = (" with torch.compile (each image size not warmed up compiles at its first "
                     "frame: about 75 s on an H200; frames meanwhile are dropped and counted)"
                     if getattr(self.estimator.matcher, "compile_backend", None) else "")
+        precision = getattr(self.estimator.matcher, "precision", None)  # SGBM has none
         self.get_logger().info(
-            f"{READY_LINE} {self.estimator.model_name} on "
-            f"{self.estimator.device}{compiled}, max disparity "
+            f"{READY_LINE} {self.estimator.model_name} on {self.estimator.device}"
+            f"{f' ({precision})' if precision else ''}{compiled}, max disparity "
             f"{self.estimator.max_disparity}, {'approximate' if approximate else 'exact'} sync "
             f"({self._inputs.backend}), image decoder {decoder}, {images}; "
             f"subscribed to {subscribed}")

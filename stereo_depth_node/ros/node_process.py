@@ -1,0 +1,57 @@
+"""The node in a process of its own, as a robot runs it, for tools that talk to it over DDS
+(`stereo-depth demo`, `stereo-depth bench live`)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .launch_support import READY_LINE
+
+
+class NodeProcess:
+    """`stereo_depth_node` under `namespace` with `parameters`, its output in `log_path`; DDS
+    stays on this machine."""
+
+    def __init__(self, namespace: str, parameters: dict[str, Any], log_path: Path) -> None:
+        env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
+        command = [sys.executable, "-m", "stereo_depth_node.ros.entry", "--ros-args",
+                   "-r", f"__ns:={namespace}"]
+        for name, value in parameters.items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            command += ["-p", f"{name}:={text}"]
+        self.log_path = log_path
+        with open(log_path, "w") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                            env=env)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_ready(self, timeout: float) -> float:
+        """Seconds until the node said it is ready; RuntimeError with its log if it exited or
+        did not get there in `timeout`."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if READY_LINE in self.log():
+                return time.monotonic() - start
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the node did not start in {timeout:.0f} s:\n{self.log()}")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """Ctrl-C, as a user stops it; the exit code (0 is a clean stop)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
