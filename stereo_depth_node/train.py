@@ -25,7 +25,7 @@ import yaml
 from .checkpoints import load_model, save_checkpoint
 from .data.augment import StereoAugmenter
 from .data.generator import GeneratorConfig, StereoBatch, SyntheticStereo
-from .devices import DTYPES, resolve_device, resolve_precision
+from .devices import DTYPES, finished_clock, resolve_device, resolve_precision
 from .errors import ConfigurationError
 from .models import build_model
 from .neural import IMAGENET_MEAN, IMAGENET_STD
@@ -339,7 +339,10 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
         torch.backends.cudnn.benchmark = True
     start = time.perf_counter()
     last_checkpoint = start
-    window_start, window_samples, losses = start, 0, []
+    # data_s: time spent making batches (generator, augmentation) in the window, so the log says
+    # whether the data or the network bounds the rate; the loss.item() below has already waited
+    # for the previous step, so the clock after the batch counts its making alone.
+    window_start, window_samples, losses, data_s = start, 0, [], 0.0
     final = out_dir / "last.pt"
     try:
         while step < config.steps:
@@ -347,7 +350,9 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
                 break
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
+            asked = time.perf_counter()
             batch = batches(step)
+            data_s += finished_clock(device) - asked
             valid = valid_mask(batch.disparity, config.max_disparity)
             with autocast:
                 outputs = network(normalise(batch.left), normalise(batch.right))
@@ -366,12 +371,14 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
                 mean_loss = sum(losses) / len(losses)
                 excluded = int((torch.isfinite(batch.disparity) &
                                 (batch.disparity >= config.max_disparity)).sum())
+                data_share = data_s / max(now - window_start, 1e-9)
                 logger.log(step, loss=mean_loss, samples_per_s=rate, samples=samples,
-                           excluded_above_max=excluded)
+                           excluded_above_max=excluded, data_share=data_share)
                 progress(f"step {step}/{config.steps}  loss {mean_loss:.3f}  "
-                         f"{rate:.2f} samples/s  {samples} samples  "
+                         f"{rate:.2f} samples/s ({100 * data_share:.0f} % making data)  "
+                         f"{samples} samples  "
                          f"{now - start + wall_before:.0f} s")
-                window_start, window_samples, losses = now, 0, []
+                window_start, window_samples, losses, data_s = now, 0, [], 0.0
             if validating and step % config.validate_every == 0:
                 scores = {"val_synthetic_epe": synthetic_epe(model, validation,
                                                              config.max_disparity),

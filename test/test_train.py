@@ -94,6 +94,7 @@ def test_train_command_writes_checkpoint_log_and_config(tmp_path):
     log = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [1, 2]
     assert all(entry["samples_per_s"] > 0 and "excluded_above_max" in entry for entry in log)
+    assert all(0 < entry["data_share"] < 1 for entry in log)
     model = load_model(tmp_path / "run/last.pt", "psmnet_dws", 16)  # loads as shipped weights
     assert model.max_disparity == 16
     (tmp_path / "bad.yaml").write_text("learning_rate: 0.1\n")

@@ -108,8 +108,8 @@ def _latency(client, make_set, topics, count: int, first_ns: int) -> list[float]
 
 
 def _throughput(client, make_set, topics, rate_hz: float, seconds: float, first_ns: int,
-                counts: NodeCounts) -> dict[str, float]:
-    before = counts.now()
+                counts: NodeCounts, node) -> dict[str, Any]:
+    before, memory_before = counts.now(), node.memory_mib()
     period = 1.0 / rate_hz
     sent: dict[int, float] = {}
     start = time.monotonic()
@@ -121,14 +121,17 @@ def _throughput(client, make_set, topics, rate_hz: float, seconds: float, first_
     # The set in flight and the one waiting in the mailbox still come out.
     client.wait_until(lambda: max(_completed(client, topics), default=0) >= max(sent), 10.0)
     done = {k: t for k, t in _completed(client, topics).items() if k in sent}
-    after = counts.now()
+    after, memory_after = counts.now(), node.memory_mib()
     arrivals = sorted(done.values())
     span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else float("nan")
     return {"input_hz": len(sent) / (max(sent.values()) - start + period),
             "sets_sent": len(sent), "sets_answered": len(done),
             "output_pairs_per_s": (len(arrivals) - 1) / span if span > 0 else float("nan"),
             "median_latency_ms": statistics.median((done[k] - sent[k]) * 1e3 for k in done),
-            "node_counts": {key: after[key] - before[key] for key in NodeCounts.KEYS}}
+            "node_counts": {key: after[key] - before[key] for key in NodeCounts.KEYS},
+            # A node that leaks grows over a long stream (--seconds 600 is a soak).
+            "node_rss_mib": {"start": memory_before["rss"], "end": memory_after["rss"],
+                             "peak": memory_after["peak"]}}
 
 
 def bench_size(model: str, width: int, height: int, device: str, precision: str,
@@ -154,7 +157,7 @@ def bench_size(model: str, width: int, height: int, device: str, precision: str,
         closed_loop = 1e3 / statistics.median(latencies)
         rate = rate_hz or min(MAX_RATE_HZ, RATE_OVER_CLOSED_LOOP * closed_loop)
         stream = _throughput(client, make_set, OUTPUT_TOPICS, rate, seconds, START_NS + 10**10,
-                             counts)
+                             counts, node)
     finally:
         if client is not None:
             client.close()
@@ -198,8 +201,8 @@ def bench_live(model: str, sizes: list[tuple[int, int]], device: str = "auto",
 
 TABLE_HEADER = ("| model | size | device | precision | compile | ready s | latency median ms | "
                 "latency p90 ms | closed-loop pairs/s | input Hz | output pairs/s | "
-                "answered / sent | node: received / dropped for newer | node exit |\n|"
-                + "---|" * 14)
+                "answered / sent | node: received / dropped for newer | node RSS MiB start / end "
+                "/ peak | node exit |\n|" + "---|" * 15)
 
 
 def format_row(row: dict[str, Any]) -> str:
@@ -211,6 +214,7 @@ def format_row(row: dict[str, Any]) -> str:
              f"{stream['output_pairs_per_s']:.3g}",
              f"{stream['sets_answered']} / {stream['sets_sent']}",
              f"{stream['node_counts']['received']} / {stream['node_counts']['dropped_for_newer']}",
+             " / ".join(f"{stream['node_rss_mib'][k]:.0f}" for k in ("start", "end", "peak")),
              str(row["node_exit_code"])]
     return "| " + " | ".join(cells) + " |"
 

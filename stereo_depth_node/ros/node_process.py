@@ -32,6 +32,13 @@ class NodeProcess:
     def log(self) -> str:
         return self.log_path.read_text()
 
+    def memory_mib(self) -> dict[str, float]:
+        """The process's resident memory now and at its peak (Linux /proc; host memory only)."""
+        fields = dict(line.split(":", 1) for line in
+                      Path(f"/proc/{self.process.pid}/status").read_text().splitlines())
+        return {name: int(fields[key].split()[0]) / 1024
+                for name, key in (("rss", "VmRSS"), ("peak", "VmHWM"))}
+
     def wait_ready(self, timeout: float) -> float:
         """Seconds until the node said it is ready; RuntimeError with its log if it exited or
         did not get there in `timeout`."""
