@@ -57,6 +57,7 @@ PROBLEM_WINDOW_S = 10.0  # /diagnostics says WARN this long after a frame droppe
 # clean exit without the frame beats being killed.
 SHUTDOWN_WAIT_S = 30.0
 MAX_SYNC_TOLERANCE_S = 3600.0  # beyond any camera; message_filters' Duration overflows near 9e9
+STOP_POLL_S = 0.1  # the most a Ctrl-C waits for the executor to look at it
 
 
 def check_sync_tolerance(seconds: float) -> None:
@@ -398,6 +399,21 @@ def main(argv: list[str] | None = None) -> int:
     """Run the node until SIGINT/SIGTERM; exits the process with 0 (2 for bad configuration, 1
     for an unexpected error)."""
     args = sys.argv if argv is None else argv
+    spinning, stop = threading.Event(), threading.Event()
+
+    def on_sigint(_signum: int, _frame) -> None:
+        """Ctrl-C while loading stops at once; once spinning it asks the loop below to end, and
+        the node then stops in the order SIGTERM's does. A KeyboardInterrupt there would land at
+        any bytecode inside rclpy's executor and could leave a half-made Task, whose __del__
+        then printed "Exception ignored ... 'Task' object has no attribute '_exception'" (1 stop
+        in 25 under a stream of sets). Shutting the context down here instead would destroy the
+        node under a frame still publishing."""
+        if not spinning.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    # Installed before rclpy.init, whose own handler (it wakes the executor) calls it in turn.
+    signal.signal(signal.SIGINT, on_sigint)
     rclpy.init(args=args)
     # Made before the node: once a signal has shut the context down (SIGTERM just after the
     # ready line) an executor can no longer be made, while adding to one fails in the try below.
@@ -417,8 +433,11 @@ def main(argv: list[str] | None = None) -> int:
         _exit(0)  # SIGTERM while starting: the context went away under the constructor
     code = 0
     try:
+        spinning.set()  # inside the try: a Ctrl-C just before it is a KeyboardInterrupt here
         executor.add_node(node)
-        executor.spin()
+        # SIGTERM shuts the context down (rclpy's handler); Ctrl-C sets `stop`.
+        while rclpy.ok() and not stop.is_set():
+            executor.spin_once(timeout_sec=STOP_POLL_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
