@@ -180,7 +180,7 @@ def bench_live(model: str, sizes: list[tuple[int, int]], device: str = "auto",
     import rclpy
 
     from ..bench import machine_description
-    from .demo import use_local_shared_memory
+    from .node_process import use_local_shared_memory
 
     use_local_shared_memory()
     rclpy.init()

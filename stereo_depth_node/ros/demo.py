@@ -21,19 +21,9 @@ from .bag import TYPESTORE  # noqa: F401  (fails early when rosbags is missing)
 from .client import OUTPUT_TYPES, StereoClient
 from .conversions import float_image_to_array, point_cloud_to_array
 from .messages import stereo_messages
-from .node_process import NodeProcess
+from .node_process import NodeProcess, use_local_shared_memory
 
 START_NS = 1_700_000_000 * 10**9
-SHM_PROFILE = Path(__file__).with_name("fastdds_shm.xml")
-
-
-def use_local_shared_memory() -> None:
-    """Fast DDS over shared memory only, with room for whole images, unless a profile is set.
-
-    Between processes, Fast DDS's default transports lose best-effort messages over 512 KiB (a
-    741x500 RGB image is 1.1 MB); this profile carries them and keeps all traffic on the machine.
-    """
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", os.fspath(SHM_PROFILE))
 
 
 def _write_figures(out: Path, frame: DemoFrame, outputs: dict[str, Any]) -> None:
