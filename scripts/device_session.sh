@@ -8,7 +8,7 @@
 #   check    CUDA tests, the node frame path and the node over DDS (eager, compiled), the
 #            network benchmark matrix in what is left                                  ~6 min
 #   train    the shipped psmnet_dws continued (config/train_gpu_continue.yaml), then eval ~5 min
-#   compare  psmnet and psmnet_dws from scratch: same recipe, seed, data and budget, eval  ~8 min
+#   compare  psmnet and psmnet_dws from scratch: same recipe, seed, data and budget, eval  ~6 min
 #
 # It runs from the repository root with the machine's python3 and the package not installed
 # (PYTHONPATH), needs no network, and installs nothing there but the carried rclpy wheels, into
@@ -46,7 +46,7 @@ if [[ ${DEVICE_DRY_RUN:-0} == 1 ]]; then
 else
     DEVICE=cuda SIZES="640x480 1242x375" MAXD=192 SYNTHETIC=8
     BENCH_BUDGET=${DEVICE_BENCH_BUDGET_S:-60} CHECK_DEADLINE_S=${DEVICE_CHECK_DEADLINE_S:-330}
-    TRAIN_BUDGET=${DEVICE_TRAIN_BUDGET_S:-240} COMPARE_BUDGET=${DEVICE_COMPARE_BUDGET_S:-180}
+    TRAIN_BUDGET=${DEVICE_TRAIN_BUDGET_S:-240} COMPARE_BUDGET=${DEVICE_COMPARE_BUDGET_S:-150}
     MATRIX_OPTS=()
     # The frame path per stage as the node runs by default; compile:=true is measured end to
     # end by bench live (compiling takes about 75 s a size on an H200).
