@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from stereo_depth_node.data.datasets import kitti2015, middlebury2003
 from stereo_depth_node.data.pfm import read_pfm
@@ -170,6 +171,16 @@ def test_bench_sizes_must_be_width_x_height(kind, tmp_path):
     assert done.stderr.strip().splitlines()[-1] == (
         f"stereo-depth bench {kind}: error: argument --sizes: expected WIDTHxHEIGHT (e.g. "
         f"640x480), got '640x'")
+    assert not (tmp_path / "b.json").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_bench_live_names_the_nodes_configuration_error(tmp_path):
+    done = run_cli("bench", "live", "--device", "cuda", "--sizes", "96x64", "--json",
+                   tmp_path / "b.json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("stereo-depth bench: error: stereo_depth_node: configuration "
+                                  "error: device 'cuda' requested but CUDA is not available")
     assert not (tmp_path / "b.json").exists()
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigurationError
 from .launch_support import READY_LINE
 
 SHM_PROFILE = Path(__file__).with_name("fastdds_shm.xml")
@@ -51,8 +52,9 @@ class NodeProcess:
                 for name, key in (("rss", "VmRSS"), ("peak", "VmHWM"))}
 
     def wait_ready(self, timeout: float) -> float:
-        """Seconds until the node said it is ready; RuntimeError with its log if it exited or
-        did not get there in `timeout`."""
+        """Seconds until the node said it is ready. ConfigurationError with the node's own line
+        when it refused its configuration (exit 2); RuntimeError with its log when it exited
+        otherwise or was not ready in `timeout`."""
         start = time.monotonic()
         while time.monotonic() - start < timeout:
             if READY_LINE in self.log():
@@ -60,8 +62,13 @@ class NodeProcess:
             if self.process.poll() is not None:
                 break
             time.sleep(0.05)
+        exited = self.process.poll()
         self.stop()
-        raise RuntimeError(f"the node did not start in {timeout:.0f} s:\n{self.log()}")
+        if exited == 2:
+            raise ConfigurationError(self.log().strip().splitlines()[-1])
+        state = (f"was not ready after {timeout:.0f} s" if exited is None
+                 else f"exited with code {exited}")
+        raise RuntimeError(f"the node {state}:\n{self.log()}")
 
     def stop(self, timeout: float = 30.0) -> int:
         """Ctrl-C, as a user stops it; the exit code (0 is a clean stop)."""
