@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .errors import ConfigurationError, InputError
+from .errors import ConfigurationError, InputError, ros_missing
 
 DEFAULT_MODEL = "psmnet_dws"
 
@@ -196,8 +196,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _needs_ros(exc: ImportError) -> int:
-    raise ConfigurationError(f"this command needs rclpy, the ROS message packages and rosbags "
-                             f"(pip install '.[ros]', or a ROS 2 installation): {exc}")
+    raise ros_missing(exc)
 
 
 def cmd_bench_inputs(args: argparse.Namespace) -> int:

@@ -7,3 +7,9 @@ class ConfigurationError(ValueError):
 
 class InputError(ValueError):
     """An image pair or calibration cannot be processed."""
+
+
+def ros_missing(exc: ImportError) -> ConfigurationError:
+    """The error of a command that needs the ROS packages where they are not installed."""
+    return ConfigurationError(f"this command needs rclpy, the ROS message packages and rosbags "
+                              f"(pip install '.[ros]', or a ROS 2 installation): {exc}")

@@ -29,6 +29,7 @@ from ..bench import publish_result
 from ..bench_cli import add_node_arguments, module_main, register_kind
 from ..camera import StereoCamera
 from ..data.plane import render_plane_pair
+from ..errors import ros_missing
 from .launch_support import READY_LINE
 
 SIZES = ((640, 480), (1242, 375))
@@ -177,7 +178,10 @@ def bench_live(model: str, sizes: list[tuple[int, int]], device: str = "auto",
                precision: str = "auto", compile_network: bool = False, max_disparity: int = 192,
                latency_sets: int = 10, seconds: float = 10.0, rate_hz: float | None = None,
                log_dir: Path | None = None) -> dict[str, Any]:
-    import rclpy
+    try:
+        import rclpy
+    except ImportError as exc:
+        raise ros_missing(exc) from exc
 
     from ..bench import machine_description
     from .node_process import use_local_shared_memory
