@@ -94,6 +94,9 @@ def test_check_step_runs_tests_and_the_benchmarks(tmp_path, tiny_eval):
     (live,) = _tar_json(out, "bench_live_eager.json")["rows"]
     assert live["node_exit_code"] == 0 and live["device"] == "cpu"
     assert 0 < live["stream"]["sets_answered"] <= live["stream"]["sets_sent"]
+    memory = live["stream"]["node_rss_mib"]
+    assert memory["peak"] >= max(memory["start"], memory["end"]) > 100  # torch alone is more
+    assert live["stream"]["node_gpu_mib"] is None
     with tarfile.open(out / "results.tar") as archive:
         table = archive.extractfile("bench_node.md").read().decode()
     assert stdout.rstrip().endswith(table.rstrip())

@@ -132,7 +132,8 @@ def _throughput(client, make_set, topics, rate_hz: float, seconds: float, first_
             "node_counts": {key: after[key] - before[key] for key in NodeCounts.KEYS},
             # A node that leaks grows over a long stream (--seconds 600 is a soak).
             "node_rss_mib": {"start": memory_before["rss"], "end": memory_after["rss"],
-                             "peak": memory_after["peak"]}}
+                             "peak": memory_after["peak"]},
+            "node_gpu_mib": node.gpu_memory_mib()}
 
 
 def bench_size(model: str, width: int, height: int, device: str, precision: str,
@@ -206,7 +207,7 @@ def bench_live(model: str, sizes: list[tuple[int, int]], device: str = "auto",
 TABLE_HEADER = ("| model | size | device | precision | compile | ready s | latency median ms | "
                 "latency p90 ms | closed-loop pairs/s | input Hz | output pairs/s | "
                 "answered / sent | node: received / dropped for newer | node RSS MiB start / end "
-                "/ peak | node exit |\n|" + "---|" * 15)
+                "/ peak | node GPU MiB | node exit |\n|" + "---|" * 16)
 
 
 def format_row(row: dict[str, Any]) -> str:
@@ -219,6 +220,7 @@ def format_row(row: dict[str, Any]) -> str:
              f"{stream['sets_answered']} / {stream['sets_sent']}",
              f"{stream['node_counts']['received']} / {stream['node_counts']['dropped_for_newer']}",
              " / ".join(f"{stream['node_rss_mib'][k]:.0f}" for k in ("start", "end", "peak")),
+             "-" if stream["node_gpu_mib"] is None else f"{stream['node_gpu_mib']:.0f}",
              str(row["node_exit_code"])]
     return "| " + " | ".join(cells) + " |"
 

@@ -25,6 +25,14 @@ def use_local_shared_memory() -> None:
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", os.fspath(SHM_PROFILE))
 
 
+def process_gpu_memory_mib(listing: str, pid: int) -> float | None:
+    """MiB used by `pid` in nvidia-smi's `--query-compute-apps=pid,used_memory
+    --format=csv,noheader,nounits` output (one line per process on each GPU, summed)."""
+    used = [float(fields[1]) for fields in (line.split(",") for line in listing.splitlines())
+            if len(fields) == 2 and fields[0].strip() == str(pid)]
+    return sum(used) if used else None
+
+
 class NodeProcess:
     """`stereo_depth_node` under `namespace` with `parameters`, its output in `log_path`; DDS
     stays on this machine."""
@@ -50,6 +58,17 @@ class NodeProcess:
                       Path(f"/proc/{self.process.pid}/status").read_text().splitlines())
         return {name: int(fields[key].split()[0]) / 1024
                 for name, key in (("rss", "VmRSS"), ("peak", "VmHWM"))}
+
+    def gpu_memory_mib(self) -> float | None:
+        """What the process holds on the GPU as nvidia-smi reports it (the CUDA context and
+        torch's cache included); None without nvidia-smi or when it holds none."""
+        try:
+            listing = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
+                                      "--format=csv,noheader,nounits"], capture_output=True,
+                                     text=True, timeout=10).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return process_gpu_memory_mib(listing, self.process.pid)
 
     def wait_ready(self, timeout: float) -> float:
         """Seconds until the node said it is ready. ConfigurationError with the node's own line
