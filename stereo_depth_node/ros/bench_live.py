@@ -7,7 +7,8 @@ What a robot sees, transport included, per image size:
   faster than the node), outputs counted: the node keeps the newest set and drops the others, so
   the output rate is what it sustains. The node's own counts from /diagnostics over the stream
   say where the unanswered sets went: replaced by a newer one while the node was busy, or never
-  received whole (lost on the way, or unmatched).
+  received whole (lost on the way, or unmatched); processed against answered says whether this
+  client missed outputs the node did publish.
 
 The node runs with warmup_size set to the size, so that cuDNN tuning or compiling (compile:=true)
 happens before its ready line; `ready_s` is start-up to that line.
@@ -69,7 +70,8 @@ def _completed(client, topics: tuple[str, ...]) -> dict[int, float]:
 class NodeCounts:
     """The node's counters from its /diagnostics status (published every second)."""
 
-    KEYS = {"received": "received sets", "dropped_for_newer": "dropped (newer set arrived)",
+    KEYS = {"received": "received sets", "processed": "processed",
+            "dropped_for_newer": "dropped (newer set arrived)",
             "unmatched_messages": "unmatched messages", "rejected": "rejected (bad input)",
             "failed": "failed"}
 
@@ -206,8 +208,8 @@ def bench_live(model: str, sizes: list[tuple[int, int]], device: str = "auto",
 
 TABLE_HEADER = ("| model | size | device | precision | compile | ready s | latency median ms | "
                 "latency p90 ms | closed-loop pairs/s | input Hz | output pairs/s | "
-                "answered / sent | node: received / dropped for newer | node RSS MiB start / end "
-                "/ peak | node GPU MiB | node exit |\n|" + "---|" * 16)
+                "answered / sent | node: received / processed / dropped for newer | "
+                "node RSS MiB start / end / peak | node GPU MiB | node exit |\n|" + "---|" * 16)
 
 
 def format_row(row: dict[str, Any]) -> str:
@@ -218,7 +220,8 @@ def format_row(row: dict[str, Any]) -> str:
              f"{row['closed_loop_pairs_per_s']:.3g}", f"{stream['input_hz']:.3g}",
              f"{stream['output_pairs_per_s']:.3g}",
              f"{stream['sets_answered']} / {stream['sets_sent']}",
-             f"{stream['node_counts']['received']} / {stream['node_counts']['dropped_for_newer']}",
+             " / ".join(str(stream["node_counts"][k])
+                        for k in ("received", "processed", "dropped_for_newer")),
              " / ".join(f"{stream['node_rss_mib'][k]:.0f}" for k in ("start", "end", "peak")),
              "-" if stream["node_gpu_mib"] is None else f"{stream['node_gpu_mib']:.0f}",
              str(row["node_exit_code"])]
