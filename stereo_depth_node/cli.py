@@ -136,12 +136,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     data = None if args.no_real else args.data
     result = evaluate([Method(spec) for spec in args.methods], data, args.synthetic,
-                      args.device)
+                      args.device, rich_count=args.synthetic_rich)
     # Recorded with the numbers, so that a card or a README table says how to reproduce them.
     result["command"] = " ".join(
         ["stereo-depth eval --methods", *args.methods,
          *(["--no-real"] if args.no_real else ["--data", str(args.data)]),
-         "--synthetic", str(args.synthetic), "--device", args.device])
+         "--synthetic", str(args.synthetic),
+         *(["--synthetic-rich", str(args.synthetic_rich)] if args.synthetic_rich else []),
+         "--device", args.device])
     result["machine"] = machine_description()
     print()
     print(format_markdown(result))
@@ -285,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--no-real", action="store_true", help="synthetic test set only")
     evaluation.add_argument("--synthetic", type=int, default=8,
                             help="size of the fixed synthetic test set (256x512)")
+    evaluation.add_argument("--synthetic-rich", type=int, default=0,
+                            help="size of a second one, drawn like the CPU continuation's "
+                                 "training scenes (rich, ground planes; not augmented)")
     evaluation.add_argument("--device", default="auto")
     evaluation.add_argument("--json", type=Path, default=Path("eval.json"))
     evaluation.add_argument("--markdown", type=Path)

@@ -28,6 +28,12 @@ from .metrics import disparity_metrics, fill_holes_with_background
 
 SYNTHETIC = "synthetic"  # the dataset name of the synthetic test set's pairs
 SYNTHETIC_SEED = 4242
+# A second, optional synthetic test set drawn like the scenes the CPU continuation trains on
+# (rich scenes, 30 % over a ground plane; config/train_cpu_continue.yaml), without its
+# augmentation and with a seed of its own, so that its training can be scored on its own
+# distribution beside the plain generator's.
+SYNTHETIC_RICH, SYNTHETIC_RICH_SEED, SYNTHETIC_RICH_GROUND_SHARE = "synthetic_rich", 4343, 0.3
+SYNTHETIC_SETS = (SYNTHETIC, SYNTHETIC_RICH)
 SYNTHETIC_SIZE = (256, 512)
 # The generator range the fixed synthetic test set has always been drawn with (its scenes change
 # with it), which is also the range of the training recipe in config/train_cpu.yaml.
@@ -142,16 +148,19 @@ def file_sha256(path: Path | None) -> str | None:
     return None if path is None else hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def synthetic_test_set(count: int, max_disparity: int) -> Iterable[StereoSample]:
-    """A fixed synthetic test set: its own seed, never drawn for training."""
+def synthetic_test_set(count: int, max_disparity: int, rich: bool = False
+                       ) -> Iterable[StereoSample]:
+    """A fixed synthetic test set: its own seed, never drawn for training; plain scenes, or with
+    `rich` the continuation's (SYNTHETIC_RICH)."""
     height, width = SYNTHETIC_SIZE
-    generator = SyntheticStereo(GeneratorConfig(height=height, width=width,
-                                                max_disparity=max_disparity),
-                                seed=SYNTHETIC_SEED)
+    config = GeneratorConfig(height=height, width=width, max_disparity=max_disparity, rich=rich,
+                             ground_share=SYNTHETIC_RICH_GROUND_SHARE if rich else 0.0)
+    name = SYNTHETIC_RICH if rich else SYNTHETIC
+    generator = SyntheticStereo(config, seed=SYNTHETIC_RICH_SEED if rich else SYNTHETIC_SEED)
     for index in range(count):
         batch = generator.batch(index, 1)
         (left,), (right,) = batch.images_uint8()
-        yield StereoSample(f"{SYNTHETIC}/{index}", left, right, batch.disparity[0].numpy(),
+        yield StereoSample(f"{name}/{index}", left, right, batch.disparity[0].numpy(),
                            batch.occlusion[0].numpy())
 
 
@@ -183,7 +192,7 @@ def full_range(data_root: str | os.PathLike | None, sample_name: str) -> int:
     at: its dataset's own, at most MAX_RANGE. Pixels at or above it are not scored."""
     dataset = sample_name.split("/", 1)[0]
     scene = Path(data_root or "") / sample_name
-    if dataset == SYNTHETIC:
+    if dataset in SYNTHETIC_SETS:
         full = SYNTHETIC_MAX_DISPARITY
     elif dataset == "kitti2015":
         full = KITTI_MAX_DISPARITY
@@ -216,10 +225,11 @@ def _summary(per_image: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def real_pair_means(method: dict[str, Any]) -> dict[str, float] | None:
     """bad-3 (all pixels) and EPE over the real pairs, i.e. every dataset but the synthetic test
-    set, averaged two ways: over datasets (each counts once) and over images (each pair counts
+    sets, averaged two ways: over datasets (each counts once) and over images (each pair counts
     once, so Middlebury's four scenes weigh most). None when no real pair was scored."""
-    datasets = [d for name, d in method["datasets"].items() if name != SYNTHETIC]
-    images = [m for name, m in method["images"].items() if not name.startswith(SYNTHETIC + "/")]
+    datasets = [d for name, d in method["datasets"].items() if name not in SYNTHETIC_SETS]
+    images = [m for name, m in method["images"].items()
+              if name.split("/", 1)[0] not in SYNTHETIC_SETS]
     if not datasets:
         return None
     return {"datasets": len(datasets), "images": len(images),
@@ -230,15 +240,17 @@ def real_pair_means(method: dict[str, Any]) -> dict[str, float] | None:
 
 
 def evaluate(methods: list[Method], data_root: str | os.PathLike | None, synthetic_count: int,
-             device: str = "auto", progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Every method on the stereo_eval pairs under `data_root` (None: none) and on
-    `synthetic_count` synthetic scenes, each pair at its full range; `progress` gets a line per
-    pair and the estimators' notices."""
+             device: str = "auto", progress: Callable[[str], None] = print,
+             rich_count: int = 0) -> dict[str, Any]:
+    """Every method on the stereo_eval pairs under `data_root` (None: none), on
+    `synthetic_count` plain synthetic scenes and `rich_count` rich ones, each pair at its full
+    range; `progress` gets a line per pair and the estimators' notices."""
     labels = method_labels(methods)
     samples: list[StereoSample] = []
     if data_root is not None:
         samples += list(stereo_eval(data_root))
     samples += list(synthetic_test_set(synthetic_count, SYNTHETIC_MAX_DISPARITY))
+    samples += list(synthetic_test_set(rich_count, SYNTHETIC_MAX_DISPARITY, rich=True))
     ranges = {sample.name: full_range(data_root, sample.name) for sample in samples}
 
     def matching(method: Method, full: int) -> tuple[str, Path | None, int, float]:

@@ -13,7 +13,7 @@ from stereo_depth_node.data.datasets import stereo_eval as stereo_eval_pairs
 from stereo_depth_node.errors import InputError
 from stereo_depth_node.evaluate import (SYNTHETIC_MAX_DISPARITY, Method, evaluate, file_sha256,
                                          format_markdown, full_range, method_labels,
-                                         real_pair_means)
+                                         real_pair_means, synthetic_test_set)
 from stereo_depth_node.model_card import update_card_evaluations
 
 SHIPPED = ("psmnet_dws", "psmnet")
@@ -51,16 +51,30 @@ def test_real_pair_means_weigh_datasets_and_images_each_once():
                 "noc": {"bad3": None}, "occ": {"bad3": None}, "images": 1}
 
     method = {"datasets": {"eth3d": scored(6, 1.0), "kitti2015": scored(15, 2.0),
-                           "middlebury2003": scored(14, 1.5), "synthetic": scored(90, 9.0)},
+                           "middlebury2003": scored(14, 1.5), "synthetic": scored(90, 9.0),
+                           "synthetic_rich": scored(80, 8.0)},
               "images": {"eth3d/playground": scored(6, 1.0), "kitti2015/000000_10": scored(15, 2.0),
                          "middlebury2003/teddy": scored(10, 1.0),
-                         "middlebury2003/cones": scored(18, 2.0), "synthetic/0": scored(90, 9.0)}}
+                         "middlebury2003/cones": scored(18, 2.0), "synthetic/0": scored(90, 9.0),
+                         "synthetic_rich/0": scored(80, 8.0)}}
     means = {"datasets": 3, "images": 4, "bad3_over_datasets": (6 + 15 + 14) / 3,
              "bad3_over_images": (6 + 15 + 10 + 18) / 4, "epe_over_datasets": 4.5 / 3,
              "epe_over_images": 6.0 / 4}
     result = {"scoring_ranges": {"eth3d/playground": 192}, "methods": {"m": method}}
     assert format_markdown(result).endswith("| m | 11.7 | 12.2 | 1.50 | 1.50 |")
     assert real_pair_means(method) == pytest.approx(means)
+
+
+def test_rich_test_set_is_fixed_and_not_the_plain_one():
+    rich = list(synthetic_test_set(2, SYNTHETIC_MAX_DISPARITY, rich=True))
+    again = list(synthetic_test_set(2, SYNTHETIC_MAX_DISPARITY, rich=True))
+    plain = list(synthetic_test_set(2, SYNTHETIC_MAX_DISPARITY))
+    assert [s.name for s in rich] == ["synthetic_rich/0", "synthetic_rich/1"]
+    for first, second, other in zip(rich, again, plain):
+        assert np.array_equal(first.left, second.left)
+        assert np.array_equal(first.disparity, second.disparity, equal_nan=True)
+        assert not np.array_equal(first.left, other.left)
+    assert full_range(None, "synthetic_rich/1") == SYNTHETIC_MAX_DISPARITY
 
 
 def test_every_pair_is_scored_at_its_datasets_full_range(stereo_eval):
