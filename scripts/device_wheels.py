@@ -24,6 +24,7 @@ import zipfile
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOTS = {"ros-rclpy": {"fastrtps"}, "ros-sensor-msgs": set(), "ros-stereo-msgs": set(),
          "ros-std-msgs": set(), "ros-diagnostic-msgs": set()}
@@ -35,17 +36,13 @@ PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in (17, 24, 27, 28, 31, 34,
 FASTDDS_COPIES = r"libfastdds\.so(\.\d+\.\d+\.\d+)?"
 
 
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def runtime_closure(roots: dict[str, set[str]]) -> dict[str, str]:
     """Name -> installed version of the roots and everything they need, extras followed."""
     found: dict[str, set[str]] = {}
     stack = list(roots.items())
     while stack:
         name, extras = stack.pop()
-        key = canonical(name)
+        key = canonicalize_name(name)
         if key in found and extras <= found[key]:
             continue
         found[key] = found.get(key, set()) | extras

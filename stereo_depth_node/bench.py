@@ -19,6 +19,12 @@ from .estimator import StereoEstimator
 ESTIMATOR_SIZES = ((320, 240), (640, 480), (1242, 375))
 
 
+def bench_pair(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The uint8 RGB pair every benchmark times: a textured plane, 24 px of disparity (real image
+    statistics, never zeros, and the same pixels in every benchmark)."""
+    return render_plane_pair(height, width, disparity=24.0, seed=1)
+
+
 def machine_description(device: torch.device | None = None) -> dict[str, Any]:
     info = {"platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
@@ -49,7 +55,7 @@ def bench_estimator(backends: list[str], sizes: list[tuple[int, int]], max_dispa
         # OpenCV's SGBM always runs on the CPU.
         backend_device = torch_device if backend != "sgbm" else torch.device("cpu")
         for width, height in sizes:
-            left, right = render_plane_pair(height, width, disparity=24.0, seed=1)
+            left, right = bench_pair(height, width)
             for _ in range(warmup):
                 estimator.estimate(left, right)
             if backend_device.type == "cuda":
@@ -125,7 +131,7 @@ def bench_inputs(sizes: list[tuple[int, int]], repeats: int = 20, quality: int =
         rectifiers[f"torch ({torch_device})"] = Rectifier(torch_device)
     rows = []
     for width, height in sizes:
-        views = render_plane_pair(height, width, disparity=24.0, seed=1)
+        views = bench_pair(height, width)
         jpegs = [encode_compressed(view, "jpeg", "rgb8", quality) for view in views]
         models = example_camera_models(width, height, 0.9 * width, 0.12, "plumb_bob")
         sides = list(zip(("left", "right"), views, jpegs, models))

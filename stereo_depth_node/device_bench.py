@@ -21,9 +21,8 @@ from typing import Any, Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .bench import bench_estimator, machine_description, publish_result
+from .bench import bench_estimator, bench_pair, machine_description, publish_result
 from .bench_cli import add_sizes, module_main, register_kind
-from .data.plane import render_plane_pair
 from .devices import resolve_device, synchronize
 from .neural import NeuralMatcher
 
@@ -146,12 +145,11 @@ def matmul_tflops(device: torch.device, size: int = 8192, repeats: int = 10) -> 
     return 2 * size**3 / (statistics.median(times) * 1e-3) / 1e12
 
 
-def _inputs(matcher: NeuralMatcher, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A textured plane (real image statistics, never zeros) normalised and padded as the
-    estimator feeds the network."""
-    left, right = render_plane_pair(height, width, disparity=24.0, seed=1)
-    if left.ndim == 2:
-        left, right = (img[..., None].repeat(3, axis=2) for img in (left, right))
+def network_inputs(matcher: NeuralMatcher, width: int, height: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The benchmarks' textured plane (real image statistics, never zeros) normalised and padded
+    as the estimator feeds the network."""
+    left, right = bench_pair(height, width)
     return matcher.to_network_input(left), matcher.to_network_input(right)
 
 
@@ -176,7 +174,7 @@ def run_case(case: Case, device: torch.device, max_disparity: int, warmup: int, 
     and cuDNN autotuning included), which plans the next budget."""
     matcher = NeuralMatcher.load(case.model, None, max_disparity, str(device), case.precision)
     with torch.inference_mode():
-        left, right = _inputs(matcher, case.width, case.height)
+        left, right = network_inputs(matcher, case.width, case.height)
         key = (case.model, case.width, case.height)
         if key not in flops:
             flops[key] = count_flops(matcher.model, left, right)

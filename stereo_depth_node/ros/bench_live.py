@@ -26,15 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from ..bench import publish_result
+from ..bench import bench_pair, publish_result
 from ..bench_cli import add_node_arguments, module_main, register_kind
 from ..camera import StereoCamera
-from ..data.plane import render_plane_pair
 from ..errors import ros_missing
+from .bench_node import BASELINE_M, FOCAL_PX, SIZES
 from .launch_support import READY_LINE
 
-SIZES = ((640, 480), (1242, 375))
-FOCAL_PX, BASELINE_M, FRAME_ID = 500.0, 0.12, "left_camera_optical_frame"
+FRAME_ID = "left_camera_optical_frame"
 RATE_OVER_CLOSED_LOOP = 1.5
 MAX_RATE_HZ = 200.0
 START_NS = 1_800_000_000 * 10**9
@@ -44,15 +43,9 @@ def _sets(width: int, height: int):
     """Input messages of a textured plane at any stamp (one rendering, restamped)."""
     from .messages import stereo_messages
 
-    left, right = render_plane_pair(height, width, disparity=24.0, seed=1)
-    if left.ndim == 2:
-        left, right = (img[..., None].repeat(3, axis=2) for img in (left, right))
+    left, right = bench_pair(height, width)
     camera = StereoCamera.centred(width, height, FOCAL_PX, BASELINE_M)
-    return lambda stamp_ns: stereo_messages(left, right, camera, stamp_ns, FRAME_ID)
-
-
-def _stamp_ns(stamp) -> int:
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
+    return lambda stamp: stereo_messages(left, right, camera, stamp, FRAME_ID)
 
 
 def _completed(client, topics: tuple[str, ...]) -> dict[int, float]:
@@ -60,8 +53,7 @@ def _completed(client, topics: tuple[str, ...]) -> dict[int, float]:
     last: dict[int, float] = {}
     seen: dict[int, int] = {}
     for topic in topics:
-        for arrived, stamp in client.arrivals(topic):
-            key = _stamp_ns(stamp)
+        for arrived, key in client.arrivals(topic):
             seen[key] = seen.get(key, 0) + 1
             last[key] = max(last.get(key, 0.0), arrived)
     return {key: t for key, t in last.items() if seen[key] == len(topics)}
@@ -100,12 +92,14 @@ class NodeCounts:
 
 
 def _latency(client, make_set, topics, count: int, first_ns: int) -> list[float]:
+    from .messages import stamp_ns
+
     latencies = []
     for index in range(count):
         messages = make_set(first_ns + index * 1_000_000)
         sent = time.monotonic()
         client.send_and_wait(messages, topics, timeout=120.0)
-        stamp = _stamp_ns(messages["left/image_rect"].header.stamp)
+        stamp = stamp_ns(messages["left/image_rect"].header)
         latencies.append((_completed(client, topics)[stamp] - sent) * 1e3)
     return latencies
 

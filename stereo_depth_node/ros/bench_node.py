@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from ..bench import machine_description, publish_result
+from ..bench import bench_pair, machine_description, publish_result
 from ..bench_cli import add_node_arguments, module_main, register_kind
-from ..data.plane import render_plane_pair
+from ..device_bench import network_inputs
 from ..devices import finished_clock
 from ..estimator import StereoEstimator
 from ..neural import NeuralMatcher
@@ -65,9 +65,7 @@ def _projections(width: int, height: int) -> tuple[list[float], list[float]]:
 
 def input_messages(width: int, height: int, ros: SimpleNamespace | None) -> list[Any]:
     """Left and right rgb8 Image messages of a textured plane, and their CameraInfos."""
-    left, right = render_plane_pair(height, width, disparity=24.0, seed=1)
-    if left.ndim == 2:
-        left, right = (img[..., None].repeat(3, axis=2) for img in (left, right))
+    left, right = bench_pair(height, width)
     p_left, p_right = _projections(width, height)
     if ros is None:
         header = SimpleNamespace(frame_id="left_optical")
@@ -81,16 +79,6 @@ def input_messages(width: int, height: int, ros: SimpleNamespace | None) -> list
         infos = [ros.CameraInfo(header=header, width=width, height=height, p=p)
                  for p in (p_left, p_right)]
     return [*images, *infos]
-
-
-def _network_inputs(estimator: StereoEstimator, width: int, height: int
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    left, right = render_plane_pair(height, width, disparity=24.0, seed=1)
-    if left.ndim == 2:
-        left, right = (img[..., None].repeat(3, axis=2) for img in (left, right))
-    with torch.inference_mode():
-        return (estimator.matcher.to_network_input(left),
-                estimator.matcher.to_network_input(right))
 
 
 def _network(estimator: StereoEstimator, inputs: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -129,7 +117,9 @@ def bench_frame(estimator: StereoEstimator, width: int, height: int, warmup: int
     decoder, settings = ImageDecoder(), OutputSettings()
     timed_estimator = _TimedEstimator(estimator)
     neural = isinstance(estimator.matcher, NeuralMatcher)
-    inputs = _network_inputs(estimator, width, height) if neural else None
+    if neural:
+        with torch.inference_mode():
+            inputs = network_inputs(estimator.matcher, width, height)
     samples: dict[str, list[float]] = {key: [] for key in (
         "decode", "post_processing", "pack_points", "network", "match", "messages",
         "serialize", "end_to_end")}

@@ -10,6 +10,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from .frame import DEFAULT_INPUTS, OUTPUT_TYPES, InputTopics
+from .messages import stamp_ns
 
 
 class StereoClient:
@@ -43,22 +44,23 @@ class StereoClient:
             arrived = time.monotonic()
             with self._lock:
                 self._received[topic].append(
-                    (arrived, msg.header.stamp, msg if self.keep_messages else None))
+                    (arrived, msg.header, msg if self.keep_messages else None))
         return collect
 
     def messages(self, topic: str) -> list:
         with self._lock:
             return [msg for _, _, msg in self._received[topic]]
 
-    def arrivals(self, topic: str) -> list[tuple[float, object]]:
-        """(monotonic arrival time, header stamp) of every output on `topic` so far."""
+    def arrivals(self, topic: str) -> list[tuple[float, int]]:
+        """(monotonic arrival time, header stamp in ns) of every output on `topic` so far."""
         with self._lock:
-            return [(t, stamp) for t, stamp, _ in self._received[topic]]
+            return [(t, stamp_ns(header)) for t, header, _ in self._received[topic]]
 
     def arrival(self, topic: str, stamp) -> tuple[float, object] | None:
         """(monotonic arrival time, message) of the output with this header stamp."""
         with self._lock:
-            return next(((t, m) for t, s, m in self._received[topic] if s == stamp), None)
+            return next(((t, m) for t, header, m in self._received[topic]
+                         if header.stamp == stamp), None)
 
     def wait_for_subscribers(self, timeout: float = 30.0) -> None:
         if not self.wait_until(lambda: all(p.get_subscription_count() > 0
