@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,10 +16,11 @@ from std_msgs.msg import Header
 from stereo_depth_node.camera import StereoCamera
 from stereo_depth_node.ros.client import OUTPUT_TYPES, StereoClient  # noqa: F401 (re-export)
 from stereo_depth_node.ros.conversions import array_to_image_fields
+from stereo_depth_node.ros import node_process
 from stereo_depth_node.ros.frame import DEFAULT_INPUTS, InputTopics
+from stereo_depth_node.ros.node_process import NODE_COMMAND  # noqa: F401 (re-export)
 from stereo_depth_node.ros.messages import image_message as input_image, stereo_messages
 
-NODE_COMMAND = [sys.executable, "-m", "stereo_depth_node.ros.entry"]
 FRAME = "left_camera_optical_frame"
 # message_filters' Python package, unchanged (not on PyPI); every ROS installation has it.
 ROS_PYTHON = Path(__file__).resolve().parents[2] / "shared" / "ros_python"
@@ -52,24 +51,16 @@ def ros_environment(mode: str = "default", python_paths: tuple[Path, ...] = ()
     return env
 
 
-class NodeProcess:
-    """`stereo_depth_node` in a subprocess, its log in a file; waits until it says it is ready."""
+class NodeProcess(node_process.NodeProcess):
+    """The package's node process in a test's environment (`mode` and `python_paths` as in
+    ros_environment); its start-up must name the synchroniser that mode runs."""
 
     def __init__(self, log_path: Path, parameters: dict[str, Any] | None = None,
                  namespace: str = "/stereo", mode: str = "default",
                  python_paths: tuple[Path, ...] = ()) -> None:
-        args = [*NODE_COMMAND, "--ros-args", "-r", f"__ns:={namespace}"]
-        for name, value in (parameters or {}).items():
-            text = str(value).lower() if isinstance(value, bool) else str(value)
-            args += ["-p", f"{name}:={text}"]
-        self.log_path = log_path
         self.synchronizer = expected_synchronizer(mode)
-        self._log = open(log_path, "w")
-        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env=ros_environment(mode, python_paths))
-
-    def log(self) -> str:
-        return self.log_path.read_text()
+        super().__init__(namespace, parameters or {}, log_path,
+                         env=ros_environment(mode, python_paths))
 
     def wait_for_log(self, text: str, timeout: float = 60.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -81,26 +72,17 @@ class NodeProcess:
             time.sleep(0.05)
         return text in self.log()
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        """Waits for the start-up line, which must name the synchroniser this mode runs."""
-        if not self.wait_for_log("ready:", timeout):
-            self.stop()
-            raise RuntimeError(f"node did not start:\n{self.log()}")
+    def wait_ready(self, timeout: float = 120.0) -> float:
+        """Seconds to the start-up line, which must name the synchroniser this mode runs."""
+        seconds = super().wait_ready(timeout)
         if f"sync ({self.synchronizer})" not in self.log():
             self.stop()
             raise RuntimeError(f"the node does not synchronise with {self.synchronizer}:\n"
                                f"{self.log()}")
+        return seconds
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
+        return super().stop(sig, timeout)
 
 
 class NodesUnderTest:

@@ -14,6 +14,8 @@ from ..errors import ConfigurationError
 from .launch_support import READY_LINE
 
 SHM_PROFILE = Path(__file__).with_name("fastdds_shm.xml")
+# The node's executable as the console script runs it, from this interpreter.
+NODE_COMMAND = [sys.executable, "-m", "stereo_depth_node.ros.entry"]
 
 
 def use_local_shared_memory() -> None:
@@ -35,12 +37,15 @@ def process_gpu_memory_mib(listing: str, pid: int) -> float | None:
 
 class NodeProcess:
     """`stereo_depth_node` under `namespace` with `parameters`, its output in `log_path`; DDS
-    stays on this machine."""
+    stays on this machine. `env` replaces the environment it would inherit (it must keep DDS on
+    the machine too)."""
 
-    def __init__(self, namespace: str, parameters: dict[str, Any], log_path: Path) -> None:
-        env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
-        command = [sys.executable, "-m", "stereo_depth_node.ros.entry", "--ros-args",
-                   "-r", f"__ns:={namespace}"]
+    def __init__(self, namespace: str, parameters: dict[str, Any], log_path: Path,
+                 env: dict[str, str] | None = None) -> None:
+        if env is None:
+            env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+                       PYTHONUNBUFFERED="1")
+        command = [*NODE_COMMAND, "--ros-args", "-r", f"__ns:={namespace}"]
         for name, value in parameters.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             command += ["-p", f"{name}:={text}"]
@@ -89,10 +94,11 @@ class NodeProcess:
                  else f"exited with code {exited}")
         raise RuntimeError(f"the node {state}:\n{self.log()}")
 
-    def stop(self, timeout: float = 30.0) -> int:
-        """Ctrl-C, as a user stops it; the exit code (0 is a clean stop)."""
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> int:
+        """Ctrl-C (or `sig`), as a user stops it, and SIGKILL after `timeout`; the exit code (0
+        is a clean stop)."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(sig)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
