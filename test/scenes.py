@@ -43,3 +43,23 @@ def raw_view(rectified: np.ndarray, model) -> np.ndarray:
     map_y = where[:, 1].reshape(model.height, model.width)
     return cv2.remap(rectified, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
 
+
+
+def bayer_mosaic(rgb: np.ndarray, cell: str) -> np.ndarray:
+    """What a colour-filter sensor records of `rgb`: one channel a pixel, in the 2x2 `cell`
+    (e.g. "rggb": red top-left, blue bottom-right) repeated over the image."""
+    mosaic = np.empty(rgb.shape[:2], rgb.dtype)
+    for index, colour in enumerate(cell):
+        row, column = divmod(index, 2)
+        mosaic[row::2, column::2] = rgb[row::2, column::2, "rgb".index(colour)]
+    return mosaic
+
+
+def yuv422(luma: np.ndarray, u: int, v: int, order: str) -> np.ndarray:
+    """H x W x 2 bytes of 4:2:2 YUV with luma `luma` and one chroma (u, v) everywhere, in the
+    byte order of ROS's yuv422 ("UYVY") or yuv422_yuy2 ("YUY2")."""
+    out = np.empty((*luma.shape, 2), np.uint8)
+    luma_at, chroma_at = (1, 0) if order == "UYVY" else (0, 1)
+    out[:, :, luma_at] = luma
+    out[:, 0::2, chroma_at], out[:, 1::2, chroma_at] = u, v
+    return out

@@ -12,6 +12,7 @@ from stereo_depth_node.errors import InputError
 from stereo_depth_node.ros.conversions import (ImageDecoder, array_to_image_fields,
                                                float_image_fields, float_image_to_array,
                                                image_to_rgb)
+from scenes import bayer_mosaic, yuv422
 
 BROKEN_CV_BRIDGE = Path(__file__).parent / "broken_cv_bridge"
 
@@ -38,6 +39,41 @@ def test_opencv_style_encodings_read_like_their_ros_twins(rng, encoding, like):
     expected = image_to_rgb(msg, "cam")
     msg.encoding = encoding  # as a driver writes it
     np.testing.assert_array_equal(image_to_rgb(msg, "cam"), expected)
+
+
+@pytest.mark.parametrize("cell", ["rggb", "bggr", "gbrg", "grbg"])
+@pytest.mark.parametrize("bits", [8, 16])
+def test_bayer_mosaics_give_the_colour_the_sensor_saw(cell, bits):
+    dtype = np.uint8 if bits == 8 else np.uint16
+    colour = np.array([200, 50, 10], dtype) * (1 if bits == 8 else 257)
+    msg = Image(**array_to_image_fields(bayer_mosaic(np.tile(colour, (6, 8, 1)), cell),
+                                        f"bayer_{cell}{bits}"))
+    rgb = image_to_rgb(msg, "cam")
+    assert rgb.dtype == dtype and rgb.shape == (6, 8, 3)
+    np.testing.assert_array_equal(rgb[2:-2, 2:-2], np.tile(colour, (2, 4, 1)))
+
+
+@pytest.mark.parametrize("encoding, order", [("yuv422", "UYVY"), ("yuv422_yuy2", "YUY2")])
+def test_yuv422_gives_bt601_rgb(encoding, order):
+    def decoded(luma: int, u: int, v: int) -> np.ndarray:
+        pixels = yuv422(np.full((2, 4), luma, np.uint8), u, v, order)
+        return image_to_rgb(Image(**array_to_image_fields(pixels, encoding)), "cam")
+
+    # BT.601 video range: R = 1.164 (Y - 16) + 1.596 (V - 128),
+    # G = 1.164 (Y - 16) - 0.391 (U - 128) - 0.813 (V - 128), B = 1.164 (Y - 16) + 2.018 (U - 128)
+    gray = 1.164 * (100 - 16)
+    np.testing.assert_allclose(decoded(100, 128, 128), np.full((2, 4, 3), gray), atol=1)
+    red = (1.164 * 65 + 1.596 * 112, 1.164 * 65 + 0.391 * 38 - 0.813 * 112,
+           1.164 * 65 - 2.018 * 38)
+    np.testing.assert_allclose(decoded(81, 90, 240), np.tile(np.clip(red, 0, 255), (2, 4, 1)),
+                               atol=1)
+
+
+def test_yuv422_needs_an_even_width():
+    msg = Image(height=2, width=5, encoding="yuv422", step=10, data=bytes(20))
+    with pytest.raises(InputError, match="cam: yuv422 image is 5 px wide; 4:2:2 YUV needs an "
+                                         "even width"):
+        image_to_rgb(msg, "cam")
 
 
 def test_mono16_big_endian_with_row_padding(rng):

@@ -13,7 +13,9 @@ from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
 from ros_harness import SYNC_MODES, NodeProcess, StereoClient, camera_for, image_message, stereo_set
-from stereo_depth_node.ros.conversions import float_image_to_array, point_cloud_to_array
+from scenes import bayer_mosaic, yuv422
+from stereo_depth_node.ros.conversions import (array_to_image_fields, float_image_to_array,
+                                               point_cloud_to_array)
 from stereo_depth_node.ros.messages import camera_infos
 from stereo_depth_node.data.plane import render_plane_pair
 
@@ -158,12 +160,12 @@ BAD_INPUTS = [
     ("image vs camera_info", lambda plane, stamp: _with(
         stereo_set(*plane, stamp), "left/camera_info", width=640, height=480),
      "left/image_rect is 320x240 px but left/camera_info says 640x480"),
-    ("yuv422", lambda plane, stamp: _with(stereo_set(*plane, stamp), "left/image_rect",
-                                                encoding="yuv422"),
-     "left/image_rect: encoding 'yuv422' is not supported"),
-    ("bayer", lambda plane, stamp: _with(stereo_set(*plane, stamp), "right/image_rect",
-                                         encoding="bayer_rggb8"),
-     "right/image_rect: encoding 'bayer_rggb8' is not supported"),
+    ("nv21", lambda plane, stamp: _with(stereo_set(*plane, stamp), "left/image_rect",
+                                        encoding="nv21"),
+     "left/image_rect: encoding 'nv21' is not supported"),
+    ("yuv422 odd width", lambda plane, stamp: _with(stereo_set(*plane, stamp), "right/image_rect",
+                                                    encoding="yuv422", width=WIDTH - 1),
+     "right/image_rect: yuv422 image is 319 px wide; 4:2:2 YUV needs an even width"),
     ("32FC1", lambda plane, stamp: _with(stereo_set(*plane, stamp), "left/image_rect",
                                                encoding="32FC1"),
      "left/image_rect: encoding '32FC1' is not supported"),
@@ -212,6 +214,21 @@ def test_zero_focal_in_left_camera_info_is_named(node, client, plane):
     client.publish(messages)
     assert node.wait_for_log("left camera_info P has zero focal length (P[0]=0.0", timeout=10)
     _good_frame_still_works(client, plane)
+
+
+def test_raw_camera_encodings_bayer_and_yuv422(node, client, plane):
+    """A driver's mosaic or 4:2:2 output, as rectify:=true meets it on image_raw, matches like the
+    rgb8 pair it came from."""
+    left, right = plane
+    for encoding, pack in (("bayer_grbg8", lambda rgb: bayer_mosaic(rgb, "grbg")),
+                           ("yuv422", lambda rgb: yuv422(rgb[:, :, 1], 128, 128, "UYVY"))):
+        messages = stereo_set(left, right, Frames.next(), fx=FX, baseline=BASELINE)
+        for topic, image in (("left/image_rect", left), ("right/image_rect", right)):
+            fields = array_to_image_fields(pack(image), encoding)
+            for name in ("encoding", "step", "data"):
+                setattr(messages[topic], name, fields[name])
+        out = send_and_wait(client, messages, ("depth",))
+        assert abs(np.nanmedian(as_array(out["depth"])) - DISTANCE) < 0.02, encoding
 
 
 def test_row_padding_and_big_endian_mono16(node, client, plane):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+import cv2
 import numpy as np
 
 from ..compressed import decode_compressed
@@ -26,7 +27,18 @@ ENCODINGS: dict[str, tuple[np.dtype, int, str]] = {
     "8UC1": (np.dtype(np.uint8), 1, "L"),
     "8UC3": (np.dtype(np.uint8), 3, "BGR"),
     "16UC1": (np.dtype(np.uint16), 1, "L"),
+    # Raw camera output, for rectify:=true on a driver's image_raw: colour filter mosaics (named by
+    # their top-left 2x2 cell) and 4:2:2 YUV (yuv422 is UYVY; both 2 bytes a pixel).
+    **{f"bayer_{cell}{bits}": (np.dtype(np.uint8 if bits == 8 else np.uint16), 1,
+                               f"BAYER_{cell.upper()}")
+       for cell in ("rggb", "bggr", "gbrg", "grbg") for bits in (8, 16)},
+    "yuv422": (np.dtype(np.uint8), 2, "UYVY"),
+    "yuv422_yuy2": (np.dtype(np.uint8), 2, "YUY2"),
 }
+# OpenCV names a mosaic by the second row's second and third pixels, so ROS's rggb is its BayerBG.
+_TO_RGB = {"BAYER_RGGB": cv2.COLOR_BayerBG2RGB, "BAYER_BGGR": cv2.COLOR_BayerRG2RGB,
+           "BAYER_GBRG": cv2.COLOR_BayerGR2RGB, "BAYER_GRBG": cv2.COLOR_BayerGB2RGB,
+           "UYVY": cv2.COLOR_YUV2RGB_UYVY, "YUY2": cv2.COLOR_YUV2RGB_YUY2}
 _BY_LOWER_CASE = {name.lower(): layout for name, layout in ENCODINGS.items()}
 
 
@@ -40,6 +52,9 @@ def _checked_layout(msg, topic: str) -> tuple[np.dtype, int, str]:
     if msg.width == 0 or msg.height == 0:
         raise InputError(f"{topic}: image is {msg.width}x{msg.height} px; expected a non-empty "
                          f"image")
+    if channels == 2 and msg.width % 2:
+        raise InputError(f"{topic}: {msg.encoding} image is {msg.width} px wide; 4:2:2 YUV "
+                         f"needs an even width")
     row_bytes = msg.width * channels * dtype.itemsize
     if msg.step < row_bytes:
         raise InputError(f"{topic}: step {msg.step} is less than width x bytes per pixel = "
@@ -64,6 +79,8 @@ def _decode_internal(msg, dtype: np.dtype, channels: int) -> np.ndarray:
 def _in_rgb_order(pixels: np.ndarray, order: str) -> np.ndarray:
     if order == "L":
         return pixels[:, :, 0]
+    if order in _TO_RGB:
+        return cv2.cvtColor(pixels if pixels.shape[2] == 2 else pixels[:, :, 0], _TO_RGB[order])
     if order.startswith("BGR"):
         return np.ascontiguousarray(pixels[:, :, 2::-1])
     return np.ascontiguousarray(pixels[:, :, :3])
