@@ -34,6 +34,7 @@ test: setup
 
 bench: setup
 	$(BIN)/stereo-depth bench estimator --json bench/estimator_cpu.json
+	$(BIN)/stereo-depth bench memory --json bench/memory_cpu.json
 
 # Continue the shipped psmnet_dws on the CPU with the improved training data, in the background
 # of a working session: one thread, lowest priority, stops after TRAIN_CPU_BUDGET seconds and

@@ -227,7 +227,7 @@ def cmd_bench_generator(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import device_bench
+    from . import bench_memory, device_bench
     from .bench_cli import parse_size
     from .estimator import BACKENDS
     from .models import NEURAL_MODELS
@@ -370,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     generator.add_argument("--device", default="auto")
     generator.add_argument("--json", type=Path, default=Path("bench_generator.json"))
     generator.set_defaults(func=cmd_bench_generator)
+    bench_memory.register(bench_kinds)   # each case in its own process: peak resident memory
     device_bench.register(bench_kinds)   # networks alone: eager / graphs / compile x precision
     bench_node.register(bench_kinds)     # message in -> all output messages out, per stage
     bench_live.register(bench_kinds)     # the node in its own process over DDS

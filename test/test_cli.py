@@ -164,7 +164,7 @@ def test_bench_estimator_prints_a_table_and_writes_json(tmp_path):
     assert result["machine"]["cpu_count"] >= 1
 
 
-@pytest.mark.parametrize("kind", ["estimator", "inputs", "node", "live", "matrix"])
+@pytest.mark.parametrize("kind", ["estimator", "inputs", "memory", "node", "live", "matrix"])
 def test_bench_sizes_must_be_width_x_height(kind, tmp_path):
     done = run_cli("bench", kind, "--sizes", "640x", "--json", tmp_path / "b.json")
     assert done.returncode == 2
