@@ -325,6 +325,9 @@ def test_back_pressure_keeps_the_newest_and_counts_drops(run_node, mode):
      "warmup_size sides must be 32 to 8192 px, got 16x16"),
     ({"model": "sgbm", "image_transport": "theora"},
      "image_transport must be one of raw, compressed, got 'theora'"),
+    ({"model": "sgbm", "input_scale": 5.0}, "Parameter input_scale out of range"),  # rclpy's bound
+    ({"model": "sgbm", "confidence_threshold": -0.5},
+     "Parameter confidence_threshold out of range"),
 ])
 def test_bad_configuration_exits_with_one_message(ros_context, parameters, message):
     _assert_refused_at_start(parameters, message)

@@ -263,7 +263,19 @@ def test_runtime_parameters(node, client, plane):
         return future.result().results
 
     [refused] = set_parameters(Parameter("model", value="psmnet"))
-    assert not refused.successful and "model cannot change while the node runs" in refused.reason
+    assert not refused.successful
+    assert refused.reason == "Trying to set a read-only parameter: model."
+    future = parameters.describe_parameters(["model", "max_depth", "input_scale",
+                                             "confidence_threshold"])
+    assert client.wait_until(future.done, 10.0)
+    model, max_depth, input_scale, confidence = future.result().descriptors
+    assert model.read_only and model.description.endswith("(fixed at start)")
+    assert not max_depth.read_only and not max_depth.floating_point_range
+    assert [(r.from_value, r.to_value) for r in input_scale.floating_point_range] == [(0.0, 4.0)]
+    assert [(r.from_value, r.to_value) for r in confidence.floating_point_range] == [(0.0, 1.0)]
+    [refused] = set_parameters(Parameter("confidence_threshold", value=1.5))
+    assert not refused.successful and refused.reason.startswith(
+        "Parameter confidence_threshold out of range")
     [refused] = set_parameters(Parameter("max_depth", value=-1.0))
     assert not refused.successful and "max_depth (-1.0) must be greater than min_depth" in \
         refused.reason
@@ -285,8 +297,12 @@ def test_runtime_parameters(node, client, plane):
     assert out["points2"].point_step == 16
     set_parameters(Parameter("use_color", value=True))
 
-    [refused] = set_parameters(Parameter("input_scale", value=5.0))
+    [refused] = set_parameters(Parameter("input_scale", value=5.0))  # rclpy's bound
+    assert not refused.successful and "Parameter input_scale out of range" in refused.reason
+    [refused] = set_parameters(Parameter("input_scale", value=5))  # a whole number gets past it
     assert not refused.successful and "input_scale must be in (0, 4], got 5.0" in refused.reason
+    [refused] = set_parameters(Parameter("input_scale", value=0.0))  # rclpy lets bounds pass
+    assert not refused.successful and "input_scale must be in (0, 4], got 0.0" in refused.reason
     # Matching at twice the size: max_disparity counts pixels there, so the range published in
     # input pixels halves, and the disparity comes back in input pixels.
     [accepted] = set_parameters(Parameter("input_scale", value=2.0))

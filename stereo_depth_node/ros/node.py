@@ -23,7 +23,7 @@ from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -45,7 +45,7 @@ from .frame import OUTPUT_TYPES, InputTopics, process_stereo_messages
 from .inputs import StereoInputs
 from .launch_support import READY_LINE
 from .mailbox import Mailbox
-from .parameters import BY_NAME, PARAMETERS, parameter_value, warmup_size
+from .parameters import BY_NAME, PARAMETERS, descriptor, parameter_value, warmup_size
 from .sync import Unmatched
 from .throttle import ErrorThrottle
 
@@ -94,9 +94,7 @@ class StereoDepthNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("stereo_depth_node", **kwargs)
         for spec in PARAMETERS:
-            self.declare_parameter(spec.name, spec.default, ParameterDescriptor(
-                description=spec.description + ("" if spec.runtime else " (fixed at start)"),
-                dynamic_typing=spec.is_float))
+            self.declare_parameter(spec.name, spec.default, descriptor(spec))
         configured = {spec.name: parameter_value(spec, self.get_parameter(spec.name).value)
                       for spec in PARAMETERS}
         check_sync_tolerance(configured["sync_tolerance"])  # message_filters' Duration is built
@@ -208,11 +206,7 @@ class StereoDepthNode(Node):
             self._inputs.set_tolerance(values["sync_tolerance"])
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        fixed = [p.name for p in parameters if p.name in BY_NAME and not BY_NAME[p.name].runtime]
-        if fixed:
-            return SetParametersResult(successful=False, reason=(
-                f"{', '.join(fixed)} cannot change while the node runs (the network, its "
-                f"weights and device are set up at start); restart the node with the new value"))
+        # Fixed parameters never get here: they are read-only, which rclpy checks first.
         try:
             self._apply_runtime({p.name: parameter_value(BY_NAME[p.name], p.value)
                                  for p in parameters if p.name in BY_NAME})

@@ -6,6 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+
+from ..estimator import MAX_INPUT_SCALE
 from ..images import MIN_SIDE_PX
 
 MAX_WARMUP_SIDE = 8192  # a typo such as 64000x480 must not allocate gigabytes at start
@@ -17,6 +20,9 @@ class ParameterSpec:
     default: Any
     description: str
     runtime: bool  # may change while the node runs (parameter callback); else fixed at start
+    # Bounds a float parameter declares, so that rqt_reconfigure offers a slider and `ros2 param
+    # describe` shows them; rclpy refuses decimal values outside them.
+    bounds: tuple[float, float] | None = None
 
     @property
     def is_float(self) -> bool:
@@ -44,14 +50,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("rectify", False, "take raw images (left/image_raw, right/image_raw) and "
                   "rectify them from their camera_info (D, K, R, P)", False),
     ParameterSpec("input_scale", 1.0, "resize factor in (0, 4] before matching; max_disparity "
-                  "counts pixels at the matching size", True),
+                  "counts pixels at the matching size", True, (0.0, MAX_INPUT_SCALE)),
     ParameterSpec("approximate_sync", False, "pair messages whose stamps differ by up to "
                   "sync_tolerance instead of exactly equal stamps", False),
     ParameterSpec("sync_tolerance", 0.01, "seconds, for approximate_sync", True),
     ParameterSpec("queue_size", 5, "messages kept per input while waiting for partners", False),
     ParameterSpec("min_depth", 0.0, "metres; nearer points become NaN", True),
     ParameterSpec("max_depth", 100.0, "metres; farther points become NaN", True),
-    ParameterSpec("confidence_threshold", 0.0, "pixels with lower confidence become NaN", True),
+    ParameterSpec("confidence_threshold", 0.0, "pixels with lower confidence become NaN", True,
+                  (0.0, 1.0)),
     ParameterSpec("lr_check", False, "mask pixels that fail the left-right consistency check",
                   True),
     ParameterSpec("lr_threshold", 1.0, "px, left-right disagreement that marks an occlusion",
@@ -65,6 +72,17 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
 )
 
 BY_NAME = {spec.name: spec for spec in PARAMETERS}
+
+
+def descriptor(spec: ParameterSpec) -> ParameterDescriptor:
+    """How the node declares `spec`. Fixed parameters are read-only, so `ros2 param set` refuses
+    them and rqt_reconfigure greys them out; float parameters are dynamically typed (see
+    parameter_value)."""
+    bounds = ([FloatingPointRange(from_value=spec.bounds[0], to_value=spec.bounds[1])]
+              if spec.bounds else [])
+    return ParameterDescriptor(
+        description=spec.description + ("" if spec.runtime else " (fixed at start)"),
+        read_only=not spec.runtime, dynamic_typing=spec.is_float, floating_point_range=bounds)
 
 
 def warmup_size(text: str) -> tuple[int, int] | None:
