@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
@@ -72,6 +73,7 @@ def test_the_node_warms_up_before_it_reports_ready_and_then_serves(run_node):
     log = process.log()
     warmed = re.search(r"warmed up on one 96x64 frame in \d+\.\d s", log)
     assert warmed and warmed.start() < log.index("ready:"), log
+    assert "no CUDA device" not in log  # device:=cpu was asked for: nothing to warn of
     send_and_wait(client, stereo_set(*render_plane_pair(64, 96, 8.0, seed=3), 80.0))
 
 
@@ -453,12 +455,14 @@ def test_a_signal_while_the_libraries_load_is_a_clean_stop(ros_context, sig):
     assert "stopped while loading" in output, output
 
 
-def test_default_parameters_load_the_shipped_network(ros_context, tmp_path):
-    process = NodeProcess(tmp_path / "node.log", {"device": "cpu"}, "/defaults")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_default_parameters_load_the_shipped_network_and_warn_of_the_cpu(ros_context, tmp_path):
+    process = NodeProcess(tmp_path / "node.log", {}, "/defaults")
     process.wait_ready()
     try:
         log = process.log()
         assert "ready: model psmnet_dws on cpu (fp32), max disparity 64" in log
         assert "no trained weights" not in log
+        assert "no CUDA device, so psmnet_dws runs on the CPU: seconds a frame" in log
     finally:
         assert process.stop() == 0

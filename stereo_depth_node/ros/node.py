@@ -170,10 +170,18 @@ class StereoDepthNode(Node):
                 f"with this package): the network runs with its initial weights")
         # Weights trained with another max disparity run; the notice naming both goes to the
         # node's log rather than Python's logging, which a ROS user does not see configured.
-        return StereoEstimator(model, weights, max_disparity, configured["device"],
-                               configured["precision"],
-                               compile_backend="inductor" if configured["compile"] else None,
-                               notify=self.get_logger().info)
+        estimator = StereoEstimator(model, weights, max_disparity, configured["device"],
+                                    configured["precision"],
+                                    compile_backend="inductor" if configured["compile"] else None,
+                                    notify=self.get_logger().info)
+        if model != "sgbm" and configured["device"] == "auto" and estimator.device.type == "cpu":
+            # A robot without a working CUDA setup falls back here silently otherwise, and then
+            # answers once every few seconds.
+            self.get_logger().warning(
+                f"no CUDA device, so {model} runs on the CPU: seconds a frame (about 5 s at "
+                f"640x480 on a 2-core CPU, README \"Benchmarks\"); model:=sgbm matches in tens of "
+                f"ms, and input_scale below 1 shortens a network frame")
+        return estimator
 
     def _build_rectifier(self) -> Rectifier:
         """Remapping on the network's GPU when it runs on one, else OpenCV on the CPU."""
