@@ -14,14 +14,12 @@ from .checkpoints import range_notice, resolve_weights
 from .data.plane import render_plane_pair
 from .devices import finished_clock
 from .errors import ConfigurationError
-from .images import check_pair
+from .images import MAX_INPUT_SCALE, check_pair
 from .models import NEURAL_MODELS
 from .neural import NeuralMatcher
 from .sgbm import SGBMMatcher
 
 BACKENDS = (*sorted(NEURAL_MODELS), "sgbm")
-# Above 1 the pair is enlarged before matching: at 4 the network already sees 16 times the pixels.
-MAX_INPUT_SCALE = 4.0
 _LOG = logging.getLogger(__name__)
 
 

@@ -9,6 +9,8 @@ import numpy as np
 from .errors import InputError
 
 MIN_SIDE_PX = 32
+# Above 1 the pair is enlarged before matching: at 4 the network already sees 16 times the pixels.
+MAX_INPUT_SCALE = 4.0
 SUPPORTED_DTYPES = (np.uint8, np.uint16)
 
 

@@ -8,8 +8,7 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 
-from ..estimator import MAX_INPUT_SCALE
-from ..images import MIN_SIDE_PX
+from ..images import MAX_INPUT_SCALE, MIN_SIDE_PX
 
 MAX_WARMUP_SIDE = 8192  # a typo such as 64000x480 must not allocate gigabytes at start
 
