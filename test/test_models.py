@@ -7,7 +7,8 @@ import torch
 from stereo_depth_node.errors import ConfigurationError
 from stereo_depth_node.models import build_model
 from stereo_depth_node.models.parameter_count import count_parameters, count_parameters_per_call
-from stereo_depth_node.models.psmnet import concat_cost_volume
+from stereo_depth_node.models.psmnet import (concat_cost_volume, confidence_from_probability,
+                                             regress_in_row_chunks, soft_argmin)
 
 
 def test_psmnet_parameter_counts_match_the_public_network_and_the_paper():
@@ -86,3 +87,30 @@ def test_align_corners_switch_changes_the_upsampling():
     left, right = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 64, 64)
     with torch.inference_mode():
         assert not torch.allclose(default(left, right), aligned(left, right))
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("rows, columns, max_disparity", [(12, 20, 48), (15, 17, 20), (8, 8, 16)])
+@pytest.mark.parametrize("band_elements", [1, 1000, 10**9])  # a row, some rows, all at once
+def test_inference_regression_in_bands_of_rows_equals_the_full_size_one(
+        align_corners, rows, columns, max_disparity, band_elements):
+    torch.manual_seed(rows)
+    levels = -(-max_disparity // 16) * 4
+    cost = torch.randn(2, 1, levels, rows, columns) * 3
+    size = (rows * 4, columns * 4)
+    disparity, prob = soft_argmin(cost, max_disparity, size, align_corners)
+    banded, confidence = regress_in_row_chunks(cost, max_disparity, size, align_corners,
+                                               band_elements)
+    assert banded.shape == confidence.shape == (2, *size)
+    assert float((banded - disparity).abs().max()) < 1e-4
+    assert float((confidence - confidence_from_probability(prob, disparity)).abs().max()) < 1e-5
+
+
+def test_inference_gives_what_the_training_graph_gives():
+    torch.manual_seed(0)
+    model = build_model("psmnet_dws", max_disparity=32).eval()
+    left, right = torch.rand(1, 3, 64, 96), torch.rand(1, 3, 64, 96)
+    with torch.inference_mode():
+        disparity, confidence = model.infer(left, right)
+        assert float((disparity - model(left, right)).abs().max()) < 1e-4
+    assert torch.all((confidence >= 0) & (confidence <= 1))

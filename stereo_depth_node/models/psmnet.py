@@ -10,6 +10,9 @@ from .blocks import FeatureExtraction, Hourglass, classifier, convbn_3d, init_we
 
 # Probability mass within this many pixels of the soft-argmin estimate is the confidence.
 CONFIDENCE_RADIUS_PX = 2.0
+# Floats per band of rows in inference's regression (64 MiB in fp32): small beside the 3-D
+# aggregation's volumes, and few bands (4 at 640x480, 11 at 1280x720, 192 px) for a GPU.
+REGRESSION_CHUNK_ELEMENTS = 2**24
 
 
 def concat_cost_volume(left: torch.Tensor, right: torch.Tensor, levels: int) -> torch.Tensor:
@@ -44,6 +47,52 @@ def confidence_from_probability(prob: torch.Tensor, disparity: torch.Tensor,
     candidates = torch.arange(prob.shape[1], dtype=prob.dtype, device=prob.device)
     near = (candidates.view(1, -1, 1, 1) - disparity.unsqueeze(1)).abs() <= radius
     return (prob * near).sum(dim=1).clamp(0.0, 1.0)
+
+
+def _source_rows(first: int, stop: int, rows_in: int, rows_out: int, align_corners: bool,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For output rows first..stop-1 of a linear resize from rows_in to rows_out: the two source
+    rows of each and the weight of the second, as torch's upsampling computes them."""
+    rows = torch.arange(first, stop, device=device, dtype=torch.float32)
+    if align_corners:
+        source = rows * ((rows_in - 1) / (rows_out - 1) if rows_out > 1 else 0.0)
+    else:
+        source = ((rows + 0.5) * (rows_in / rows_out) - 0.5).clamp(min=0.0)
+    below = source.floor().long().clamp(max=rows_in - 1)
+    return below, (below + 1).clamp(max=rows_in - 1), source - below
+
+
+def regress_in_row_chunks(cost: torch.Tensor, max_disparity: int, size: tuple[int, int],
+                          align_corners: bool, chunk_elements: int = REGRESSION_CHUNK_ELEMENTS
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """soft_argmin and confidence_from_probability for inference, without the full-size volumes.
+
+    Trilinear upsampling is separable, so the cost is first resized along disparity and width
+    only (a quarter of the full-size volume) and then along height a band of rows at a time,
+    each band regressed before the next: the full-size cost, its softmax and their products
+    (each D x H x W floats, 675 MiB apiece at 1280x720 and 192 px) never exist at once.
+    """
+    height, width = size
+    rows_in = cost.shape[3]
+    # In fp32 from here, as soft_argmin's softmax: a bf16 cost would otherwise be rounded twice.
+    volume = F.interpolate(cost.float(), size=(cost.shape[2] * 4, rows_in, width),
+                           mode="trilinear", align_corners=align_corners
+                           ).squeeze(1)[:, :max_disparity]
+    disparity = volume.new_empty((volume.shape[0], height, width))
+    confidence = torch.empty_like(disparity)
+    band = max(1, chunk_elements // (max_disparity * width))
+    for first in range(0, height, band):
+        stop = min(first + band, height)
+        below, above, weight = _source_rows(first, stop, rows_in, height, align_corners,
+                                            volume.device)
+        rows = torch.lerp(volume.index_select(2, below), volume.index_select(2, above),
+                          weight.view(1, 1, -1, 1))
+        prob = F.softmax(rows, dim=1)
+        candidates = torch.arange(max_disparity, dtype=prob.dtype, device=prob.device)
+        estimate = (prob * candidates.view(1, -1, 1, 1)).sum(dim=1)
+        disparity[:, first:stop] = estimate
+        confidence[:, first:stop] = confidence_from_probability(prob, estimate)
+    return disparity, confidence
 
 
 class PSMNet(nn.Module):
@@ -83,20 +132,26 @@ class PSMNet(nn.Module):
         if left.shape[-2] % 16 or left.shape[-1] % 16:
             raise ValueError(f"network input must be padded to a multiple of 16 px, "
                              f"got {tuple(left.shape[-2:])}")
-        ref = self.feature_extraction(left)
-        target = self.feature_extraction(right)
-        cost = concat_cost_volume(ref, target, self.volume_levels)
+        # Each volume is released as soon as nothing needs it (del, classifying each hourglass's
+        # output at once): 32- and 64-channel volumes at a quarter of the resolution are what
+        # fills memory, and at most three of them are alive at a time.
+        cost = concat_cost_volume(self.feature_extraction(left),
+                                  self.feature_extraction(right), self.volume_levels)
         cost0 = self.dres0(cost)
+        del cost
         cost0 = self.dres1(cost0) + cost0
         out1, pre1, post1 = self.dres2(cost0, None, None)
         out1 = out1 + cost0
+        cost1 = self.classif1(out1)
         out2, _, post2 = self.dres3(out1, pre1, post1)
+        del out1, post1
         out2 = out2 + cost0
+        cost2 = self.classif2(out2) + cost1
         # The published network feeds pre1 (not pre2) to the third hourglass; the weights expect it.
         out3, _, _ = self.dres4(out2, pre1, post2)
+        del out2, pre1, post2
         out3 = out3 + cost0
-        cost1 = self.classif1(out1)
-        cost2 = self.classif2(out2) + cost1
+        del cost0
         cost3 = self.classif3(out3) + cost2
         return [cost1, cost2, cost3] if self.training else [cost3]
 
@@ -110,7 +165,5 @@ class PSMNet(nn.Module):
 
     def infer(self, left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Final disparity and its confidence (both B x H x W), for inference."""
-        cost = self._costs(left, right)[-1]
-        disparity, prob = soft_argmin(cost, self.max_disparity, tuple(left.shape[-2:]),
-                                      self.align_corners)
-        return disparity, confidence_from_probability(prob, disparity)
+        return regress_in_row_chunks(self._costs(left, right)[-1], self.max_disparity,
+                                     tuple(left.shape[-2:]), self.align_corners)
