@@ -286,6 +286,9 @@ def test_runtime_parameters(node, client, plane):
     assert accepted.successful
     out = send_and_wait(client, stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE),
                         ("depth", "points2"))
+    # The largest disparity searched is 63 px: Z = f B / 63 = 60 / 63 m.
+    assert node.wait_for_log(f"search range: depths from {FX * BASELINE / 63:.3g} m on "
+                             f"(max_disparity 64 at input_scale 1); a surface nearer", timeout=10)
     assert np.all(np.isnan(as_array(out["depth"])))  # the plane is at 2 m
     assert np.all(np.isnan(cloud_array(out["points2"])[..., :3]))
     results = set_parameters(Parameter("max_depth", value=100.0),
@@ -312,6 +315,9 @@ def test_runtime_parameters(node, client, plane):
     assert out["disparity"].delta_d == pytest.approx(1 / 32)  # SGBM's 1/16 px at twice the size
     assert out["disparity"].image.width == WIDTH
     assert abs(np.nanmedian(as_array(out["disparity"].image)) - DISPARITY) < 0.25
+    # 63 px at twice the size are 31.5 input pixels: the range now ends twice as far away.
+    assert node.wait_for_log(f"search range: depths from {FX * BASELINE / 31.5:.3g} m on "
+                             f"(max_disparity 64 at input_scale 2)", timeout=10)
     set_parameters(Parameter("input_scale", value=1.0))
 
 
@@ -332,6 +338,10 @@ def test_diagnostics_report_counts(node, client, plane):
         assert int(values["received sets"]) >= int(values["processed"])
         assert "dropped (newer set arrived)" in values and "rejected (bad input)" in values
         assert values["synchronizer"] == node.synchronizer
+        nearest = f"{FX * BASELINE / (MAX_DISPARITY - 1):.3g}"  # this test's frame: scale 1
+        assert client.wait_until(lambda: any(
+            kv.key == "nearest depth in search range (m)" and kv.value == nearest
+            for kv in ours()[-1].values), 10)
         received = dict(entry.rsplit(" ", 1) for entry in values["received messages"].split(", "))
         assert list(received) == ["left/image_rect", "right/image_rect", "left/camera_info",
                                   "right/camera_info"]

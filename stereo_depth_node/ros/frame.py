@@ -70,6 +70,10 @@ PUBLISH_FLAGS = {"disparity": "publish_disparity", "depth": "publish_depth",
 class FrameResult:
     messages: dict[str, object]   # output topic -> message, only the enabled and possible ones
     camera_error: str | None      # why depth and points are missing, if they are
+    # Depth of the largest disparity searched (m): nothing nearer is ever reported, and a surface
+    # nearer than this is matched to some disparity inside the range, i.e. reported farther away.
+    # None without a usable calibration.
+    nearest_depth: float | None = None
 
 
 def _check_sizes(left, right, left_info: CameraInfo, right_info: CameraInfo,
@@ -127,8 +131,10 @@ def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, l
     header, camera = left_msg.header, output.camera
     enabled = {topic: publish.get(flag, True) for topic, flag in PUBLISH_FLAGS.items()}
     messages: dict[str, object] = {}
+    offset = camera.disparity_offset if camera is not None else 0.0
+    largest = (estimator.max_disparity - 1) / output.input_scale - offset
+    nearest = camera.fx * camera.baseline / largest if camera is not None and largest > 0 else None
     if enabled["disparity"]:
-        offset = camera.disparity_offset if camera is not None else 0.0
         focal = right_info.p[0]
         # SGBM's fixed point has 1/16 px steps at the matching size (1 / (16 input_scale) px
         # here); the networks' output is continuous, and 1/256 px is the resolution of the
@@ -137,8 +143,7 @@ def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, l
         messages["disparity"] = disparity_image(
             output.disparity, header, focal=focal if math.isfinite(focal) else 0.0,
             baseline=camera.baseline if camera else 0.0, min_disparity=0.0 - offset,
-            max_disparity=(estimator.max_disparity - 1) / output.input_scale - offset,
-            delta_d=delta)
+            max_disparity=largest, delta_d=delta)
     if enabled["depth"] and output.depth is not None:
         messages["depth"] = float_image(output.depth, header)
         height, width = output.depth.shape  # a camera_info may leave its size at 0 x 0
@@ -151,4 +156,4 @@ def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, l
         messages["points2"] = point_cloud(output.cloud, header, output.has_color)
     if enabled["confidence"]:
         messages["confidence"] = float_image(output.confidence, header)
-    return FrameResult(messages, output.camera_error)
+    return FrameResult(messages, output.camera_error, nearest)

@@ -112,6 +112,7 @@ class StereoDepthNode(Node):
         self._decoder = ImageDecoder(on_bridge_failure=self.get_logger().warning)
         self._settings = OutputSettings()
         self._publish: dict[str, bool] = {}
+        self._nearest_depth: float | None = None  # last reported by _note_search_range
 
         overrides = QoSOverridingOptions.with_default_policies()
         reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
@@ -281,6 +282,7 @@ class StereoDepthNode(Node):
             return
         if result.camera_error:
             self._report(f"depth and points skipped: {result.camera_error}")
+        self._note_search_range(result.nearest_depth)
         for topic, message in result.messages.items():
             self._outputs[topic].publish(message)
         counters = self.counters
@@ -289,6 +291,19 @@ class StereoDepthNode(Node):
         counters.processed_times.append(time.monotonic())
 
     # --- reporting ------------------------------------------------------------------------------
+    def _note_search_range(self, nearest: float | None) -> None:
+        """Say what the disparity range means in metres for this camera, once per calibration,
+        max_disparity or input_scale: the one setting that decides which obstacles can be seen."""
+        if nearest is None or nearest == self._nearest_depth:
+            return
+        self._nearest_depth = nearest
+        self.get_logger().info(
+            f"search range: depths from {nearest:.3g} m on (max_disparity "
+            f"{self.estimator.max_disparity} at input_scale {self.estimator.input_scale:g}); "
+            f"a surface nearer than that is not marked invalid, it is matched inside the range "
+            f"and reported farther away: raise max_disparity to cover the nearest distance that "
+            f"matters (README, \"Choosing max_disparity\")")
+
     def _rate_hz(self) -> float:
         times = self.counters.processed_times
         if len(times) < 2 or time.monotonic() - times[-1] > 5.0:
@@ -310,6 +325,8 @@ class StereoDepthNode(Node):
                 "cv_bridge failures": str(self._decoder.bridge_failures),
                 "failed": str(c.failed), "rate (Hz)": f"{self._rate_hz():.2f}",
                 "median latency (ms)": f"{latency:.1f}", "model": self.estimator.model_name,
+                "nearest depth in search range (m)": (f"{self._nearest_depth:.3g}"
+                                                      if self._nearest_depth else "unknown"),
                 "device": str(self.estimator.device),
                 **rectifier, "last error": c.last_error}
 
