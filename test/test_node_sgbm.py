@@ -231,6 +231,20 @@ def test_raw_camera_encodings_bayer_and_yuv422(node, client, plane):
         assert abs(np.nanmedian(as_array(out["depth"])) - DISTANCE) < 0.02, encoding
 
 
+def test_an_empty_frame_id_is_served_and_named_once(node, client, plane):
+    for _ in range(2):
+        messages = stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE)
+        for message in messages.values():
+            message.header.frame_id = ""
+        out = send_and_wait(client, messages, ("depth", "points2"))
+        assert out["points2"].header.frame_id == ""
+        assert abs(np.nanmedian(as_array(out["depth"])) - DISTANCE) < 0.02
+    warning = "left/image_rect has an empty header.frame_id, and every output carries"
+    assert node.wait_for_log(warning, timeout=10)
+    assert node.log().count(warning) == 1
+    _good_frame_still_works(client, plane)
+
+
 def test_row_padding_and_big_endian_mono16(node, client, plane):
     left, right = plane
     stamp = Frames.next()

@@ -113,6 +113,7 @@ class StereoDepthNode(Node):
         self._settings = OutputSettings()
         self._publish: dict[str, bool] = {}
         self._nearest_depth: float | None = None  # last reported by _note_search_range
+        self._warned_no_frame = False
 
         overrides = QoSOverridingOptions.with_default_policies()
         reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
@@ -283,6 +284,12 @@ class StereoDepthNode(Node):
         if result.camera_error:
             self._report(f"depth and points skipped: {result.camera_error}")
         self._note_search_range(result.nearest_depth)
+        if not stereo.left.header.frame_id and not self._warned_no_frame:
+            self._warned_no_frame = True
+            self.get_logger().warning(
+                f"{self._topics.names[0]} has an empty header.frame_id, and every output carries "
+                f"the left image's header: RViz and tf2 cannot place depth or points2. Set the "
+                f"frame in the camera driver (the left camera's optical frame); logged once")
         for topic, message in result.messages.items():
             self._outputs[topic].publish(message)
         counters = self.counters
