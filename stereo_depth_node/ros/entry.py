@@ -8,20 +8,25 @@ import signal
 import sys
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _stop_while_loading(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
+    # Exit from the handler itself: an exception raised here can surface inside a pybind11
+    # callback of torch's import, which turns it into std::terminate and an abort (exit -6, seen
+    # under load). A half-imported torch is no state to tear down anyway.
+    print("stereo_depth_node: stopped while loading", file=sys.stderr, flush=True)
+    os._exit(0)
 
 
 def main() -> None:
-    previous = signal.signal(signal.SIGTERM, _stop_while_loading)
+    previous = {sig: signal.signal(sig, _stop_while_loading) for sig in STOP_SIGNALS}
     try:
         from .node import main as run_node
-    except KeyboardInterrupt:
-        print("stereo_depth_node: stopped while loading", file=sys.stderr, flush=True)
-        os._exit(0)  # a half-imported torch is no state to tear down
     finally:
         # rclpy installs its own handlers at init; they must not find this one to chain to.
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     sys.exit(run_node())
 
 
