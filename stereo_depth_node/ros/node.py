@@ -428,14 +428,15 @@ def main(argv: list[str] | None = None) -> int:
     spinning, stop = threading.Event(), threading.Event()
 
     def on_sigint(_signum: int, _frame) -> None:
-        """Ctrl-C while loading stops at once; once spinning it asks the loop below to end, and
-        the node then stops in the order SIGTERM's does. A KeyboardInterrupt there would land at
-        any bytecode inside rclpy's executor and could leave a half-made Task, whose __del__
-        then printed "Exception ignored ... 'Task' object has no attribute '_exception'" (1 stop
-        in 25 under a stream of sets). Shutting the context down here instead would destroy the
-        node under a frame still publishing."""
+        """Ctrl-C while loading leaves at once, from here: an exception raised here could
+        surface inside a pybind11 callback and abort the process (see entry.py). Once spinning it
+        asks the loop below to end, and the node then stops in the order SIGTERM's does. A
+        KeyboardInterrupt there would land at any bytecode inside rclpy's executor and could
+        leave a half-made Task, whose __del__ then printed "Exception ignored ... 'Task' object
+        has no attribute '_exception'" (1 stop in 25 under a stream of sets). Shutting the
+        context down here instead would destroy the node under a frame still publishing."""
         if not spinning.is_set():
-            raise KeyboardInterrupt
+            _exit(0)
         stop.set()
 
     # Installed before rclpy.init, whose own handler (it wakes the executor) calls it in turn.
@@ -451,15 +452,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stereo_depth_node: configuration error: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    except KeyboardInterrupt:  # Ctrl-C while the network loads
-        _exit(0)
     except Exception:
         if rclpy.ok():
             raise
         _exit(0)  # SIGTERM while starting: the context went away under the constructor
     code = 0
     try:
-        spinning.set()  # inside the try: a Ctrl-C just before it is a KeyboardInterrupt here
+        spinning.set()
         executor.add_node(node)
         # SIGTERM shuts the context down (rclpy's handler); Ctrl-C sets `stop`.
         while rclpy.ok() and not stop.is_set():
