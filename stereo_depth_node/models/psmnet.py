@@ -49,11 +49,11 @@ def confidence_from_probability(prob: torch.Tensor, disparity: torch.Tensor,
     return (prob * near).sum(dim=1).clamp(0.0, 1.0)
 
 
-def _source_rows(first: int, stop: int, rows_in: int, rows_out: int, align_corners: bool,
-                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For output rows first..stop-1 of a linear resize from rows_in to rows_out: the two source
-    rows of each and the weight of the second, as torch's upsampling computes them."""
-    rows = torch.arange(first, stop, device=device, dtype=torch.float32)
+def _source_rows(rows_in: int, rows_out: int, align_corners: bool, device: torch.device
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each output row of a linear resize from rows_in to rows_out: the two source rows and
+    the weight of the second, as torch's upsampling computes them."""
+    rows = torch.arange(rows_out, device=device, dtype=torch.float32)
     if align_corners:
         source = rows * ((rows_in - 1) / (rows_out - 1) if rows_out > 1 else 0.0)
     else:
@@ -80,15 +80,15 @@ def regress_in_row_chunks(cost: torch.Tensor, max_disparity: int, size: tuple[in
                            ).squeeze(1)[:, :max_disparity]
     disparity = volume.new_empty((volume.shape[0], height, width))
     confidence = torch.empty_like(disparity)
+    below, above, weight = _source_rows(rows_in, height, align_corners, volume.device)
+    candidates = torch.arange(max_disparity, dtype=volume.dtype, device=volume.device)
     band = max(1, chunk_elements // (max_disparity * width))
     for first in range(0, height, band):
         stop = min(first + band, height)
-        below, above, weight = _source_rows(first, stop, rows_in, height, align_corners,
-                                            volume.device)
-        rows = torch.lerp(volume.index_select(2, below), volume.index_select(2, above),
-                          weight.view(1, 1, -1, 1))
+        rows = torch.lerp(volume.index_select(2, below[first:stop]),
+                          volume.index_select(2, above[first:stop]),
+                          weight[first:stop].view(1, 1, -1, 1))
         prob = F.softmax(rows, dim=1)
-        candidates = torch.arange(max_disparity, dtype=prob.dtype, device=prob.device)
         estimate = (prob * candidates.view(1, -1, 1, 1)).sum(dim=1)
         disparity[:, first:stop] = estimate
         confidence[:, first:stop] = confidence_from_probability(prob, estimate)
