@@ -307,9 +307,10 @@ class StereoDepthNode(Node):
         self.get_logger().info(
             f"search range: depths from {nearest:.3g} m on (max_disparity "
             f"{self.estimator.max_disparity} at input_scale {self.estimator.input_scale:g}); "
-            f"a surface nearer than that is not marked invalid, it is matched inside the range "
-            f"and reported farther away: raise max_disparity to cover the nearest distance that "
-            f"matters (README, \"Choosing max_disparity\")")
+            f"a surface nearer than that is matched inside the range and reported farther away "
+            f"(by a network all of it, by sgbm about half, the rest invalid): raise "
+            f"max_disparity to cover the nearest distance that matters (README, \"Choosing "
+            f"max_disparity\")")
 
     def _rate_hz(self) -> float:
         times = self.counters.processed_times
