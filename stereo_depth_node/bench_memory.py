@@ -25,13 +25,13 @@ MIB = 2**20
 CASE_TIMEOUT_S = 1800  # generous: psmnet takes about 20 s a 1280x720 frame on a 2-core CPU
 
 
-def _status_mib(field: str) -> float:
-    """A size field of /proc/self/status (Linux; in kB there)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise OSError(f"/proc/self/status has no {field}")
+def resident_memory_mib(pid: int | str = "self") -> dict[str, float]:
+    """A process's resident memory now ("rss") and at its peak ("peak"), from Linux's /proc
+    (host memory only)."""
+    fields = dict(line.split(":", 1) for line in
+                  Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {name: int(fields[key].split()[0]) / 1024
+            for name, key in (("rss", "VmRSS"), ("peak", "VmHWM"))}
 
 
 def _reset_peak() -> bool:
@@ -59,12 +59,12 @@ def measure_case(backend: str, width: int, height: int, max_disparity: int, devi
                                 max_disparity=max_disparity, device=device, precision=precision)
     matcher_device = torch.device("cpu") if backend == "sgbm" else estimator.device
     left, right = bench_pair(height, width)
-    loaded = _status_mib("VmRSS")
+    loaded = resident_memory_mib()["rss"]
     peaks = []
     for _ in range(frames):
         per_frame = _reset_peak()
         estimator.estimate(left, right)
-        peaks.append(round(_status_mib("VmHWM"), 1))
+        peaks.append(round(resident_memory_mib()["peak"], 1))
     peak = max(peaks)
     row = {"backend": backend, "width": width, "height": height, "device": str(matcher_device),
            "precision": getattr(estimator.matcher, "precision", "uint8"), "frames": frames,

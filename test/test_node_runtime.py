@@ -247,13 +247,6 @@ def test_a_failing_cv_bridge_falls_back_to_the_internal_decoder(run_node, mode):
     send_and_wait(client, stereo_set(left, right, 402.0))  # and rgb8 frames keep working
 
 
-def _rss_mib(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
 @pytest.mark.parametrize("mode", SYNC_MODES)
 def test_back_pressure_keeps_the_newest_and_counts_drops(run_node, mode):
     # A network on the CPU at 160x240 needs far longer than the 33 ms between frames.
@@ -268,7 +261,7 @@ def test_back_pressure_keeps_the_newest_and_counts_drops(run_node, mode):
     assert info.qos_profile.reliability == ReliabilityPolicy.RELIABLE
     left, right = render_plane_pair(160, 240, 10.0, seed=4)
     send_and_wait(client, stereo_set(left, right, 2.0), timeout=60)  # warm-up at this size
-    rss_before = _rss_mib(process.process.pid)
+    rss_before = process.memory_mib()["rss"]
     parameters = AsyncParameterClient(client.node, f"{namespace}/stereo_depth_node")
     assert parameters.wait_for_services(10.0)
     answer_times = []
@@ -301,7 +294,7 @@ def test_back_pressure_keeps_the_newest_and_counts_drops(run_node, mode):
     dropped = int(values["dropped (newer set arrived)"])
     # probes + warm-up + 50 + the last set
     assert received == probes + 52 and dropped > 10 and processed + dropped == received
-    assert _rss_mib(process.process.pid) - rss_before < 150  # no backlog of frames in memory
+    assert process.memory_mib()["rss"] - rss_before < 150  # no backlog of frames in memory
     process.wait_for_log("dropped for newer", 15)
 
 

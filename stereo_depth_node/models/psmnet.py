@@ -29,16 +29,21 @@ def concat_cost_volume(left: torch.Tensor, right: torch.Tensor, levels: int) -> 
     return torch.stack(slices, dim=2)
 
 
+def _regress(cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax over a B x D x H x W fp32 cost's levels and its expectation: (disparity
+    B x H x W, softmax)."""
+    prob = F.softmax(cost, dim=1)
+    candidates = torch.arange(cost.shape[1], dtype=prob.dtype, device=prob.device)
+    return (prob * candidates.view(1, -1, 1, 1)).sum(dim=1), prob
+
+
 def soft_argmin(cost: torch.Tensor, max_disparity: int, size: tuple[int, int],
                 align_corners: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Upsample a B x 1 x D/4 x h x w cost to full size; return (disparity B x H x W, softmax)."""
     levels = cost.shape[2] * 4
     cost = F.interpolate(cost, size=(levels, *size), mode="trilinear",
                          align_corners=align_corners)
-    prob = F.softmax(cost.squeeze(1)[:, :max_disparity].float(), dim=1)
-    candidates = torch.arange(max_disparity, dtype=prob.dtype, device=prob.device)
-    disparity = (prob * candidates.view(1, -1, 1, 1)).sum(dim=1)
-    return disparity, prob
+    return _regress(cost.squeeze(1)[:, :max_disparity].float())
 
 
 def confidence_from_probability(prob: torch.Tensor, disparity: torch.Tensor,
@@ -81,15 +86,12 @@ def regress_in_row_chunks(cost: torch.Tensor, max_disparity: int, size: tuple[in
     disparity = volume.new_empty((volume.shape[0], height, width))
     confidence = torch.empty_like(disparity)
     below, above, weight = _source_rows(rows_in, height, align_corners, volume.device)
-    candidates = torch.arange(max_disparity, dtype=volume.dtype, device=volume.device)
     band = max(1, chunk_elements // (max_disparity * width))
     for first in range(0, height, band):
         stop = min(first + band, height)
-        rows = torch.lerp(volume.index_select(2, below[first:stop]),
-                          volume.index_select(2, above[first:stop]),
-                          weight[first:stop].view(1, 1, -1, 1))
-        prob = F.softmax(rows, dim=1)
-        estimate = (prob * candidates.view(1, -1, 1, 1)).sum(dim=1)
+        estimate, prob = _regress(torch.lerp(volume.index_select(2, below[first:stop]),
+                                             volume.index_select(2, above[first:stop]),
+                                             weight[first:stop].view(1, 1, -1, 1)))
         disparity[:, first:stop] = estimate
         confidence[:, first:stop] = confidence_from_probability(prob, estimate)
     return disparity, confidence

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..bench_memory import resident_memory_mib
 from ..errors import ConfigurationError
 from .launch_support import READY_LINE
 
@@ -59,10 +60,7 @@ class NodeProcess:
 
     def memory_mib(self) -> dict[str, float]:
         """The process's resident memory now and at its peak (Linux /proc; host memory only)."""
-        fields = dict(line.split(":", 1) for line in
-                      Path(f"/proc/{self.process.pid}/status").read_text().splitlines())
-        return {name: int(fields[key].split()[0]) / 1024
-                for name, key in (("rss", "VmRSS"), ("peak", "VmHWM"))}
+        return resident_memory_mib(self.process.pid)
 
     def gpu_memory_mib(self) -> float | None:
         """What the process holds on the GPU as nvidia-smi reports it (the CUDA context and
