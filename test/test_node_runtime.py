@@ -378,6 +378,35 @@ def test_clean_shutdown_under_two_seconds(ros_context, tmp_path, sig):
     assert code == 0 and time.monotonic() - start < 2.0
 
 
+ROS_LOG_LINE = re.compile(r"^\[(?:DEBUG|INFO|WARN|ERROR|FATAL)\] \[[\d.]+\] \[[^\]]+\]: (.*)$",
+                          re.MULTILINE)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_the_ros_log_file_keeps_every_line_after_a_signal(ros_context, tmp_path, monkeypatch,
+                                                          sig):
+    # `ros2 launch` users read ~/.ros/log after the robot stops. rclpy's own signal handler shut
+    # the context down without closing ROS logging, and the node leaves through os._exit: the
+    # file lost whatever its logger still buffered, the shutdown line on every stop.
+    log_dir = tmp_path / "ros_log"
+    monkeypatch.setenv("ROS_LOG_DIR", str(log_dir))
+    nodes = NodesUnderTest()
+    try:
+        process, _, _ = nodes.start(tmp_path / "node.log", {"model": "sgbm", "max_disparity": 32},
+                                    f"/log_file_{sig.name.lower()}",
+                                    stereo_set(*render_plane_pair(64, 96, 8.0, seed=9), 1.0))
+        assert process.stop(sig) == 0
+    finally:
+        nodes.close()
+    console = ROS_LOG_LINE.findall(process.log())
+    assert any(line.startswith("search range") for line in console)
+    assert any(line.startswith("shut down in") for line in console)
+    files = list(log_dir.glob("*.log"))
+    assert len(files) == 1, files
+    in_file = ROS_LOG_LINE.findall(files[0].read_text())
+    assert in_file == console
+
+
 def _stream(client: StereoClient, stop: threading.Event, left: np.ndarray, right: np.ndarray
             ) -> None:
     """Sets at 40 Hz until `stop`."""

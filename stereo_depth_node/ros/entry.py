@@ -20,13 +20,10 @@ def _stop_while_loading(_signum: int, _frame: object) -> None:
 
 
 def main() -> None:
-    previous = {sig: signal.signal(sig, _stop_while_loading) for sig in STOP_SIGNALS}
-    try:
-        from .node import main as run_node
-    finally:
-        # rclpy installs its own handlers at init; they must not find this one to chain to.
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    # Kept until the node's main installs its own handlers, which also stop a node still loading.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _stop_while_loading)
+    from .node import main as run_node
     sys.exit(run_node())
 
 

@@ -31,7 +31,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from rclpy.signals import uninstall_signal_handlers
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
@@ -278,7 +278,7 @@ class StereoDepthNode(Node):
         result = process_stereo_messages(self.estimator, self._decoder, stereo.left, stereo.right,
                                          stereo.left_info, stereo.right_info, self._settings,
                                          self._publish, self._topics, self._rectifier)
-        if self._mailbox.closed:  # shutting down: the context may be gone, publish nothing
+        if self._mailbox.closed:  # shutting down: the context goes once shutdown stops waiting
             self.counters.dropped_at_shutdown += 1
             return
         if result.camera_error:
@@ -381,9 +381,7 @@ class StereoDepthNode(Node):
         """Stop taking sets and wait for the frame in flight; False if it never finished."""
         started = time.monotonic()
         self._mailbox.close()
-        # The context is already shut down by the signal: a logger name that rosout does not know
-        # keeps rcl from complaining that it cannot publish these lines to /rosout.
-        logger = rclpy.logging.get_logger(f"{self.get_logger().name}.shutdown")
+        logger = self.get_logger()
         in_flight = self._frame_started
         if in_flight is not None:
             logger.info(
@@ -428,23 +426,23 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv if argv is None else argv
     spinning, stop = threading.Event(), threading.Event()
 
-    def on_sigint(_signum: int, _frame) -> None:
-        """Ctrl-C while loading leaves at once, from here: an exception raised here could
-        surface inside a pybind11 callback and abort the process (see entry.py). Once spinning it
-        asks the loop below to end, and the node then stops in the order SIGTERM's does. A
-        KeyboardInterrupt there would land at any bytecode inside rclpy's executor and could
-        leave a half-made Task, whose __del__ then printed "Exception ignored ... 'Task' object
-        has no attribute '_exception'" (1 stop in 25 under a stream of sets). Shutting the
-        context down here instead would destroy the node under a frame still publishing."""
+    def on_stop_signal(_signum: int, _frame) -> None:
+        """While loading, leave at once, from here: an exception raised here could surface
+        inside a pybind11 callback and abort the process (see entry.py). Once spinning, ask the
+        loop below to end. A KeyboardInterrupt there would land at any bytecode inside rclpy's
+        executor and could leave a half-made Task, whose __del__ then printed "Exception ignored
+        ... 'Task' object has no attribute '_exception'" (1 stop in 25 under a stream of sets)."""
         if not spinning.is_set():
             _exit(0)
         stop.set()
 
-    # Installed before rclpy.init, whose own handler (it wakes the executor) calls it in turn.
-    signal.signal(signal.SIGINT, on_sigint)
-    rclpy.init(args=args)
-    # Made before the node: once a signal has shut the context down (SIGTERM just after the
-    # ready line) an executor can no longer be made, while adding to one fails in the try below.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_stop_signal)
+    # Without rclpy's own handlers, which shut the context down from their signal thread: that
+    # left ROS logging open, so os._exit lost what the log file had buffered (all of a short
+    # run), and it destroyed the node under a frame still publishing. The context now lives
+    # until the node has stopped, and rclpy.try_shutdown closes the logging with it.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     executor = SingleThreadedExecutor()
     try:
         node = StereoDepthNode()
@@ -453,37 +451,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stereo_depth_node: configuration error: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    except Exception:
-        if rclpy.ok():
-            raise
-        _exit(0)  # SIGTERM while starting: the context went away under the constructor
     code = 0
     try:
         spinning.set()
         executor.add_node(node)
-        # SIGTERM shuts the context down (rclpy's handler); Ctrl-C sets `stop`.
-        while rclpy.ok() and not stop.is_set():
+        while not stop.is_set():
             executor.spin_once(timeout_sec=STOP_POLL_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
-        # After a signal a timer can still fail on the shut-down context: a clean stop. Before
-        # one, it is a bug: said in full, and the process still leaves through _exit.
-        if rclpy.ok():
-            traceback.print_exc()
-            code = 1
+        traceback.print_exc()  # a bug: said in full, and the process still leaves through _exit
+        code = 1
     finally:
-        # rclpy's signal thread may still be shutting the context down when the executor wakes;
-        # uninstalling its handlers waits for that thread, so that destroy_node below does not
-        # run beside it (suspected cause of a rare SIGSEGV in destroy_node after a signal).
-        uninstall_signal_handlers()
         _ignore_signals_while_stopping()
         node.shutdown()
         executor.shutdown(timeout_sec=0.5)
         node.destroy_node()
         rclpy.try_shutdown()
     _exit(code)
-
 
 if __name__ == "__main__":
     sys.exit(main())
