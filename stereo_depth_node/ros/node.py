@@ -402,10 +402,12 @@ class StereoDepthNode(Node):
 
 def _ignore_signals_while_stopping() -> None:
     """A second Ctrl-C, or the SIGTERM that `ros2 launch` sends after it, must not interrupt the
-    wait for the frame in flight: that unwinds into interpreter teardown under a running network."""
+    wait for the frame in flight: that unwinds into interpreter teardown under a running network.
+    The note names no frame: a Ctrl-C in the terminal of `ros2 launch` reaches the node twice
+    (from the terminal and from launch), usually with no frame in flight."""
     def note(signum: int, _frame) -> None:
-        print(f"stereo_depth_node: {signal.Signals(signum).name} ignored: already shutting down "
-              f"(waiting for the frame in flight)", file=sys.stderr, flush=True)
+        print(f"stereo_depth_node: {signal.Signals(signum).name} ignored: already shutting down",
+              file=sys.stderr, flush=True)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, note)
 
