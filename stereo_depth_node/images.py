@@ -12,6 +12,10 @@ MIN_SIDE_PX = 32
 # Above 1 the pair is enlarged before matching: at 4 the network already sees 16 times the pixels.
 MAX_INPUT_SCALE = 4.0
 SUPPORTED_DTYPES = (np.uint8, np.uint16)
+# Colour filter mosaics by their top-left 2x2 cell (ROS's bayer_<cell>8/16). OpenCV names a mosaic
+# by the second row's second and third pixels, so ROS's rggb is its BayerBG.
+BAYER_TO_RGB = {"rggb": cv2.COLOR_BayerBG2RGB, "bggr": cv2.COLOR_BayerRG2RGB,
+                "gbrg": cv2.COLOR_BayerGR2RGB, "grbg": cv2.COLOR_BayerGB2RGB}
 
 
 def as_rgb(image: np.ndarray, name: str) -> np.ndarray:

@@ -6,9 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from stereo_depth_node.compressed import decode_compressed, encode_compressed, parse_format
+from stereo_depth_node.compressed import (CompressedFormat, decode_compressed, encode_compressed,
+                                          parse_format)
 from stereo_depth_node.data.plane import render_plane_pair
 from stereo_depth_node.errors import InputError
+
+from scenes import bayer_mosaic
 
 
 @pytest.fixture(scope="module")
@@ -17,15 +20,19 @@ def rgb():
 
 
 @pytest.mark.parametrize("format_, expected", [
-    ("bgr8; jpeg compressed bgr8", ("jpeg", "bgr8")),
-    ("rgb8; jpeg compressed bgr8", ("jpeg", "bgr8")),
-    ("mono16; png compressed ", ("png", "")),
-    ("mono8; jpeg compressed ", ("jpeg", "")),
-    ("jpeg", ("jpeg", "")),
-    ("PNG", ("png", "")),
+    ("bgr8; jpeg compressed bgr8", ("bgr8", "jpeg", "bgr8")),
+    ("rgb8; jpeg compressed bgr8", ("rgb8", "jpeg", "bgr8")),
+    ("mono16; png compressed ", ("mono16", "png", "")),
+    ("bayer_rggb8; jpeg compressed mono8", ("bayer_rggb8", "jpeg", "mono8")),
+    ("jpeg", ("", "jpeg", "")),
+    ("PNG", ("", "png", "")),
+    # Outside the pattern (cv_bridge's Python writes 'jpg'): the data's signature decides.
+    ("jpg", ("", "", "")),
+    ("", ("", "", "")),
+    ("bgr8", ("", "", "")),
 ])
 def test_formats_as_image_transport_writes_them(format_, expected):
-    assert parse_format(format_, "cam") == expected
+    assert parse_format(format_, "cam") == CompressedFormat(*expected)
 
 
 def test_png_round_trips_exactly_in_rgb_order(rgb):
@@ -60,6 +67,41 @@ def test_mono16_png_keeps_sixteen_bits():
     np.testing.assert_array_equal(decoded, mono)
 
 
+@pytest.mark.parametrize("format_", ["", "jpg", "bgr8"])
+def test_a_format_outside_the_pattern_means_bgr8_and_the_data_names_the_codec(rgb, format_):
+    # sensor_msgs/CompressedImage: such a format means a bgr8 (or mono8) image. PNG data under
+    # 'jpg' is decoded as what it is, as image_transport's subscriber (cv::imdecode) does.
+    ok, png = cv2.imencode(".png", rgb[:, :, ::-1])
+    np.testing.assert_array_equal(decode_compressed(format_, png.tobytes(), "cam"), rgb)
+    ok, jpeg = cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    decoded = decode_compressed(format_, jpeg.tobytes(), "cam")
+    assert np.abs(decoded.astype(int) - rgb).mean() < 8
+    ok, mono = cv2.imencode(".png", rgb[:, :, 1])
+    np.testing.assert_array_equal(decode_compressed(format_, mono.tobytes(), "cam"), rgb[:, :, 1])
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("cell", ["rggb", "bggr", "gbrg", "grbg"])
+def test_a_png_of_a_bayer_mosaic_gives_the_colour_the_sensor_saw(cell, bits):
+    # image_transport writes a mosaic into PNG as it is, with no target ('bayer_rggb8; png
+    # compressed '); a uniform colour must come back exactly through every cell and depth.
+    colour = np.array([200, 50, 10]) * (257 if bits == 16 else 1)
+    dtype = np.uint16 if bits == 16 else np.uint8
+    mosaic = bayer_mosaic(np.tile(colour, (6, 8, 1)).astype(dtype), cell)
+    ok, png = cv2.imencode(".png", mosaic)
+    decoded = decode_compressed(f"bayer_{cell}{bits}; png compressed ", png.tobytes(), "cam")
+    assert decoded.shape == (6, 8, 3) and decoded.dtype == dtype
+    np.testing.assert_array_equal(decoded, np.broadcast_to(colour, (6, 8, 3)))
+
+
+def test_a_bayer_image_converted_to_mono8_before_jpeg_stays_grey(rgb):
+    # ROS 2's compressed publisher converts non-colour images to mono8 for JPEG and says so.
+    grey = rgb[:, :, 1]
+    ok, data = cv2.imencode(".png", grey)
+    np.testing.assert_array_equal(
+        decode_compressed("bayer_rggb8; png compressed mono8", data.tobytes(), "cam"), grey)
+
+
 def _jpeg(rgb):
     return encode_compressed(rgb, "jpeg", "rgb8")[1]
 
@@ -75,6 +117,10 @@ def _jpeg(rgb):
     ("bgr8; jpeg compressed bgr8", lambda rgb: b"", "left/image_rect/compressed: data is empty"),
     ("bgr8; webp compressed bgr8", _jpeg, "format 'bgr8; webp compressed bgr8' is not supported"),
     ("16UC1; compressedDepth png", _jpeg, "is compressedDepth data (a depth map), not a camera"),
+    ("jpg", lambda rgb: b"GIF89a" + bytes(100),
+     "format 'jpg' names no codec in image_transport's pattern (e.g. 'bgr8; jpeg compressed "
+     "bgr8'), and the data starts with neither a JPEG marker (FF D8) nor the PNG signature"),
+    ("", lambda rgb: _jpeg(rgb)[:len(_jpeg(rgb)) // 2], "has no end marker (FF D9): truncated"),
 ])
 def test_malformed_messages_are_named(rgb, format_, make, message):
     with pytest.raises(InputError) as error:

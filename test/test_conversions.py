@@ -132,3 +132,17 @@ def test_a_failing_cv_bridge_costs_no_frame_and_is_reported_once(rng, monkeypatc
     assert report.startswith("cv_bridge could not convert left/image_rect (mono16, "
                              "is_bigendian=1): AttributeError:")
     assert "newbyteorder" in report and "internal decoder converts such images" in report
+
+
+def test_rows_padded_to_no_whole_pixel_skip_cv_bridge(rng, monkeypatch):
+    # cv_bridge reads rows at a pitch of whole pixels: with step 16 for 5 rgb8 pixels (15 bytes,
+    # rows aligned to 4 bytes) every row after the first would come back shifted, silently.
+    monkeypatch.syspath_prepend(str(BROKEN_CV_BRIDGE))
+    decoder = ImageDecoder()
+    assert decoder.name == "cv_bridge"
+    rgb = rng.integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    padded = np.zeros((4, 16), np.uint8)
+    padded[:, :15] = rgb.reshape(4, 15)
+    msg = Image(height=4, width=5, encoding="rgb8", step=16, data=padded.tobytes())
+    np.testing.assert_array_equal(decoder.to_rgb(msg, "cam"), rgb)
+    assert decoder.bridge_failures == 0  # not a failure of cv_bridge: it is not asked

@@ -81,6 +81,12 @@ def test_jpeg_compressed_rectified_images(compressed, plane):
     assert abs(np.nanmedian(as_array(out["depth"])) - DISTANCE) < 0.01 * DISTANCE
     out = client.send_and_wait(_compressed_set(*plane, Frames.next(), "png"), ("depth",), 30)
     assert abs(np.nanmedian(as_array(out["depth"])) - DISTANCE) < 0.01 * DISTANCE
+    # cv_bridge's Python cv2_to_compressed_imgmsg writes format 'jpg' (outside the pattern).
+    messages = _compressed_set(*plane, Frames.next())
+    for topic in ("left/image_rect/compressed", "right/image_rect/compressed"):
+        messages[topic].format = "jpg"
+    out = client.send_and_wait(messages, ("depth",), 30)
+    assert abs(np.nanmedian(as_array(out["depth"])) - DISTANCE) < 0.01 * DISTANCE
 
 
 def _with(messages, **fields):
@@ -110,6 +116,9 @@ BAD_COMPRESSED = [
     ("unknown format", lambda plane, s: _with(_compressed_set(*plane, s),
                                               format="bgr8; webp compressed bgr8"),
      "left/image_rect/compressed: format 'bgr8; webp compressed bgr8' is not supported"),
+    ("neither jpeg nor png", lambda plane, s: _with(_compressed_set(*plane, s), format="jpg",
+                                                    data=b"GIF89a" + bytes(4000)),
+     "left/image_rect/compressed: format 'jpg' names no codec in image_transport's pattern"),
     ("compressedDepth", lambda plane, s: _with(_compressed_set(*plane, s),
                                                format="16UC1; compressedDepth png"),
      "is compressedDepth data (a depth map), not a camera image"),

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..compressed import decode_compressed
 from ..errors import InputError
+from ..images import BAYER_TO_RGB
 
 # encoding -> (dtype, channels, order of the channels in memory)
 ENCODINGS: dict[str, tuple[np.dtype, int, str]] = {
@@ -35,9 +36,7 @@ ENCODINGS: dict[str, tuple[np.dtype, int, str]] = {
     "yuv422": (np.dtype(np.uint8), 2, "UYVY"),
     "yuv422_yuy2": (np.dtype(np.uint8), 2, "YUY2"),
 }
-# OpenCV names a mosaic by the second row's second and third pixels, so ROS's rggb is its BayerBG.
-_TO_RGB = {"BAYER_RGGB": cv2.COLOR_BayerBG2RGB, "BAYER_BGGR": cv2.COLOR_BayerRG2RGB,
-           "BAYER_GBRG": cv2.COLOR_BayerGR2RGB, "BAYER_GRBG": cv2.COLOR_BayerGB2RGB,
+_TO_RGB = {**{f"BAYER_{cell.upper()}": code for cell, code in BAYER_TO_RGB.items()},
            "UYVY": cv2.COLOR_YUV2RGB_UYVY, "YUY2": cv2.COLOR_YUV2RGB_YUY2}
 _BY_LOWER_CASE = {name.lower(): layout for name, layout in ENCODINGS.items()}
 
@@ -127,7 +126,9 @@ class ImageDecoder:
             return decode_compressed(msg.format, msg.data, topic)
         dtype, channels, order = _checked_layout(msg, topic)
         pixels = None
-        if self._bridge is not None:
+        # cv_bridge reads rows at a pitch of whole pixels: a step padded to no whole number of
+        # pixels (rgb8 rows aligned to 4 bytes) would shift every row without an error.
+        if self._bridge is not None and msg.step % (channels * dtype.itemsize) == 0:
             try:
                 pixels = self._bridge.imgmsg_to_cv2(msg, desired_encoding="passthrough")
                 pixels = np.asarray(pixels, dtype=dtype).reshape(msg.height, msg.width, channels)

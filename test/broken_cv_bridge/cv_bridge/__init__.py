@@ -3,7 +3,9 @@
 cv_bridge 3.4.0 (ROS 2) swaps the bytes of images whose byte order differs from the machine's with
 `ndarray.byteswap().newbyteorder()`; NumPy 2 removed `ndarray.newbyteorder`, so every big-endian
 mono16 frame raises AttributeError inside cv_bridge. Little-endian images convert. The node must
-keep every frame either way. (Written for this project; cv_bridge itself is not on PyPI.)
+keep every frame either way. Like 3.4.0 it reads rows at a pitch of whole pixels (step divided
+by the pixel size, rounded down), so a step that is no whole number of pixels shifts every row
+without an error. (Written for this project; cv_bridge itself is not on PyPI.)
 """
 from __future__ import annotations
 
@@ -19,10 +21,9 @@ class CvBridge:
     def imgmsg_to_cv2(self, img_msg, desired_encoding: str = "passthrough") -> np.ndarray:
         dtype, channels = _DTYPES[img_msg.encoding]
         dtype = np.dtype(dtype).newbyteorder(">" if img_msg.is_bigendian else "<")
-        rows = np.frombuffer(img_msg.data, np.uint8).reshape(img_msg.height, img_msg.step)
-        row_bytes = img_msg.width * channels * dtype.itemsize
-        image = np.ascontiguousarray(rows[:, :row_bytes]).view(dtype)
-        image = image.reshape(img_msg.height, img_msg.width, channels)
+        pitch = img_msg.step // (dtype.itemsize * channels)
+        image = np.ndarray((img_msg.height, pitch, channels), dtype, bytes(img_msg.data))
+        image = np.ascontiguousarray(image[:, :img_msg.width])
         if img_msg.is_bigendian == (sys.byteorder == "little"):
             # 3.4.0 calls image.byteswap().newbyteorder() here; raised on any NumPy, so that the
             # tests behave alike beside NumPy 1 (where the real call still works) and 2.
