@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
-from ros_harness import NodesUnderTest, camera_for, raw_stereo_set
+from ros_harness import NodesUnderTest, camera_for, raw_stereo_set, stereo_set
 from scenes import raw_view
 from stereo_depth_node.data.plane import render_plane_pair
 from stereo_depth_node.estimator import StereoEstimator
@@ -135,6 +135,56 @@ def test_bad_compressed_input_is_named_and_the_next_set_works(compressed, plane,
     assert process.wait_for_log(message, timeout=20), process.log()[-2000:]
     out = client.send_and_wait(_compressed_set(*plane, Frames.next()), ("depth",), 30)
     assert abs(np.nanmedian(as_array(out["depth"])) - DISTANCE) < 0.02 * DISTANCE
+
+
+def _reduced(messages, binning=1, offset=(0, 0)):
+    """The set's rectified images as a binned or cropped view of a larger camera: the
+    camera_infos describe the full camera (K and P in its pixels) and say how the images were
+    made from it (binning, region of interest), as a driver or image_proc's crop_decimate
+    publishes them."""
+    for side in ("left", "right"):
+        info = messages[f"{side}/camera_info"]
+        k, p = list(info.k), list(info.p)
+        for matrix, fx, cx, fy, cy, tx in ((k, 0, 2, 4, 5, None), (p, 0, 2, 5, 6, 3)):
+            for index in (fx, cx, fy, cy) + ((tx,) if tx is not None else ()):
+                matrix[index] *= binning
+            matrix[cx] += offset[0]
+            matrix[cy] += offset[1]
+        info.k, info.p = k, p
+        info.width, info.height = binning * WIDTH + 2 * offset[0], binning * HEIGHT + 2 * offset[1]
+        info.binning_x = info.binning_y = binning
+        if offset != (0, 0):
+            info.roi.x_offset, info.roi.y_offset = offset
+            info.roi.width, info.roi.height = binning * WIDTH, binning * HEIGHT
+    return messages
+
+
+def test_binned_and_cropped_cameras_give_depth_in_their_own_pixels(start, plane):
+    # image_geometry's reading: P moved by the ROI offset, then divided by the binning.
+    process, client = start("/reduced", "raw", False, _reduced(stereo_set(*plane, 1.0), 2))
+    for binning, offset in ((2, (0, 0)), (1, (100, 50)), (2, (40, 20))):
+        messages = _reduced(stereo_set(*plane, Frames.next()), binning, offset)
+        out = client.send_and_wait(messages, (*ALL, "disparity"), 30)
+        depth = as_array(out["depth"])
+        assert abs(np.nanmedian(depth) - DISTANCE) < 0.01 * DISTANCE, (binning, offset)
+        info = out["depth/camera_info"]
+        sent = messages["left/camera_info"]
+        assert (info.width, info.height, info.binning_x, info.binning_y) == (
+            sent.width, sent.height, sent.binning_x, sent.binning_y)
+        assert (info.roi.x_offset, info.roi.y_offset) == offset and list(info.p) == list(sent.p)
+        assert out["disparity"].f == FX  # in the image's own pixels, like the disparities
+        v, u = 120, 200
+        z = depth[v, u]
+        cx, cy = (WIDTH - 1) / 2, (HEIGHT - 1) / 2  # in the image's own pixels
+        np.testing.assert_allclose(cloud_array(out["points2"])[v, u, :3],
+                                   [(u - cx) * z / FX, (v - cy) * z / FX, z], rtol=1e-5)
+    wrong = _reduced(stereo_set(*plane, Frames.next()), 2)
+    wrong["left/camera_info"].binning_x = wrong["left/camera_info"].binning_y = 4
+    client.publish(wrong)
+    assert process.wait_for_log(
+        "left/image_rect is 320x240 px but left/camera_info says 640x480 with binning 4x4 and roi "
+        "(x_offset 0, y_offset 0, width 0, height 0), i.e. 160x120 px", 20), process.log()[-2000:]
+    client.send_and_wait(_reduced(stereo_set(*plane, Frames.next()), 2), ALL, 30)
 
 
 def _raw_set(plane, models, stamp_s, codec=None):

@@ -76,18 +76,62 @@ class FrameResult:
     nearest_depth: float | None = None
 
 
+def _binning(info: CameraInfo) -> tuple[int, int]:
+    return info.binning_x or 1, info.binning_y or 1  # 0 means 1 (no binning)
+
+
+def image_size(info: CameraInfo) -> tuple[int, int] | None:
+    """(width, height) of the image a camera_info describes: its region of interest (all zeros:
+    the full `width` x `height`) divided by the binning, as image_geometry reads it; None when
+    the camera_info leaves its size at 0 x 0."""
+    roi = info.roi
+    width, height = ((roi.width, roi.height) if (roi.x_offset, roi.y_offset, roi.width,
+                                                 roi.height) != (0, 0, 0, 0)
+                     else (info.width, info.height))
+    if (width, height) == (0, 0):
+        return None
+    binning_x, binning_y = _binning(info)
+    return width // binning_x, height // binning_y
+
+
+def image_projection(info: CameraInfo) -> list[float]:
+    """P in the pixels of the image itself: image_geometry's PinholeCameraModel moves the
+    principal point by the region of interest's offset, then divides the x row's focal length,
+    principal point and Tx by binning_x and the y row's by binning_y (CameraInfo's P is in
+    full-resolution pixels)."""
+    p = [float(v) for v in info.p]
+    p[2] -= info.roi.x_offset
+    p[6] -= info.roi.y_offset
+    binning_x, binning_y = _binning(info)
+    for index in (0, 2, 3):
+        p[index] /= binning_x
+    for index in (5, 6, 7):
+        p[index] /= binning_y
+    return p
+
+
 def _check_sizes(left, right, left_info: CameraInfo, right_info: CameraInfo,
                  topics: InputTopics) -> None:
     left_topic, right_topic = topics.names[:2]
     for topic, info_topic, image, info in ((left_topic, LEFT_INFO, left, left_info),
                                            (right_topic, RIGHT_INFO, right, right_info)):
         height, width = image.shape[:2]
-        if (info.width, info.height) not in ((0, 0), (width, height)):
+        expected = image_size(info)
+        if expected not in (None, (width, height)):
+            roi = info.roi
+            reduced = "" if expected == (info.width, info.height) else (
+                f" with binning {info.binning_x}x{info.binning_y} and roi (x_offset "
+                f"{roi.x_offset}, y_offset {roi.y_offset}, width {roi.width}, height "
+                f"{roi.height}), i.e. {expected[0]}x{expected[1]} px")
             raise InputError(f"{topic} is {width}x{height} px but {info_topic} says "
-                             f"{info.width}x{info.height}")
+                             f"{info.width}x{info.height}{reduced}")
     if left.shape[:2] != right.shape[:2]:
         raise InputError(f"{left_topic} is {left.shape[1]}x{left.shape[0]} px but "
                          f"{right_topic} is {right.shape[1]}x{right.shape[0]} px")
+    if _binning(left_info) != _binning(right_info):
+        raise InputError(f"{LEFT_INFO} has binning {left_info.binning_x}x{left_info.binning_y} "
+                         f"but {RIGHT_INFO} has {right_info.binning_x}x{right_info.binning_y}; "
+                         f"a stereo pair is binned alike")
 
 
 def camera_model(info: CameraInfo) -> CameraModel:
@@ -122,12 +166,17 @@ def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, l
     left_topic, right_topic = topics.names[:2]
     left = decoder.to_rgb(left_msg, left_topic)
     right = decoder.to_rgb(right_msg, right_topic)
+    if topics.rectify:
+        models = camera_model(left_info), camera_model(right_info)
+        for name, model in zip((LEFT_INFO, RIGHT_INFO), models):
+            model.check(name)  # binning or an ROI is named, not the size mismatch it makes
     _check_sizes(left, right, left_info, right_info, topics)
     if topics.rectify:
-        left = rectifier.rectify(LEFT_INFO, left, camera_model(left_info))
-        right = rectifier.rectify(RIGHT_INFO, right, camera_model(right_info))
+        left = rectifier.rectify(LEFT_INFO, left, models[0])
+        right = rectifier.rectify(RIGHT_INFO, right, models[1])
         left_info, right_info = rectified_info(left_info), rectified_info(right_info)
-    output = process_frame(estimator, left, right, left_info.p, right_info.p, settings)
+    output = process_frame(estimator, left, right, image_projection(left_info),
+                           image_projection(right_info), settings)
     header, camera = left_msg.header, output.camera
     enabled = {topic: publish.get(flag, True) for topic, flag in PUBLISH_FLAGS.items()}
     messages: dict[str, object] = {}
@@ -135,7 +184,7 @@ def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, l
     largest = (estimator.max_disparity - 1) / output.input_scale - offset
     nearest = camera.fx * camera.baseline / largest if camera is not None and largest > 0 else None
     if enabled["disparity"]:
-        focal = right_info.p[0]
+        focal = image_projection(right_info)[0]
         # SGBM's fixed point has 1/16 px steps at the matching size (1 / (16 input_scale) px
         # here); the networks' output is continuous, and 1/256 px is the resolution of the
         # 16-bit KITTI encoding this package writes.
@@ -146,7 +195,12 @@ def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, l
             max_disparity=largest, delta_d=delta)
     if enabled["depth"] and output.depth is not None:
         messages["depth"] = float_image(output.depth, header)
-        height, width = output.depth.shape  # a camera_info may leave its size at 0 x 0
+        # The input's own size, binning and region of interest describe the depth image too;
+        # a camera_info that leaves its size at 0 x 0 gets the full resolution filled in.
+        height, width = left_info.height, left_info.width
+        if image_size(left_info) is None:
+            binning_x, binning_y = _binning(left_info)
+            height, width = (output.depth.shape[0] * binning_y, output.depth.shape[1] * binning_x)
         messages["depth/camera_info"] = CameraInfo(
             header=header, height=height, width=width,
             distortion_model=left_info.distortion_model, d=left_info.d, k=left_info.k,
