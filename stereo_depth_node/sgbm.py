@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import torch
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InputError
 from .images import to_uint8
 
 
@@ -31,6 +31,13 @@ class SGBMMatcher:
         validity map as confidence."""
         height, width = left_rgb.shape[:2]
         size = (max(round(width * scale), 1), max(round(height * scale), 1))
+        if size[0] <= self.max_disparity:
+            # OpenCV would fail with an allocation of 2**64 bytes, naming no reason.
+            raise InputError(
+                f"sgbm matches {size[0]} px wide images here ({width} px at input_scale "
+                f"{scale:g}), not wider than max_disparity {self.max_disparity}: the search "
+                f"range must be narrower than the image (lower max_disparity, or raise "
+                f"input_scale)")
         left, right = to_uint8(left_rgb), to_uint8(right_rgb)
         if scale != 1.0:
             # INTER_AREA averages when shrinking but repeats pixels when enlarging.

@@ -407,6 +407,25 @@ def test_the_ros_log_file_keeps_every_line_after_a_signal(ros_context, tmp_path,
     assert in_file == console
 
 
+def test_a_signal_during_the_warm_up_stops_at_once_and_keeps_the_ros_log(ros_context, tmp_path,
+                                                                         monkeypatch):
+    # A warm-up is one network frame (75 s with compile:=true); the node leaves from the signal
+    # handler there, and used to leave the ROS log file empty.
+    log_dir = tmp_path / "ros_log"
+    monkeypatch.setenv("ROS_LOG_DIR", str(log_dir))
+    process = NodeProcess(tmp_path / "node.log",
+                          {"model": "psmnet_dws", "weights": "none", "device": "cpu",
+                           "max_disparity": 64, "warmup_size": "1280x720"}, "/warm_stop")
+    assert process.wait_for_log("warming up on one 1280x720 frame before reporting ready")
+    time.sleep(0.5)
+    sent = time.monotonic()
+    assert process.stop(signal.SIGINT) == 0
+    assert time.monotonic() - sent < 5.0
+    assert "warmed up" not in process.log() and "Traceback" not in process.log()
+    [file] = log_dir.glob("*.log")
+    assert ROS_LOG_LINE.findall(file.read_text()) == ROS_LOG_LINE.findall(process.log())
+
+
 def _stream(client: StereoClient, stop: threading.Event, left: np.ndarray, right: np.ndarray
             ) -> None:
     """Sets at 40 Hz until `stop`."""

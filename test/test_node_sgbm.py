@@ -175,6 +175,11 @@ BAD_INPUTS = [
     ("step too small", lambda plane, stamp: _with(stereo_set(*plane, stamp), "right/image_rect",
                                                   step=100),
      "right/image_rect: step 100 is less than width x bytes per pixel = 320 x 3 = 960"),
+    # OpenCV itself failed here with "Failed to allocate 18446744073709433617 bytes".
+    ("narrower than the range", lambda plane, stamp: stereo_set(
+        *(np.ascontiguousarray(image[:, :MAX_DISPARITY - 16]) for image in plane), stamp),
+     "sgbm matches 48 px wide images here (48 px at input_scale 1), not wider than "
+     "max_disparity 64: the search range must be narrower than the image"),
 ]
 
 

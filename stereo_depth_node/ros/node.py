@@ -133,6 +133,10 @@ class StereoDepthNode(Node):
                              for spec in PARAMETERS if spec.runtime})
         self.add_on_set_parameters_callback(self._on_set_parameters)
         if warmup is not None:
+            compiling = (" (compiling the network first: about 75 s on an H200)"
+                         if getattr(self.estimator.matcher, "compile_backend", None) else "")
+            self.get_logger().info(f"warming up on one {warmup[0]}x{warmup[1]} frame before "
+                                   f"reporting ready{compiling}")
             seconds = self.estimator.warm_up(*warmup)
             self.get_logger().info(f"warmed up on one {warmup[0]}x{warmup[1]} frame in "
                                    f"{seconds:.1f} s")
@@ -412,6 +416,18 @@ def _ignore_signals_while_stopping() -> None:
         signal.signal(signum, note)
 
 
+def _close_ros_log() -> None:
+    """Close ROS logging, which writes what its file sink buffered (rcl's spdlog sink flushes
+    only every few seconds). rclpy.try_shutdown closes it too, but only after destroying the
+    context's nodes, which fails on a node a signal interrupted in its constructor; this is the
+    call it ends with."""
+    from rclpy.impl.implementation_singleton import rclpy_implementation
+    try:
+        rclpy_implementation.rclpy_logging_fini()
+    except Exception:  # already closed, or never opened: nothing to write
+        pass
+
+
 def _exit(code: int) -> None:
     """Leave without the interpreter's teardown. With the worker still in native code (shutdown
     gave up waiting) that teardown aborts (SIGABRT); after a clean stop it once crashed (SIGSEGV)
@@ -426,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the node until SIGINT/SIGTERM; exits the process with 0 (2 for bad configuration, 1
     for an unexpected error)."""
     args = sys.argv if argv is None else argv
-    spinning, stop = threading.Event(), threading.Event()
+    ros_initialised, spinning, stop = threading.Event(), threading.Event(), threading.Event()
 
     def on_stop_signal(_signum: int, _frame) -> None:
         """While loading, leave at once, from here: an exception raised here could surface
@@ -435,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
         executor and could leave a half-made Task, whose __del__ then printed "Exception ignored
         ... 'Task' object has no attribute '_exception'" (1 stop in 25 under a stream of sets)."""
         if not spinning.is_set():
+            if ros_initialised.is_set():
+                _close_ros_log()
             _exit(0)
         stop.set()
 
@@ -445,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     # run), and it destroyed the node under a frame still publishing. The context now lives
     # until the node has stopped, and rclpy.try_shutdown closes the logging with it.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    ros_initialised.set()
     executor = SingleThreadedExecutor()
     try:
         node = StereoDepthNode()
