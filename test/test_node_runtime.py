@@ -163,6 +163,10 @@ def test_sync_tolerance_set_at_start_and_changed_at_runtime(run_node, mode):
         refused.reason
     refused = set_tolerance(float("nan"))
     assert not refused.successful and "sync_tolerance must be a number, got nan" in refused.reason
+    # message_filters pairs stamps less than the tolerance apart: 0 would pair nothing at all.
+    refused = set_tolerance(0.0)
+    assert not refused.successful and "sync_tolerance must be above 0 with approximate_sync" in \
+        refused.reason
     assert not paired(91.5, 0.003)
     assert set_tolerance(0.02).successful
     assert paired(92.0, 0.012)       # and 12 ms is close enough
@@ -320,6 +324,15 @@ def test_back_pressure_keeps_the_newest_and_counts_drops(run_node, mode):
      "warmup_size sides must be 32 to 8192 px, got 16x16"),
     ({"model": "sgbm", "image_transport": "theora"},
      "image_transport must be one of raw, compressed, got 'theora'"),
+    ({"model": "sgbm", "approximate_sync": True, "sync_tolerance": 0.0},
+     "sync_tolerance must be above 0 with approximate_sync (0 pairs no messages with "
+     "message_filters); approximate_sync:=false pairs equal stamps"),
+    ({"model": "sgbm", "qos_overrides./badconfig/left/image_rect.subscription.reliability":
+      "reliabel"}, "configuration error: a topic could not be made with its QoS (check the "
+     "qos_overrides parameters): Unexpected QoS override for policy `reliability`: `reliabel`"),
+    ({"model": "sgbm", "qos_overrides./badconfig/depth.publisher.depth": -3},
+     "configuration error: a topic could not be made with its QoS (check the qos_overrides "
+     "parameters): Failed to create publisher"),
     ({"model": "sgbm", "input_scale": 5.0}, "Parameter input_scale out of range"),  # rclpy's bound
     ({"model": "sgbm", "confidence_threshold": -0.5},
      "Parameter confidence_threshold out of range"),

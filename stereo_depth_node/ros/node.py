@@ -60,10 +60,15 @@ MAX_SYNC_TOLERANCE_S = 3600.0  # beyond any camera; message_filters' Duration ov
 STOP_POLL_S = 0.1  # the most a Ctrl-C waits for the executor to look at it
 
 
-def check_sync_tolerance(seconds: float) -> None:
+def check_sync_tolerance(seconds: float, approximate: bool) -> None:
     if not 0 <= seconds <= MAX_SYNC_TOLERANCE_S:
         raise ValueError(f"sync_tolerance must be in [0, {MAX_SYNC_TOLERANCE_S:g}] s, got "
                          f"{seconds}")
+    if approximate and seconds == 0:
+        # message_filters pairs stamps *less* than the tolerance apart: at 0 it pairs nothing.
+        raise ValueError("sync_tolerance must be above 0 with approximate_sync (0 pairs no "
+                         "messages with message_filters); approximate_sync:=false pairs equal "
+                         "stamps")
 
 
 @dataclass
@@ -97,7 +102,8 @@ class StereoDepthNode(Node):
             self.declare_parameter(spec.name, spec.default, descriptor(spec))
         configured = {spec.name: parameter_value(spec, self.get_parameter(spec.name).value)
                       for spec in PARAMETERS}
-        check_sync_tolerance(configured["sync_tolerance"])  # message_filters' Duration is built
+        check_sync_tolerance(configured["sync_tolerance"],  # message_filters' Duration is built
+                             configured["approximate_sync"])
         if configured["queue_size"] < 1:                    # with the synchroniser, below
             raise ValueError(f"queue_size must be >= 1, got {configured['queue_size']}")
         warmup = warmup_size(configured["warmup_size"])  # refused before the network loads
@@ -120,14 +126,20 @@ class StereoDepthNode(Node):
         approximate = configured["approximate_sync"]
         self._topics = InputTopics(configured["image_transport"], configured["rectify"])
         self._rectifier = self._build_rectifier() if self._topics.rectify else None
-        self._inputs = StereoInputs(self, self._topics, approximate,
-                                    configured["sync_tolerance"], configured["queue_size"],
-                                    overrides, self._on_synchronised, self._on_unmatched,
-                                    self._report, self.get_logger().warning)
-        self._outputs = {
-            topic: self.create_publisher(msg_type, topic, reliable,
-                                         qos_overriding_options=overrides)
-            for topic, msg_type in OUTPUT_TYPES.items()}
+        try:
+            self._inputs = StereoInputs(self, self._topics, approximate,
+                                        configured["sync_tolerance"], configured["queue_size"],
+                                        overrides, self._on_synchronised, self._on_unmatched,
+                                        self._report, self.get_logger().warning)
+            self._outputs = {
+                topic: self.create_publisher(msg_type, topic, reliable,
+                                             qos_overriding_options=overrides)
+                for topic, msg_type in OUTPUT_TYPES.items()}
+        except RuntimeError as exc:
+            # rclpy's RuntimeError for a qos_overrides value it does not know ('reliabel'), and
+            # its RCLError (a RuntimeError) for one the middleware refuses (depth -3).
+            raise ConfigurationError(f"a topic could not be made with its QoS (check the "
+                                     f"qos_overrides parameters): {exc}") from exc
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._apply_runtime({spec.name: configured[spec.name]
                              for spec in PARAMETERS if spec.runtime})
@@ -206,7 +218,7 @@ class StereoDepthNode(Node):
         if "lr_threshold" in values and values["lr_threshold"] < 0:
             raise ValueError(f"lr_threshold must be >= 0, got {values['lr_threshold']}")
         if "sync_tolerance" in values:
-            check_sync_tolerance(values["sync_tolerance"])
+            check_sync_tolerance(values["sync_tolerance"], self._inputs.approximate)
         publish = {**self._publish, **{k: v for k, v in values.items()
                                        if k.startswith("publish_")}}
         settings.want_depth = publish.get("publish_depth", True)
