@@ -103,7 +103,8 @@ def test_stamps_beyond_the_tolerance_are_reported_and_the_next_set_works(run_nod
 @pytest.mark.parametrize("mode", SYNC_MODES)
 def test_a_stamp_before_1970_is_refused_and_the_next_set_works(run_node, mode):
     # message_filters turns such a stamp into an exception that would stop the executor.
-    process, client, _ = run_node({"model": "sgbm", "max_disparity": 32}, "/negative", mode)
+    process, client, _ = run_node({"model": "sgbm", "max_disparity": 32, "summary_period": 1},
+                                  "/negative", mode)
     left, right = render_plane_pair(64, 96, 8.0, seed=2)
     bad = stereo_set(left, right, 1.0)
     for message in bad.values():
@@ -112,6 +113,15 @@ def test_a_stamp_before_1970_is_refused_and_the_next_set_works(run_node, mode):
     assert process.wait_for_log("left/image_rect: header stamp -5.000000000 s is before 1970; "
                                 "expected a stamp >= 0", 10), process.log()
     send_and_wait(client, stereo_set(left, right, 2.0))
+    # The four messages joined no set: unmatched messages (it said 4 rejected sets).
+    summary = re.compile(r"(\d+) rejected, (\d+) failed, (\d+) unmatched messages")
+
+    def counts():
+        found = summary.findall(process.log())
+        return tuple(map(int, found[-1])) if found else (0, 0, 0)
+
+    assert client.wait_until(lambda: counts()[2] >= 4, 10), process.log()
+    assert counts()[:2] == (0, 0), process.log()
     assert process.process.poll() is None and "Traceback" not in process.log()
 
 

@@ -138,6 +138,23 @@ def _good_frame_still_works(client, plane):
     assert abs(np.nanmedian(as_array(out["depth"])) - DISTANCE) < 0.02
 
 
+def _diagnostic_values(node, client) -> dict[str, str]:
+    """The node's /diagnostics values from a status published after this call."""
+    arrays = []
+    subscription = client.node.create_subscription(DiagnosticArray, "/diagnostics",
+                                                   arrays.append, 10)
+    name = f"{node.namespace}/stereo_depth_node: stereo depth"
+
+    def ours():
+        return [s for a in arrays for s in a.status if s.name == name]
+
+    try:
+        assert client.wait_until(ours, 10)
+        return {kv.key: kv.value for kv in ours()[-1].values}
+    finally:
+        client.node.destroy_subscription(subscription)
+
+
 def _with(messages, topic, **fields):
     for name, value in fields.items():
         setattr(messages[topic], name, value)
@@ -199,6 +216,7 @@ def test_bad_input_is_named_and_the_next_frame_is_processed(node, client, plane,
     (lambda p: p.__setitem__(2, math.nan), "right camera_info P contains NaN"),
 ])
 def test_bad_calibration_keeps_disparity_and_skips_depth(node, client, plane, right_p, message):
+    before = _diagnostic_values(node, client)
     messages = stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE)
     p = list(messages["right/camera_info"].p)
     right_p(p)
@@ -210,6 +228,11 @@ def test_bad_calibration_keeps_disparity_and_skips_depth(node, client, plane, ri
     time.sleep(0.3)
     for topic in ("depth", "points2"):
         assert not any(m.header.stamp == stamp for m in client.messages(topic)), topic
+    # Published, so not a rejected set: counted apart (it was counted as rejected).
+    after = _diagnostic_values(node, client)
+    for key, more in (("published without depth (calibration)", 1), ("rejected (bad input)", 0),
+                      ("failed", 0)):
+        assert int(after[key]) == int(before[key]) + more, key
     _good_frame_still_works(client, plane)
 
 

@@ -87,9 +87,10 @@ class Counters:
     rejected: int = 0
     unmatched: int = 0
     failed: int = 0
+    without_depth: int = 0  # published without depth and points: no usable calibration
     dropped_at_shutdown: int = 0
     last_error: str = ""
-    last_problem: float | None = None  # time.monotonic() of the newest rejected or failed frame
+    last_problem: float | None = None  # time.monotonic() of the newest error a frame had
     last_frame_s: float | None = None
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100))
     processed_times: deque = field(default_factory=lambda: deque(maxlen=100))
@@ -130,7 +131,7 @@ class StereoDepthNode(Node):
             self._inputs = StereoInputs(self, self._topics, approximate,
                                         configured["sync_tolerance"], configured["queue_size"],
                                         overrides, self._on_synchronised, self._on_unmatched,
-                                        self._report, self.get_logger().warning)
+                                        self._on_refused_message, self.get_logger().warning)
             self._outputs = {
                 topic: self.create_publisher(msg_type, topic, reliable,
                                              qos_overriding_options=overrides)
@@ -246,6 +247,11 @@ class StereoDepthNode(Node):
         self.counters.received += 1
         self._mailbox.put(StereoSet(left, right, left_info, right_info))
 
+    def _on_refused_message(self, text: str) -> None:
+        """A message refused before synchronisation (a stamp before 1970) joins no set: it is
+        counted with the unmatched messages, not as a rejected set."""
+        self._report(text, dropped="unmatched")
+
     def _on_unmatched(self, unmatched: Unmatched) -> None:
         self.counters.unmatched += 1
         names = self._topics.names
@@ -261,9 +267,11 @@ class StereoDepthNode(Node):
     def _report(self, text: str, dropped: str | None = "rejected", kind: str | None = None
                 ) -> None:
         """Throttled error: one line per kind per ERROR_THROTTLE_S seconds; every one is counted
-        and the newest is `last error` in /diagnostics. `dropped` names the counter of a frame
-        the error cost ("rejected" or "failed"; None when it cost none). The kind defaults to the
-        text with its long numbers blanked: byte counts and stamps change from frame to frame."""
+        and the newest is `last error` in /diagnostics. `dropped` names the counter of what the
+        error cost ("rejected" or "failed" set, a frame "without_depth", an "unmatched" message;
+        None when it cost nothing), which also turns /diagnostics to WARN for a while. The kind
+        defaults to the text with its long numbers blanked: byte counts and stamps change from
+        frame to frame."""
         if dropped is not None:
             setattr(self.counters, dropped, getattr(self.counters, dropped) + 1)
             self.counters.last_problem = time.monotonic()
@@ -298,7 +306,9 @@ class StereoDepthNode(Node):
             self.counters.dropped_at_shutdown += 1
             return
         if result.camera_error:
-            self._report(f"depth and points skipped: {result.camera_error}")
+            # The frame is published (disparity, confidence), so it is no rejected set.
+            self._report(f"depth and points skipped: {result.camera_error}",
+                         dropped="without_depth")
         self._note_search_range(result.nearest_depth)
         if not stereo.left.header.frame_id and not self._warned_no_frame:
             self._warned_no_frame = True
@@ -347,7 +357,9 @@ class StereoDepthNode(Node):
                 "received messages": received, "synchronizer": self._inputs.backend,
                 "image decoder": self._decoder.name,
                 "cv_bridge failures": str(self._decoder.bridge_failures),
-                "failed": str(c.failed), "rate (Hz)": f"{self._rate_hz():.2f}",
+                "failed": str(c.failed),
+                "published without depth (calibration)": str(c.without_depth),
+                "rate (Hz)": f"{self._rate_hz():.2f}",
                 "median latency (ms)": f"{latency:.1f}", "model": self.estimator.model_name,
                 "nearest depth in search range (m)": (f"{self._nearest_depth:.3g}"
                                                       if self._nearest_depth else "unknown"),
@@ -363,6 +375,8 @@ class StereoDepthNode(Node):
         message = f"{values['processed']} frames processed"
         if problems:
             message += f", {problems} dropped for errors"
+        if counters.without_depth:
+            message += f", {counters.without_depth} without depth (camera_info)"
         recent = (counters.last_problem is not None
                   and time.monotonic() - counters.last_problem < PROBLEM_WINDOW_S)
         if not self._worker.is_alive():
@@ -387,7 +401,7 @@ class StereoDepthNode(Node):
             f"{v['rate (Hz)']} Hz, median latency {v['median latency (ms)']} ms, "
             f"{v['processed']}/{v['received sets']} sets processed, "
             f"{v['dropped (newer set arrived)']} dropped for newer, {v['rejected (bad input)']} "
-            f"rejected, {v['unmatched messages']} unmatched messages")
+            f"rejected, {v['failed']} failed, {v['unmatched messages']} unmatched messages")
 
     def _last_frame_text(self) -> str:
         last = self.counters.last_frame_s
