@@ -19,7 +19,7 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -50,6 +50,8 @@ from .sync import Unmatched
 from .throttle import ErrorThrottle
 
 ERROR_THROTTLE_S = 5.0
+RATE_STALE_S = 5.0  # the shortest quiet time after which the rate reads 0
+RATE_GAP_FACTOR = 3.0  # a pause of this many usual frame intervals ends a run of frames
 DIAGNOSTIC_PERIOD_S = 1.0
 PROBLEM_WINDOW_S = 10.0  # /diagnostics says WARN this long after a frame dropped for an error
 # How long shutdown waits for the frame in flight. Fixed, not scaled with the frame time: under
@@ -69,6 +71,25 @@ def check_sync_tolerance(seconds: float, approximate: bool) -> None:
         raise ValueError("sync_tolerance must be above 0 with approximate_sync (0 pairs no "
                          "messages with message_filters); approximate_sync:=false pairs equal "
                          "stamps")
+
+
+def rate_hz(times: Sequence[float], now: float) -> float:
+    """Frames a second over the latest run of processing times (monotonic seconds): a pause
+    longer than RATE_GAP_FACTOR usual intervals (at least RATE_STALE_S) starts a new run, and
+    a stream quiet that long reads 0. The gap scales with the usual interval because a network
+    on a CPU takes seconds a frame, which a fixed cut-off read as stopped between frames."""
+    times = list(times)  # a deque has no slices
+    if len(times) < 2:
+        return 0.0
+    intervals = [later - earlier for earlier, later in zip(times, times[1:])]
+    gap = max(RATE_STALE_S, RATE_GAP_FACTOR * statistics.median(intervals))
+    if now - times[-1] > gap:
+        return 0.0
+    start = max((i + 1 for i, interval in enumerate(intervals) if interval > gap), default=0)
+    run = times[start:]
+    if len(run) < 2:
+        return 0.0
+    return (len(run) - 1) / max(run[-1] - run[0], 1e-9)
 
 
 @dataclass
@@ -338,11 +359,6 @@ class StereoDepthNode(Node):
             f"max_disparity to cover the nearest distance that matters (README, \"Choosing "
             f"max_disparity\")")
 
-    def _rate_hz(self) -> float:
-        times = self.counters.processed_times
-        if len(times) < 2 or time.monotonic() - times[-1] > 5.0:
-            return 0.0
-        return (len(times) - 1) / max(times[-1] - times[0], 1e-9)
 
     def _summary_values(self) -> dict[str, str]:
         c = self.counters
@@ -359,7 +375,7 @@ class StereoDepthNode(Node):
                 "cv_bridge failures": str(self._decoder.bridge_failures),
                 "failed": str(c.failed),
                 "published without depth (calibration)": str(c.without_depth),
-                "rate (Hz)": f"{self._rate_hz():.2f}",
+                "rate (Hz)": f"{rate_hz(c.processed_times, time.monotonic()):.2f}",
                 "median latency (ms)": f"{latency:.1f}", "model": self.estimator.model_name,
                 "nearest depth in search range (m)": (f"{self._nearest_depth:.3g}"
                                                       if self._nearest_depth else "unknown"),
