@@ -3,23 +3,24 @@
     ros2 launch stereo_depth_node replay.launch.py bag:=/path/to/bag [rate:=0.5] [rviz:=true]
 
 The bag is played once the node logs that it is ready (it loads its network first; a bag started
-with it would be half over before it subscribes), and a second later, so that the node's readers
-have matched the player. Without remap arguments, the topics are found in the bag: a bag whose
-camera_info is '<ns>/left/camera_info' (as `stereo-depth bag make` writes, under /stereo) runs the
-node in namespace <ns>. RViz's fixed frame is the frame_id of that camera_info unless fixed_frame
-is given, and the node warms up on one frame of its image size before it reports ready
-(warmup_size), so that cuDNN's tuning or compile:=true's compiling loses none of the bag's first
-frames. Reading the bag needs rosbags (pip install rosbags); without it give namespace:=...
+with it would be half over before it subscribes), and the player waits a second after making its
+publishers (--delay), so that the node's readers have matched them. Without remap arguments, the
+topics are found in the bag: a bag whose camera_info is '<ns>/left/camera_info' (as `stereo-depth
+bag make` writes, under /stereo) runs the node in namespace <ns>. RViz's fixed frame is the
+frame_id of that camera_info unless fixed_frame is given, and the node warms up on one frame of its
+image size before it reports ready (warmup_size), so that cuDNN's tuning or compile:=true's
+compiling loses none of the bag's first frames.
+Reading the bag needs rosbags (pip install rosbags); without it give namespace:=...
 """
 from launch import LaunchDescription
 from launch.actions import (DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription,
-                            OpaqueFunction, RegisterEventHandler, TimerAction)
+                            OpaqueFunction, RegisterEventHandler)
 from launch.event_handlers import OnProcessIO
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
 
-from stereo_depth_node.ros.launch_support import StartupWatch, bag_camera
+from stereo_depth_node.ros.launch_support import StartupWatch, bag_camera, launch_bool
 
 PACKAGE = "stereo_depth_node"
 REMAP_ARGUMENTS = ("left_image", "right_image", "left_info", "right_info")
@@ -27,9 +28,9 @@ FORWARDED = ("namespace", "left_image", "right_image", "left_info", "right_info"
              "model", "weights", "device", "max_disparity", "image_transport", "rectify",
              "compile", "warmup_size", "rviz")
 FROM_THE_BAG = ("namespace", "warmup_size")
-# Between the node's ready line and the first message: DDS matching of its readers with the
-# player's writers (best-effort inputs lose what comes before).
-PLAY_AFTER_READY_S = 1.0
+# Between the player's publishers and its first message: DDS matching of the node's readers with
+# them (best-effort inputs lose what comes before; the player does not wait for subscribers).
+PLAYER_DELAY_S = 1.0
 
 
 def _replay_actions(context):
@@ -47,15 +48,15 @@ def _replay_actions(context):
                      warmup_size=forwarded["warmup_size"] or camera.size)
     node_launch = PathJoinSubstitution([FindPackageShare(PACKAGE), "launch",
                                         "stereo_depth.launch.py"])
-    play = ["ros2", "bag", "play", bag, "--clock", "--rate", value("rate")]
-    if value("loop").lower() == "true":
+    play = ["ros2", "bag", "play", bag, "--clock", "--rate", value("rate"),
+            "--delay", str(PLAYER_DELAY_S)]
+    if launch_bool("loop", value("loop")):
         play.append("--loop")
     watch = StartupWatch()
 
     def play_once_ready(event):
         if watch.saw_ready(event.text):
-            return [TimerAction(period=PLAY_AFTER_READY_S,
-                                actions=[ExecuteProcess(cmd=play, output="screen")])]
+            return [ExecuteProcess(cmd=play, output="screen")]
         return None
 
     return [RegisterEventHandler(OnProcessIO(on_stdout=play_once_ready,

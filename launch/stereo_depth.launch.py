@@ -12,14 +12,15 @@ argument names the base topic (as image_transport does): with image_transport:=c
 node reads '<base>/compressed'.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.conditions import IfCondition
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
-from stereo_depth_node.ros.launch_support import rviz_image_remaps
+from stereo_depth_node.ros.launch_support import (check_params_file, launch_bool,
+                                                   package_installed, parameter_overrides,
+                                                   rviz_image_remaps)
 
 PACKAGE = "stereo_depth_node"
 # Launch argument -> the node's input topics it remaps: rectified images, or raw ones when the
@@ -40,33 +41,34 @@ def _node_actions(context):
     def value(name):
         return LaunchConfiguration(name).perform(context)
 
-    overrides = {}
-    for name, kind in OVERRIDES.items():
-        text = value(name)
-        if text == "":
-            continue
-        if kind is bool:
-            overrides[name] = text.lower() == "true"
-        elif kind is str:  # launch_ros would read a bare string as YAML (weights:=2024 -> int)
-            overrides[name] = ParameterValue(text, value_type=str)
-        else:
-            overrides[name] = kind(text)
+    overrides = parameter_overrides({name: value(name) for name in OVERRIDES}, OVERRIDES)
+    params_file = value("params_file")
+    check_params_file(params_file)
     remaps = [(topic, value(argument)) for argument, topics in REMAPS.items() if value(argument)
               for topic in topics]
     namespace = value("namespace")
+    actions = [
+        Node(package=PACKAGE, executable="stereo_depth_node", name="stereo_depth_node",
+             namespace=namespace,
+             # launch_ros would read a bare string as YAML (weights:=2024 -> int)
+             parameters=[params_file, {name: ParameterValue(v, value_type=str)
+                                       if isinstance(v, str) else v
+                                       for name, v in overrides.items()}],
+             remappings=remaps, output="screen", emulate_tty=True,
+             sigterm_timeout=value("sigterm_timeout"))]
+    if not launch_bool("rviz", value("rviz")):
+        return actions
+    if not package_installed("rviz2"):  # not a dependency: a headless robot need not have it
+        return [*actions, LogInfo(msg="rviz:=true, but rviz2 is not installed: the node runs "
+                                      "without RViz")]
     rviz_arguments = ["-d", value("rviz_config")]
     if value("fixed_frame"):
         rviz_arguments += ["-f", value("fixed_frame")]
-    return [
-        Node(package=PACKAGE, executable="stereo_depth_node", name="stereo_depth_node",
-             namespace=namespace, parameters=[value("params_file"), overrides],
-             remappings=remaps, output="screen", emulate_tty=True,
-             sigterm_timeout=value("sigterm_timeout")),
-        Node(package="rviz2", executable="rviz2", name="rviz2", namespace=namespace,
-             arguments=rviz_arguments, condition=IfCondition(value("rviz")),
-             remappings=rviz_image_remaps(value("left_image"), value("rectify")),
-             parameters=[{"use_sim_time": overrides.get("use_sim_time", False)}]),
-    ]
+    return [*actions, Node(
+        package="rviz2", executable="rviz2", name="rviz2", namespace=namespace,
+        arguments=rviz_arguments,
+        remappings=rviz_image_remaps(value("left_image"), overrides.get("rectify", False)),
+        parameters=[{"use_sim_time": overrides.get("use_sim_time", False)}])]
 
 
 def generate_launch_description():

@@ -8,6 +8,8 @@ import pytest
 from stereo_depth_node.camera import StereoCamera
 from stereo_depth_node.ros.bag import BagWriter, make_bag
 from stereo_depth_node.ros.launch_support import (BagCamera, StartupWatch, bag_camera,
+                                                   check_params_file, launch_bool,
+                                                   package_installed, parameter_overrides,
                                                    rviz_image_remaps)
 from stereo_depth_node.ros.messages import stereo_messages
 
@@ -35,10 +37,10 @@ def test_node_logs_the_line_the_watch_waits_for(ros_context, tmp_path):
 
 
 @pytest.mark.parametrize("left_image, rectify, remaps", [
-    ("", "false", []),
-    ("/cam/left/image_rect", "", [("left/image_rect", "/cam/left/image_rect")]),
-    ("", "true", [("left/image_rect", "left/image_raw")]),
-    ("/cam/left/image_raw", "true", [("left/image_rect", "/cam/left/image_raw")]),
+    ("", False, []),
+    ("/cam/left/image_rect", False, [("left/image_rect", "/cam/left/image_rect")]),
+    ("", True, [("left/image_rect", "left/image_raw")]),
+    ("/cam/left/image_raw", True, [("left/image_rect", "/cam/left/image_raw")]),
 ])
 def test_rviz_shows_the_image_the_node_reads(left_image, rectify, remaps):
     assert rviz_image_remaps(left_image, rectify) == remaps
@@ -69,3 +71,41 @@ def test_an_unreadable_bag_is_said_and_replay_goes_on(tmp_path, capsys):
     assert bag_camera(str(tmp_path / "broken")) == BagCamera("", "")
     assert "could not read the camera_info in" in capsys.readouterr().err
     assert bag_camera(str(tmp_path / "missing")) == BagCamera("", "")
+
+
+@pytest.mark.parametrize("text, value", [("true", True), ("True", True), ("1", True),
+                                         ("yes", True), ("on", True), ("false", False),
+                                         ("0", False), ("no", False), ("OFF", False)])
+def test_boolean_launch_arguments_read_as_launch_and_ros_yaml_read_them(text, value):
+    assert launch_bool("rectify", text) is value
+
+
+def test_launch_arguments_of_the_wrong_type_are_refused_naming_them():
+    kinds = {"rectify": bool, "max_disparity": int, "weights": str, "device": str}
+    assert parameter_overrides({"rectify": "1", "max_disparity": "128", "weights": "2024",
+                                "device": ""}, kinds) == {
+        "rectify": True, "max_disparity": 128, "weights": "2024"}  # '' keeps the file's value
+    # A typo used to turn into false, overriding a true in the parameters file.
+    with pytest.raises(ValueError, match=r"launch argument rectify:='ture' is not a boolean; "
+                                         r"give one of true, 1, yes, on, false, 0, no, off"):
+        parameter_overrides({"rectify": "ture"}, kinds)
+    with pytest.raises(ValueError, match=r"max_disparity:='192.0' is not a whole number"):
+        parameter_overrides({"max_disparity": "192.0"}, kinds)
+
+
+def test_a_parameters_file_that_is_not_there_is_refused(tmp_path):
+    (tmp_path / "mine.yaml").write_text("/**:\n  ros__parameters: {}\n")
+    check_params_file(str(tmp_path / "mine.yaml"))
+    with pytest.raises(FileNotFoundError, match="params_file:='.*mine.yml' is not a file"):
+        check_params_file(str(tmp_path / "mine.yml"))
+
+
+def test_rviz2_is_looked_up_in_the_ament_index(tmp_path, monkeypatch):
+    prefix = tmp_path / "install"
+    marker = prefix / "share" / "ament_index" / "resource_index" / "packages"
+    marker.mkdir(parents=True)
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(prefix))
+    assert not package_installed("rviz2")
+    (marker / "rviz2").write_text("")
+    (prefix / "share" / "rviz2").mkdir()
+    assert package_installed("rviz2")

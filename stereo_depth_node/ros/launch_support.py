@@ -2,6 +2,7 @@
 (standard library and rosbags only, no `launch`) so that it is tested where `launch` is missing."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -11,6 +12,59 @@ READY_LINE = "ready: model"
 # RViz's left-image panel (config/stereo_depth.rviz) reads this name relative to the namespace.
 RVIZ_LEFT_IMAGE = "left/image_rect"
 LEFT_INFO = "left/camera_info"
+
+
+# The words launch's conditions (true, 1) and ROS's YAML parser (yes, on) read as booleans.
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def launch_bool(name: str, text: str) -> bool:
+    """A boolean launch argument; anything else is refused, so that a typo (rectify:=ture)
+    does not quietly become false."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ValueError(f"launch argument {name}:={text!r} is not a boolean; give one of "
+                     f"{', '.join(TRUE_WORDS + FALSE_WORDS)}")
+
+
+def parameter_overrides(texts: dict[str, str], kinds: dict[str, type]
+                        ) -> dict[str, bool | int | str]:
+    """The parameters that launch arguments override: each non-empty text as its parameter's
+    type (bool, int or str); ValueError naming the argument for text of another type."""
+    values: dict[str, bool | int | str] = {}
+    for name, text in texts.items():
+        if text == "":
+            continue  # the parameters file's value stays
+        kind = kinds[name]
+        if kind is bool:
+            values[name] = launch_bool(name, text)
+        elif kind is int:
+            try:
+                values[name] = int(text)
+            except ValueError:
+                raise ValueError(f"launch argument {name}:={text!r} is not a whole number"
+                                 ) from None
+        else:
+            values[name] = text
+    return values
+
+
+def check_params_file(path: str) -> None:
+    """launch_ros only warns about a parameters file that is not there and starts the node
+    without it: refuse it instead."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"launch argument params_file:={path!r} is not a file")
+
+
+def package_installed(package: str) -> bool:
+    """Whether the ament index knows `package` (rviz2 is not a dependency of this package)."""
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+    try:
+        get_package_share_directory(package)
+    except PackageNotFoundError:
+        return False
+    return True
 
 
 class StartupWatch:
@@ -31,11 +85,11 @@ class StartupWatch:
         return self.ready
 
 
-def rviz_image_remaps(left_image: str, rectify: str) -> list[tuple[str, str]]:
+def rviz_image_remaps(left_image: str, rectify: bool) -> list[tuple[str, str]]:
     """Point RViz's left-image panel at the image the node reads: the remapped topic, or the raw
     one when the node rectifies (images on '<topic>/compressed' show only where RViz reads that
     transport itself)."""
-    source = left_image or ("left/image_raw" if rectify.lower() == "true" else "")
+    source = left_image or ("left/image_raw" if rectify else "")
     return [(RVIZ_LEFT_IMAGE, source)] if source else []
 
 
