@@ -49,7 +49,7 @@ def bench_estimator(backends: list[str], sizes: list[tuple[int, int]], max_dispa
     rows = []
     torch_device = resolve_device(device)
     for backend in backends:
-        estimator = StereoEstimator(backend, max_disparity=max_disparity, device=device,
+        estimator = StereoEstimator(backend, None, max_disparity=max_disparity, device=device,
                                     precision=precision)
         matcher = estimator.matcher
         # OpenCV's SGBM always runs on the CPU.

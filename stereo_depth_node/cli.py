@@ -3,6 +3,7 @@ bench)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -89,6 +90,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     notice = range_notice(weights, max_disparity)
     if notice:
         _notice("export")(notice)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     size = export_onnx(model, args.out, args.height, args.width)
     print(f"wrote {args.out}: inputs left/right 1x3x{size[0]}x{size[1]} (normalised RGB, "
           f"zero-padded on top and right), outputs disparity/confidence 1x{size[0]}x{size[1]}")
@@ -226,6 +228,46 @@ def cmd_bench_generator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _creatable(folder: Path, text: str) -> None:
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: {os.fspath(existing)!r} is "
+                                         f"not a writable folder")
+
+
+def output_file(text: str) -> Path:
+    """argparse type of a file a command writes: checked before the work, not after it."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give a file name")
+    _creatable(path.parent, text)
+    return path
+
+
+def output_folder(text: str) -> Path:
+    """argparse type of a folder a command writes into (made if missing)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a folder")
+    _creatable(path, text)
+    return path
+
+
+def image_side(text: str) -> int:
+    """argparse type of an export size in px (MIN_SIDE_PX and up)."""
+    from .images import MIN_SIDE_PX
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of px") from None
+    if value < MIN_SIDE_PX:
+        raise argparse.ArgumentTypeError(f"{value} px is below the {MIN_SIDE_PX} px the "
+                                         f"networks take")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import bench_memory, device_bench
     from .bench_cli import parse_size
@@ -247,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--calib", type=Path, help="Middlebury 2014 / ETH3D calib.txt")
     infer.add_argument("--focal", type=float, help="focal length in px (with --baseline)")
     infer.add_argument("--baseline", type=float, help="baseline in metres (with --focal)")
-    infer.add_argument("--out", type=Path, required=True)
+    infer.add_argument("--out", type=output_folder, required=True)
     infer.set_defaults(func=cmd_infer)
 
     params = commands.add_parser("params", help="parameter counts of the networks")
@@ -255,9 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="ONNX export at a fixed input size")
     _add_model_options(export, tuple(sorted(NEURAL_MODELS)))
-    export.add_argument("--height", type=int, default=480)
-    export.add_argument("--width", type=int, default=640)
-    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--height", type=image_side, default=480)
+    export.add_argument("--width", type=image_side, default=640)
+    export.add_argument("--out", type=output_file, required=True)
     export.add_argument("--check", action="store_true", help="compare with onnxruntime")
     export.set_defaults(func=cmd_export)
 
@@ -291,8 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="size of a second one, drawn like the CPU continuation's "
                                  "training scenes (rich, ground planes; not augmented)")
     evaluation.add_argument("--device", default="auto")
-    evaluation.add_argument("--json", type=Path, default=Path("eval.json"))
-    evaluation.add_argument("--markdown", type=Path)
+    evaluation.add_argument("--json", type=output_file, default=Path("eval.json"))
+    evaluation.add_argument("--markdown", type=output_file)
     evaluation.add_argument("--update-cards", type=Path, metavar="WEIGHTS_DIR",
                             help="write the result into the model cards (JSON) in this folder "
                                  "whose weights it scored, keeping the rest of each card")
@@ -381,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigurationError, InputError) as exc:
+    except (ConfigurationError, InputError, OSError) as exc:  # OSError: a file it cannot write
         print(f"stereo-depth {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .checkpoints import range_notice, resolve_weights
+from .checkpoints import range_notice, resolve_weights, weights_and_range
 from .data.plane import render_plane_pair
 from .devices import finished_clock
 from .errors import ConfigurationError
@@ -78,10 +78,12 @@ def check_input_scale(scale: float) -> None:
 class StereoEstimator:
     """One entry point for the neural networks and OpenCV SGBM.
 
-    `weights`: a checkpoint file, "shipped" (the package's weights for the model), or None /
-    "none" for the network's initial weights. Weights trained with another max disparity run
-    with `max_disparity`; a one-line notice naming both goes to `notify` (default: this module's
-    logger at WARNING, which Python prints to stderr when logging is not configured).
+    `weights`: "shipped" (the default: the package's weights for the model), a checkpoint file,
+    or None / "none" for the network's initial weights. `max_disparity` 0 (the default) is the
+    range those weights were trained with, else 192, as the node's and the command line's 0 is.
+    Weights trained with another max disparity run with `max_disparity`; a one-line notice
+    naming both goes to `notify` (default: this module's logger at WARNING, which Python prints
+    to stderr when logging is not configured).
     Images: uint8 or uint16, mono or RGB (channel order R, G, B as the public PSMNet code reads
     them), any size of at least 32 px per side; `input_scale` resizes before matching and scales
     the disparity back to input pixels. `max_disparity` counts pixels at the matching
@@ -89,8 +91,8 @@ class StereoEstimator:
     `compile_backend`: see NeuralMatcher ("inductor" = torch.compile on CUDA).
     """
 
-    def __init__(self, model: str = "psmnet_dws", weights: str | os.PathLike | None = None,
-                 max_disparity: int = 192, device: str = "auto", precision: str = "auto",
+    def __init__(self, model: str = "psmnet_dws", weights: str | os.PathLike | None = "shipped",
+                 max_disparity: int = 0, device: str = "auto", precision: str = "auto",
                  input_scale: float = 1.0, lr_check: bool = False, lr_threshold: float = 1.0,
                  align_corners: bool = False,
                  notify: Callable[[str], None] | None = None, *,
@@ -98,15 +100,17 @@ class StereoEstimator:
         if model not in BACKENDS:
             raise ConfigurationError(
                 f"unknown model {model!r}; choose one of {', '.join(BACKENDS)}")
-        if isinstance(weights, str) and weights in ("shipped", "none"):
+        if weights is not None:  # "shipped", "none" or a file
             weights = resolve_weights(model, weights)
+        if model == "sgbm" and weights is not None:
+            raise ConfigurationError(f"model 'sgbm' takes no weights, got {str(weights)!r}")
+        if not max_disparity:  # the weights' own range
+            _, max_disparity = weights_and_range(model, weights or "none", 0)
         check_input_scale(input_scale)
         self.input_scale = input_scale
         self.lr_check = lr_check
         self.lr_threshold = lr_threshold
         if model == "sgbm":
-            if weights is not None:
-                raise ConfigurationError(f"model 'sgbm' takes no weights, got {str(weights)!r}")
             if compile_backend is not None:
                 raise ConfigurationError("model 'sgbm' is OpenCV's: there is no network to "
                                          "compile")

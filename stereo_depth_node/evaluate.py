@@ -251,6 +251,11 @@ def evaluate(methods: list[Method], data_root: str | os.PathLike | None, synthet
         samples += list(stereo_eval(data_root))
     samples += list(synthetic_test_set(synthetic_count, SYNTHETIC_MAX_DISPARITY))
     samples += list(synthetic_test_set(rich_count, SYNTHETIC_MAX_DISPARITY, rich=True))
+    names = [sample.name for sample in samples]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:  # results are kept by name: one pair would be scored with the other's estimate
+        raise InputError(f"pairs with the same name: {', '.join(twice)} (e.g. KITTI frames of "
+                         f"one file name in two frame folders); give each a file name of its own")
     ranges = {sample.name: full_range(data_root, sample.name) for sample in samples}
 
     def matching(method: Method, full: int) -> tuple[str, Path | None, int, float]:

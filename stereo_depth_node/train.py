@@ -408,6 +408,8 @@ def dataset_batches(config: TrainConfig, device: torch.device, rank: int
 
     kind, _, root = config.dataset.partition(":")
     samples = list(open_dataset(kind, root))
+    if not samples:
+        raise ConfigurationError(f"dataset {config.dataset!r} holds no stereo pairs")
     height, width = config.crop_height, config.crop_width
 
     def batch(step: int) -> StereoBatch:

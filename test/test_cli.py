@@ -126,6 +126,28 @@ def test_infer_errors_exit_2_with_one_line(stereo_eval, tmp_path, args, message)
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (("infer", "{left}", "{right}", "--model", "sgbm", "--out", "{file}"),
+     "argument --out: '{file}' exists and is not a folder"),
+    (("eval", "--methods", "sgbm", "--no-real", "--synthetic", "1", "--json", "{file}/e.json"),
+     "argument --json: cannot write '{file}/e.json': '{file}' is not a writable folder"),
+    (("eval", "--methods", "sgbm", "--no-real", "--synthetic", "1", "--markdown", "{tmp}"),
+     "argument --markdown: '{tmp}' is a folder; give a file name"),
+    (("export", "--height", "0", "--out", "{tmp}/m.onnx"),
+     "argument --height: 0 px is below the 32 px the networks take"),
+])
+def test_output_paths_it_cannot_write_are_refused_before_the_work(stereo_eval, tmp_path, args,
+                                                                  message):
+    # They ended in a traceback (FileExistsError, NotADirectoryError) after all the matching.
+    scene = stereo_eval / "middlebury2003/venus"
+    (tmp_path / "afile").write_text("")
+    values = {"left": scene / "imL.png", "right": scene / "imR.png", "file": tmp_path / "afile",
+              "tmp": tmp_path}
+    done = run_cli(*(a.format(**values) for a in args))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert message.format(**values) in done.stderr
+
+
 def test_params_prints_both_conventions():
     done = run_cli("params")
     assert done.returncode == 0

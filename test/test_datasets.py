@@ -116,6 +116,13 @@ def test_sceneflow_layout(tmp_path, rng):
      "is not in the SceneFlow layout: missing disparity"),
     ("eth3d", lambda p: p.mkdir(parents=True), "missing im0.png, im1.png, disp0.pfm"),
     ("kitti2016", lambda p: None, "unknown dataset kind 'kitti2016'"),
+    # Frames not named as KITTI names them were skipped without a word (and training on such
+    # a folder ended in 'high <= 0').
+    ("kitti2015", lambda p: [(p / d).mkdir(parents=True) or (p / d / "frame0001.png").write_bytes(
+        b"") for d in ("image_2", "image_3", "disp_occ_0")],
+     "holds no <frame>_10.png image: KITTI names the frame that has ground truth"),
+    ("middlebury2003", lambda p: p.mkdir(parents=True),
+     "holds no Middlebury 2003 scene \\(a folder with imL.png, imR.png"),
 ])
 def test_missing_or_foreign_layout_names_the_expected_files(tmp_path, kind, make, message):
     root = tmp_path / "data"

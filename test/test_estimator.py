@@ -129,6 +129,18 @@ def test_left_right_consistency_by_hand():
     assert left_right_inconsistent(nan, torch.zeros_like(nan), 0.5).tolist() == [[True, False]]
 
 
+def test_the_defaults_are_the_shipped_weights_at_their_own_range():
+    # As the node and the command line have it; the API's default was the initial weights,
+    # which put a plane 140 px off without a word.
+    estimator = StereoEstimator("psmnet_dws", device="cpu")
+    assert estimator.max_disparity == 64  # recorded in the shipped file
+    left, right = render_plane_pair(96, 128, 10.0, seed=3)
+    disparity = estimator.estimate(left, right).disparity
+    assert np.nanmedian(np.abs(disparity[:, 20:] - 10.0)) < 1.0
+    assert StereoEstimator("sgbm").max_disparity == 192
+    assert StereoEstimator("psmnet_dws", None, device="cpu").max_disparity == 192
+
+
 @pytest.mark.parametrize("name", ["psmnet", "psmnet_dws"])
 @pytest.mark.parametrize("height, width", [(375, 1242), (100, 150), (33, 47)])
 def test_networks_return_input_sized_maps_for_odd_sizes(name, height, width):
@@ -175,7 +187,7 @@ def test_bad_pairs_are_named_and_the_estimator_keeps_working(model, corrupt, mes
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(model="sgbm", max_disparity=40), "multiple of 16 for sgbm, got 40"),
-    (dict(model="sgbm", max_disparity=0), "multiple of 16 for sgbm, got 0"),
+    (dict(model="sgbm", max_disparity=-16), "multiple of 16 for sgbm, got -16"),
     (dict(model="psmnet_dws", max_disparity=30), "multiple of 4, got 30"),
     (dict(model="psmnet", max_disparity=-8), "multiple of 4, got -8"),
     (dict(model="psmnet_dws", device="cuda"), "device 'cuda' requested but CUDA is not avail"),

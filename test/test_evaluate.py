@@ -91,6 +91,20 @@ def test_every_pair_is_scored_at_its_datasets_full_range(stereo_eval):
     assert Method("psmnet_dws").search_range(60) == 60 and Method("psmnet").search_range(18) == 20
 
 
+def test_two_pairs_of_one_name_are_refused_before_any_is_scored(stereo_eval, tmp_path):
+    # Results are kept by pair name: the second KITTI frame folder with a 000000_10.png was
+    # scored with the first one's estimate, and the table counted one frame.
+    root = tmp_path / "stereo_eval"
+    (root / "kitti2015").mkdir(parents=True)
+    for name in ("middlebury2003", "eth3d"):
+        (root / name).symlink_to(stereo_eval / name)
+    for frame in ("drive_a", "drive_b"):
+        (root / "kitti2015" / frame).symlink_to(stereo_eval / "kitti2015" / "000000_10")
+    with pytest.raises(InputError, match=r"pairs with the same name: kitti2015/000000_10 \(e\.g\. "
+                                         r"KITTI frames of one file name in two frame folders\)"):
+        evaluate([Method("sgbm")], root, 0, device="cpu")
+
+
 def test_upscale_fills_the_trained_range_by_at_most_twice_below_seven_eighths_of_it():
     upscaled = Method("psmnet_dws+upscale")
     assert read_checkpoint(upscaled.weights)["max_disparity"] == 64

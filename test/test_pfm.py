@@ -23,6 +23,18 @@ def test_big_endian_and_bottom_up_rows(tmp_path):
     np.testing.assert_array_equal(read_pfm(tmp_path / "b.pfm"), [[1, 2], [3, 4]])
 
 
+@pytest.mark.parametrize("header", [b"Pf\r\n3 2\r\n-1.0\r\n", b"Pf\n3 2\n-1.0 \n",
+                                    b"Pf 3 2 -1.0 "])
+def test_headers_written_on_windows_or_with_spaces(tmp_path, header):
+    # The data started a byte late after a CRLF header and came out as garbage (8.97e-44 ...).
+    # The first float stored (bottom row first) begins with byte 0x20, a space: a reader that
+    # skipped whitespace after the header would shift the data.
+    first = np.frombuffer(b"\x20\x00\x80\x3f", "<f4")[0]
+    rows = np.array([[1.5, -2.0, 32.0], [first, 0.25, np.inf]], "<f4")
+    (tmp_path / "w.pfm").write_bytes(header + rows[::-1].tobytes())
+    np.testing.assert_array_equal(read_pfm(tmp_path / "w.pfm"), rows)
+
+
 def test_eth3d_ground_truth(stereo_eval):
     disparity = read_pfm(stereo_eval / "eth3d/playground/disp0.pfm")
     assert disparity.shape == (490, 941) and disparity.dtype == np.float32

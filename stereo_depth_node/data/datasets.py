@@ -65,7 +65,11 @@ def _kitti(root: Path, left: str, right: str, occ: str, noc: str, layout: str
            ) -> Iterator[StereoSample]:
     base = root / "training" if (root / "training" / left).is_dir() else root
     _require(base, [left, right, occ], layout)
-    for left_path in sorted((base / left).glob("*_10.png")):
+    frames = sorted((base / left).glob("*_10.png"))
+    if not frames:
+        raise InputError(f"{os.fspath(base / left)!r} holds no <frame>_10.png image: KITTI names "
+                         f"the frame that has ground truth <frame>_10.png")
+    for left_path in frames:
         name = left_path.name
         disparity = _kitti_png(base / occ / name)
         occlusion = None
@@ -93,6 +97,11 @@ def middlebury2003(root: str | os.PathLike) -> Iterator[StereoSample]:
     root = Path(root)
     scenes = [root] if (root / "imL.png").exists() else sorted(
         p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [root]
+    if not scenes:
+        # The official downloads name the views view1/view5 and the truth disp1: repackaged
+        # (imL, imR, groundtruth, info.txt with the scale) as the LocalExpStereo copy has them.
+        raise InputError(f"{os.fspath(root)!r} holds no Middlebury 2003 scene (a folder with "
+                         f"imL.png, imR.png, groundtruth.png, info.txt)")
     for scene in scenes:
         _require(scene, ["imL.png", "imR.png", "groundtruth.png", "info.txt"], "Middlebury 2003")
         try:

@@ -9,13 +9,17 @@ import numpy as np
 
 from ..errors import InputError
 
-_HEADER = re.compile(rb"^(PF|Pf)\s+(\d+)\s+(\d+)\s+(-?[0-9.eE+-]+)\s", re.ASCII)
+_FIELDS = rb"^(PF|Pf)\s+(\d+)\s+(\d+)\s+(-?[0-9.eE+-]+)"
+# The header ends with the scale's line: spaces and a CR before its newline are the header's
+# (files written on Windows), so the data starts after the newline. Without a newline there, one
+# whitespace byte ends it, as the format says.
+_HEADERS = (re.compile(_FIELDS + rb"[ \t]*\r?\n", re.ASCII), re.compile(_FIELDS + rb"\s", re.ASCII))
 
 
 def read_pfm(path: str | os.PathLike) -> np.ndarray:
     """float32 H x W (Pf) or H x W x 3 (PF), top row first; inf values are kept as they are."""
     raw = Path(path).read_bytes()
-    match = _HEADER.match(raw)
+    match = _HEADERS[0].match(raw) or _HEADERS[1].match(raw)
     if match is None:
         raise InputError(f"{os.fspath(path)!r} is not a PFM file (header must be 'PF' or 'Pf', "
                          f"width, height and scale)")
