@@ -10,7 +10,7 @@ import numpy as np
 from .camera import StereoCamera
 from .data.pfm import write_pfm
 from .estimator import StereoResult
-from .images import to_uint8
+from .images import display_uint8
 from .ply import write_ply
 from .visualize import depth_figure, disparity_figure
 
@@ -48,6 +48,6 @@ def write_result(out_dir: str | os.PathLike, left_rgb: np.ndarray, result: Stere
         write_pfm(out / "depth.pfm", np.where(np.isfinite(depth), depth, np.inf))
         written += [out / "depth.npy", out / "depth.pfm"]
         save_image("depth_color.png", depth_figure(depth))
-        write_ply(out / "cloud.ply", camera.points_from_depth(depth), to_uint8(left_rgb))
+        write_ply(out / "cloud.ply", camera.points_from_depth(depth), display_uint8(left_rgb))
         written.append(out / "cloud.ply")
     return written

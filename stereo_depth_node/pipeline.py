@@ -9,7 +9,7 @@ import torch
 from .camera import StereoCamera
 from .errors import InputError
 from .estimator import StereoEstimator
-from .images import as_rgb, to_uint8
+from .images import as_rgb, display_uint8
 
 
 @dataclass
@@ -61,7 +61,7 @@ class FrameOutput:
 
 def packed_rgb(image: np.ndarray, device: torch.device) -> torch.Tensor:
     """H x W int32 0x00RRGGBB of an image (any input encoding, as colour shows it) on `device`."""
-    rgb = torch.from_numpy(np.ascontiguousarray(to_uint8(as_rgb(image, "left"))))
+    rgb = torch.from_numpy(np.ascontiguousarray(display_uint8(as_rgb(image, "left"))))
     rgb = rgb.to(device).int()
     return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
 
