@@ -54,7 +54,10 @@ def cmd_infer(args: argparse.Namespace) -> int:
                                 args.precision, args.input_scale, args.lr_check,
                                 args.lr_threshold, args.align_corners, _notice("infer"))
     result = estimator.estimate(left, right)
-    written = write_result(args.out, as_rgb(left, "left"), result, max_disparity, camera)
+    # The colour scale spans the range searched, in input pixels (max_disparity counts them at
+    # the matching size).
+    written = write_result(args.out, as_rgb(left, "left"), result,
+                           max_disparity / args.input_scale, camera)
     timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items())
     print(f"{estimator.model_name} ({weights.name if weights else 'no weights file'}, max "
           f"disparity {max_disparity}) on {estimator.device}: "
