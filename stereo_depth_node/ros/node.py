@@ -359,7 +359,6 @@ class StereoDepthNode(Node):
             f"max_disparity to cover the nearest distance that matters (README, \"Choosing "
             f"max_disparity\")")
 
-
     def _summary_values(self) -> dict[str, str]:
         c = self.counters
         latency = statistics.median(c.latencies_ms) if c.latencies_ms else float("nan")
