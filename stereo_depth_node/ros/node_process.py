@@ -24,8 +24,12 @@ def use_local_shared_memory() -> None:
 
     Between processes, Fast DDS's default transports lose best-effort messages over 512 KiB (a
     741x500 RGB image is 1.1 MB); this profile carries them and keeps all traffic on the machine.
+    Discovery stays on the machine too, as it does for the node processes NodeProcess starts: a
+    tool whose own participant used the shell's range (SUBNET by default) found none of its
+    nodes where multicast does not work (`stereo-depth demo` here: "no node subscribes to ...").
     """
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", os.fspath(SHM_PROFILE))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 
 def process_gpu_memory_mib(listing: str, pid: int) -> float | None:
