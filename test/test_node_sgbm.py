@@ -45,6 +45,12 @@ def node(ros_context, tmp_path_factory, request):
 @pytest.fixture(scope="module")
 def client(node, plane):
     client = StereoClient(node.namespace, "sgbm_test_client")
+    # One /diagnostics subscription for the module, made before the client spins: destroying a
+    # subscription while its executor thread spins killed that thread in rclpy ("cannot use
+    # Destroyable because destruction was requested"), and every later test timed out.
+    client.diagnostics = []
+    client.node.create_subscription(DiagnosticArray, "/diagnostics", client.diagnostics.append,
+                                    10)
     client.connect(stereo_set(*plane, 999.0, fx=FX, baseline=BASELINE))
     yield client
     client.close()
@@ -138,21 +144,17 @@ def _good_frame_still_works(client, plane):
     assert abs(np.nanmedian(as_array(out["depth"])) - DISTANCE) < 0.02
 
 
-def _diagnostic_values(node, client) -> dict[str, str]:
-    """The node's /diagnostics values from a status published after this call."""
-    arrays = []
-    subscription = client.node.create_subscription(DiagnosticArray, "/diagnostics",
-                                                   arrays.append, 10)
+def _our_statuses(node, client, since: int = 0) -> list:
+    """The node's /diagnostics statuses among the client's arrays from index `since` on."""
     name = f"{node.namespace}/stereo_depth_node: stereo depth"
+    return [s for a in client.diagnostics[since:] for s in a.status if s.name == name]
 
-    def ours():
-        return [s for a in arrays for s in a.status if s.name == name]
 
-    try:
-        assert client.wait_until(ours, 10)
-        return {kv.key: kv.value for kv in ours()[-1].values}
-    finally:
-        client.node.destroy_subscription(subscription)
+def _diagnostic_values(node, client) -> dict[str, str]:
+    """The node's /diagnostics values from a status that arrives after this call."""
+    since = len(client.diagnostics)
+    assert client.wait_until(lambda: _our_statuses(node, client, since), 10)
+    return {kv.key: kv.value for kv in _our_statuses(node, client, since)[-1].values}
 
 
 def _with(messages, topic, **fields):
@@ -364,32 +366,20 @@ def test_runtime_parameters(node, client, plane):
 
 
 def test_diagnostics_report_counts(node, client, plane):
-    arrays = []
-    subscription = client.node.create_subscription(DiagnosticArray, "/diagnostics",
-                                                   arrays.append, 10)
-    try:
-        send_and_wait(client, stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE))
-
-        def ours():
-            return [s for a in arrays for s in a.status
-                    if s.name == f"{node.namespace}/stereo_depth_node: stereo depth"]
-
-        assert client.wait_until(lambda: len(ours()) >= 2, 10)
-        values = {kv.key: kv.value for kv in ours()[-1].values}
-        assert int(values["processed"]) >= 1 and values["model"] == "sgbm"
-        assert int(values["received sets"]) >= int(values["processed"])
-        assert "dropped (newer set arrived)" in values and "rejected (bad input)" in values
-        assert values["synchronizer"] == node.synchronizer
-        nearest = f"{FX * BASELINE / (MAX_DISPARITY - 1):.3g}"  # this test's frame: scale 1
-        assert client.wait_until(lambda: any(
-            kv.key == "nearest depth in search range (m)" and kv.value == nearest
-            for kv in ours()[-1].values), 10)
-        received = dict(entry.rsplit(" ", 1) for entry in values["received messages"].split(", "))
-        assert list(received) == ["left/image_rect", "right/image_rect", "left/camera_info",
-                                  "right/camera_info"]
-        assert all(int(count) >= int(values["received sets"]) for count in received.values())
-    finally:
-        client.node.destroy_subscription(subscription)
+    send_and_wait(client, stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE))
+    values = _diagnostic_values(node, client)
+    assert int(values["processed"]) >= 1 and values["model"] == "sgbm"
+    assert int(values["received sets"]) >= int(values["processed"])
+    assert "dropped (newer set arrived)" in values and "rejected (bad input)" in values
+    assert values["synchronizer"] == node.synchronizer
+    nearest = f"{FX * BASELINE / (MAX_DISPARITY - 1):.3g}"  # this test's frame: scale 1
+    assert client.wait_until(lambda: any(
+        kv.key == "nearest depth in search range (m)" and kv.value == nearest
+        for kv in _our_statuses(node, client)[-1].values), 10)
+    received = dict(entry.rsplit(" ", 1) for entry in values["received messages"].split(", "))
+    assert list(received) == ["left/image_rect", "right/image_rect", "left/camera_info",
+                              "right/camera_info"]
+    assert all(int(count) >= int(values["received sets"]) for count in received.values())
 
 
 def test_default_qos_sensor_data_in_reliable_out(node, client):
