@@ -175,8 +175,8 @@ def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, l
         left = rectifier.rectify(LEFT_INFO, left, models[0])
         right = rectifier.rectify(RIGHT_INFO, right, models[1])
         left_info, right_info = rectified_info(left_info), rectified_info(right_info)
-    output = process_frame(estimator, left, right, image_projection(left_info),
-                           image_projection(right_info), settings)
+    right_p = image_projection(right_info)
+    output = process_frame(estimator, left, right, image_projection(left_info), right_p, settings)
     header, camera = left_msg.header, output.camera
     enabled = {topic: publish.get(flag, True) for topic, flag in PUBLISH_FLAGS.items()}
     messages: dict[str, object] = {}
@@ -184,7 +184,7 @@ def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, l
     largest = (estimator.max_disparity - 1) / output.input_scale - offset
     nearest = camera.fx * camera.baseline / largest if camera is not None and largest > 0 else None
     if enabled["disparity"]:
-        focal = image_projection(right_info)[0]
+        focal = right_p[0]
         # SGBM's fixed point has 1/16 px steps at the matching size (1 / (16 input_scale) px
         # here); the networks' output is continuous, and 1/256 px is the resolution of the
         # 16-bit KITTI encoding this package writes.
