@@ -140,3 +140,5 @@ def test_compare_step_trains_both_networks_alike(tmp_path, tiny_eval):
     assert "30.8 % fewer parameters per call" in report
     assert "| middlebury2003 (1) | psmnet_dws |" in report
     assert "The claim that the separable features cut errors in occluded regions" in report
+    # The weights by name: the device's temporary folders are gone once the call ends.
+    assert "--methods psmnet:psmnet_compare.pt psmnet_dws:psmnet_dws_compare.pt" in report
