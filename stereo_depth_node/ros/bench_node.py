@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from ..bench import bench_pair, machine_description, publish_result
 from ..allocator import keep_freed_memory
+from ..bench import bench_pair, machine_description, publish_result
 from ..bench_cli import add_node_arguments, module_main, register_kind
 from ..device_bench import network_inputs
 from ..devices import finished_clock
