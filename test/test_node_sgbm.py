@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,25 +128,6 @@ def test_plane_at_two_metres(client, plane):
     confidence = as_array(out["confidence"])
     assert set(np.unique(confidence)) <= {0.0, 1.0}
     np.testing.assert_array_equal(confidence == 1.0, finite)
-
-
-def _minor_page_faults(pid: int) -> int:
-    # /proc/PID/stat: the fields after the command's closing parenthesis; minflt is the 8th.
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
-
-
-def test_frames_reuse_the_memory_of_the_frames_before(node, client, plane):
-    # With glibc's defaults (GLIBC_TUNABLES=glibc.malloc.perturb=0) this measured 650-670 minor
-    # page faults a set: each frame faulted its buffers in afresh (allocator.py).
-    assert "memory: freed blocks up to 64 MiB kept for reuse" in node.log()
-    sets = [stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE) for _ in range(25)]
-    for messages in sets[:5]:
-        send_and_wait(client, messages, ALL)
-    before = _minor_page_faults(node.process.pid)
-    for messages in sets[5:]:
-        send_and_wait(client, messages, ALL)
-    per_set = (_minor_page_faults(node.process.pid) - before) / len(sets[5:])
-    assert per_set < 100, f"{per_set:.0f} minor page faults a set"
 
 
 def test_a_camera_info_without_size_gives_depth_camera_info_the_image_size(client, plane):

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from ..allocator import keep_freed_memory
 from ..bench import bench_pair, publish_result
 from ..bench_cli import add_node_arguments, module_main, register_kind
 from ..camera import StereoCamera
@@ -197,9 +196,6 @@ def bench_live(model: str, sizes: list[tuple[int, int]], device: str = "auto",
     from .node_process import use_local_shared_memory
 
     use_local_shared_memory()
-    # As the node does: the client's receipt of the outputs (4.9 MB of points at 640x480) then
-    # reuses its pages instead of faulting them in, which the latency would otherwise include.
-    keep_freed_memory()
     rclpy.init()
     rows = []
     with tempfile.TemporaryDirectory() as scratch:

@@ -23,7 +23,6 @@ from typing import Any
 
 import torch
 
-from ..allocator import keep_freed_memory
 from ..bench import bench_pair, machine_description, publish_result
 from ..bench_cli import add_node_arguments, module_main, register_kind
 from ..device_bench import network_inputs
@@ -184,9 +183,7 @@ def bench_node(model: str, sizes: list[tuple[int, int]], max_disparity: int = 19
                ) -> dict[str, Any]:
     """Every size, once per entry of `compile_backends`: None runs the network as the node does
     by default, "inductor" as its compile parameter has it (the first frame at each size then
-    compiles, which `first_frame_s` shows), "eager" traces without generating code. Freed
-    memory is kept for reuse, as the node keeps it."""
-    keep_freed_memory()
+    compiles, which `first_frame_s` shows), "eager" traces without generating code."""
     ros = _ros()
     rows = []
     for backend in compile_backends:

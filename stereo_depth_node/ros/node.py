@@ -35,7 +35,6 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from ..allocator import keep_freed_memory
 from ..checkpoints import weights_and_range
 from ..errors import ConfigurationError, InputError
 from ..estimator import StereoEstimator, check_input_scale
@@ -500,7 +499,6 @@ def main(argv: list[str] | None = None) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_stop_signal)
-    memory = keep_freed_memory()  # before the first frame-sized buffer
     # Without rclpy's own handlers, which shut the context down from their signal thread: that
     # left ROS logging open, so os._exit lost what the log file had buffered (all of a short
     # run), and it destroyed the node under a frame still publishing. The context now lives
@@ -515,7 +513,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stereo_depth_node: configuration error: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    node.get_logger().info(f"memory: {memory}")
     code = 0
     try:
         spinning.set()
