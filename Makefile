@@ -41,8 +41,11 @@ bench: setup
 # resumes from $(TRAIN_CPU_DIR)/last.pt next time (bit-exact: same batches, optimiser and RNG
 # states). With Linux autogroups, nice only ranks processes within one session, so the run gets a
 # session of its own whose autogroup is niced too; otherwise it would take a full session's share
-# from the processes in the other sessions.
+# from the processes in the other sessions. A fresh run draws its scenes from a seed of the day,
+# so that it does not replay the stream the shipped weights were trained on (a resumed run keeps
+# its own seed and RNG states).
 TRAIN_CPU_DIR ?= runs/train_cpu
+TRAIN_CPU_SEED ?= $(shell date -u +%Y%m%d)
 TRAIN_CPU_BUDGET ?= 3600
 TRAIN_CPU_THREADS ?= 1
 train-cpu: setup
@@ -51,7 +54,8 @@ train-cpu: setup
 		$(BIN)/stereo-depth train \
 		--config config/train_cpu_continue.yaml --out-dir $(TRAIN_CPU_DIR) \
 		--time-budget $(TRAIN_CPU_BUDGET) $(if $(wildcard $(TRAIN_CPU_DIR)/last.pt),\
-		--resume $(TRAIN_CPU_DIR)/last.pt,--init-weights stereo_depth_node/weights/psmnet_dws.pt)
+		--resume $(TRAIN_CPU_DIR)/last.pt,--init-weights stereo_depth_node/weights/psmnet_dws.pt \
+		--seed $(TRAIN_CPU_SEED))
 
 # The evaluation data a GPU session carries to the device (docs/device_log.md, "How to run").
 device-data: setup
