@@ -206,6 +206,21 @@ def test_bench_live_names_the_nodes_configuration_error(tmp_path):
     assert not (tmp_path / "b.json").exists()
 
 
+def test_bench_live_node_parameters_are_name_value_pairs_the_node_accepts(tmp_path):
+    done = run_cli("bench", "live", "--param", "publish_thread", "--json", tmp_path / "b.json")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "stereo-depth bench live: error: argument --param: expected NAME:=VALUE, got "
+        "'publish_thread'")
+    done = run_cli("bench", "live", "--model", "sgbm", "--sizes", "96x64", "--param",
+                   "publish_thread:=maybe", "--json", tmp_path / "b.json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("stereo-depth bench: error: stereo_depth_node: configuration "
+                                  "error: "), done.stderr
+    assert "publish_thread" in done.stderr and "'maybe'" in done.stderr, done.stderr
+    assert not (tmp_path / "b.json").exists()
+
+
 def test_bench_generator_writes_json(tmp_path):
     done = run_cli("bench", "generator", "--height", "64", "--width", "128", "--batch-size", "2",
                    "--batches", "2", "--device", "cpu", "--json", tmp_path / "g.json")

@@ -21,7 +21,7 @@ from ros_harness import (NODE_COMMAND, SYNC_MODES, NodeProcess, NodesUnderTest, 
                          reliable_inputs, ros_environment, stereo_set)
 from stereo_depth_node.data.plane import render_plane_pair
 from test_conversions import BROKEN_CV_BRIDGE
-from test_node_sgbm import as_array, cloud_array, send_and_wait
+from test_node_sgbm import ALL, as_array, cloud_array, send_and_wait
 
 
 @pytest.fixture
@@ -295,7 +295,19 @@ def test_back_pressure_keeps_the_newest_and_counts_drops(run_node, mode):
     published = [s for s in stamps if s >= 100.0]
     assert published[-1] == pytest.approx(100.0 + 50 / 30)
     assert len(published) < 40  # most of the 51 sets were replaced by newer ones
+    assert published == sorted(published)
 
+    values = _node_values(client, namespace)
+    received, processed = int(values["received sets"]), int(values["processed"])
+    dropped = int(values["dropped (newer set arrived)"])
+    # probes + warm-up + 50 + the last set
+    assert received == probes + 52 and dropped > 10 and processed + dropped == received
+    assert process.memory_mib()["rss"] - rss_before < 150  # no backlog of frames in memory
+    process.wait_for_log("dropped for newer", 15)
+
+
+def _node_values(client, namespace: str) -> dict[str, str]:
+    """The values of the node's next /diagnostics status."""
     arrays = []
     client.node.create_subscription(DiagnosticArray, "/diagnostics", arrays.append, 10)
 
@@ -303,13 +315,38 @@ def test_back_pressure_keeps_the_newest_and_counts_drops(run_node, mode):
         return [s for a in arrays for s in a.status if s.name.startswith(f"{namespace}/")]
 
     assert client.wait_until(ours, 5)
-    values = {kv.key: kv.value for kv in ours()[-1].values}
+    return {kv.key: kv.value for kv in ours()[-1].values}
+
+
+@pytest.mark.parametrize("publish_thread", [True, False])
+def test_a_stream_goes_out_whole_and_in_order_with_one_thread_or_two(run_node, publish_thread):
+    # SGBM at 60 Hz: sets come faster than the node matches them, so with publish_thread the
+    # worker matches a set while the one before it is published, and meets a full queue.
+    threads = "two" if publish_thread else "one"
+    namespace = f"/stream_{threads}"
+    process, client, probes = run_node({"model": "sgbm", "max_disparity": 32,
+                                        "publish_thread": publish_thread,
+                                        **reliable_inputs(f"{namespace}_default")}, namespace)
+    left, right = render_plane_pair(240, 320, 10.0, seed=6)
+    stamps = [500.0 + i / 60 for i in range(60)]
+    for stamp in stamps[:-1]:
+        client.publish(stereo_set(left, right, stamp))
+        time.sleep(1 / 60)
+    send_and_wait(client, stereo_set(left, right, stamps[-1]), ALL, timeout=30)
+    answered = {topic: [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+                        for m in client.messages(topic)] for topic in ALL}
+    answered = {topic: [s for s in got if s >= 500.0] for topic, got in answered.items()}
+    # Every set published went out on all five topics, in the order the sets came.
+    assert all(got == answered["disparity"] for got in answered.values()), answered
+    assert answered["disparity"] == sorted(answered["disparity"])
+    assert answered["disparity"][-1] == pytest.approx(stamps[-1])
+    assert len(answered["disparity"]) >= 5
+    values = _node_values(client, f"{namespace}_default")
     received, processed = int(values["received sets"]), int(values["processed"])
-    dropped = int(values["dropped (newer set arrived)"])
-    # probes + warm-up + 50 + the last set
-    assert received == probes + 52 and dropped > 10 and processed + dropped == received
-    assert process.memory_mib()["rss"] - rss_before < 150  # no backlog of frames in memory
-    process.wait_for_log("dropped for newer", 15)
+    assert received == probes + len(stamps)
+    assert processed + int(values["dropped (newer set arrived)"]) == received
+    assert processed == len(client.messages("disparity"))  # the probes' answers included
+    assert values["failed"] == values["rejected (bad input)"] == "0"
 
 
 @pytest.mark.parametrize("parameters, message", [

@@ -17,6 +17,7 @@ from ..estimator import StereoEstimator
 from ..images import read_image
 from .bag import Recorder, make_bag, msgtype_name, play_bag, process_bag
 from .frame import OUTPUT_TYPES
+from .node_process import tool_arguments
 
 
 def _camera(args: argparse.Namespace, width: int, height: int) -> StereoCamera:
@@ -47,7 +48,7 @@ def cmd_make(args: argparse.Namespace) -> int:
 
 
 def _with_node(name: str, work) -> int:
-    rclpy.init()
+    rclpy.init(args=tool_arguments())
     node = rclpy.create_node(name)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set())

@@ -13,11 +13,14 @@ What a robot sees, transport included, per image size:
   client missed outputs the node did publish.
 
 The node runs with warmup_size set to the size, so that cuDNN tuning or compiling (compile:=true)
-happens before its ready line; `ready_s` is start-up to that line.
+happens before its ready line; `ready_s` is start-up to that line. `--param NAME:=VALUE` sets any
+other parameter of the node (e.g. publish_thread:=false), and GLIBC_TUNABLES, when set, reaches
+the node and this client alike; the table's options column names both.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -144,7 +147,8 @@ def _throughput(client, make_set, topics, rate_hz: float, seconds: float, first_
 
 def bench_size(model: str, width: int, height: int, device: str, precision: str,
                compile_network: bool, max_disparity: int, latency_sets: int, seconds: float,
-               rate_hz: float | None, log_dir: Path) -> dict[str, Any]:
+               rate_hz: float | None, log_dir: Path, extra: dict[str, str] | None = None
+               ) -> dict[str, Any]:
     from .client import StereoClient
     from .frame import OUTPUT_TOPICS
     from .node_process import NodeProcess
@@ -152,7 +156,7 @@ def bench_size(model: str, width: int, height: int, device: str, precision: str,
     namespace = f"/bench_live_{width}x{height}"
     parameters = {"model": model, "device": device, "precision": precision,
                   "compile": compile_network, "max_disparity": max_disparity,
-                  "warmup_size": f"{width}x{height}", "summary_period": 0.0}
+                  "warmup_size": f"{width}x{height}", "summary_period": 0.0, **(extra or {})}
     node = NodeProcess(namespace, parameters, log_dir / f"node_{width}x{height}.log")
     client = None
     try:
@@ -180,30 +184,32 @@ def bench_size(model: str, width: int, height: int, device: str, precision: str,
                            "p90": float(np.percentile(latencies, 90)), "sets": len(latencies),
                            "node_median": node_latency},
             "closed_loop_pairs_per_s": closed_loop, "stream": stream,
-            "node_exit_code": exit_code}
+            "node_exit_code": exit_code, "parameters": dict(extra or {}),
+            "glibc_tunables": os.environ.get("GLIBC_TUNABLES")}
 
 
 def bench_live(model: str, sizes: list[tuple[int, int]], device: str = "auto",
                precision: str = "auto", compile_network: bool = False, max_disparity: int = 192,
                latency_sets: int = 10, seconds: float = 10.0, rate_hz: float | None = None,
-               log_dir: Path | None = None) -> dict[str, Any]:
+               log_dir: Path | None = None, extra: dict[str, str] | None = None
+               ) -> dict[str, Any]:
     try:
         import rclpy
     except ImportError as exc:
         raise ros_missing(exc) from exc
 
     from ..bench import machine_description
-    from .node_process import use_local_shared_memory
+    from .node_process import tool_arguments, use_local_shared_memory
 
     use_local_shared_memory()
-    rclpy.init()
+    rclpy.init(args=tool_arguments())
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         try:
             for width, height in sizes:
                 row = bench_size(model, width, height, device, precision, compile_network,
                                  max_disparity, latency_sets, seconds, rate_hz,
-                                 log_dir or Path(scratch))
+                                 log_dir or Path(scratch), extra)
                 rows.append(row)
                 print(format_row(row), flush=True)
         finally:
@@ -212,17 +218,25 @@ def bench_live(model: str, sizes: list[tuple[int, int]], device: str = "auto",
             "rows": rows, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-TABLE_HEADER = ("| model | size | device | precision | compile | ready s | latency median ms | "
-                "latency p90 ms | node's own latency ms | closed-loop pairs/s | input Hz | "
-                "output pairs/s | answered / sent | node: received / processed / dropped for "
-                "newer | node RSS MiB start / end / peak | node GPU MiB | node exit |\n|"
-                + "---|" * 17)
+TABLE_HEADER = ("| model | size | device | precision | compile | options | ready s | latency "
+                "median ms | latency p90 ms | node's own latency ms | closed-loop pairs/s | "
+                "input Hz | output pairs/s | answered / sent | node: received / processed / "
+                "dropped for newer | node RSS MiB start / end / peak | node GPU MiB | node exit "
+                "|\n|" + "---|" * 18)
+
+
+def options(row: dict[str, Any]) -> str:
+    """The parameters given beside the defaults, and the malloc tunables, if any."""
+    named = [f"{name}:={value}" for name, value in row.get("parameters", {}).items()]
+    if row.get("glibc_tunables"):
+        named.append(f"GLIBC_TUNABLES={row['glibc_tunables']}")
+    return ", ".join(named) or "-"
 
 
 def format_row(row: dict[str, Any]) -> str:
     stream, latency = row["stream"], row["latency_ms"]
     cells = [row["model"], f"{row['width']}x{row['height']}", row["device"], row["precision"],
-             "inductor" if row["compile"] else "no", f"{row['ready_s']:.1f}",
+             "inductor" if row["compile"] else "no", options(row), f"{row['ready_s']:.1f}",
              f"{latency['median']:.1f}", f"{latency['p90']:.1f}",
              f"{latency['node_median']:.1f}", f"{row['closed_loop_pairs_per_s']:.3g}",
              f"{stream['input_hz']:.3g}", f"{stream['output_pairs_per_s']:.3g}",
@@ -241,6 +255,14 @@ def format_table(result: dict[str, Any]) -> str:
                       *(format_row(r) for r in result["rows"])]) + "\n"
 
 
+def node_parameter(text: str) -> tuple[str, str]:
+    """NAME:=VALUE, as `ros2 run ... -p` takes it."""
+    name, sep, value = text.partition(":=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME:=VALUE, got {text!r}")
+    return name, value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_node_arguments(parser, list(SIZES))
     parser.add_argument("--compile", action="store_true",
@@ -252,6 +274,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, help="input rate in Hz while streaming (default: "
                         f"{RATE_OVER_CLOSED_LOOP} times the closed-loop rate, at most "
                         f"{MAX_RATE_HZ:.0f})")
+    parser.add_argument("--param", action="append", type=node_parameter, default=[],
+                        metavar="NAME:=VALUE", help="another parameter of the node (repeatable)")
     parser.add_argument("--log-dir", type=Path, help="keep the node's logs here")
     parser.add_argument("--json", type=Path, default=Path("bench_live.json"))
     parser.add_argument("--markdown", type=Path)
@@ -262,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
         args.log_dir.mkdir(parents=True, exist_ok=True)
     result = bench_live(args.model, args.sizes, args.device, args.precision, args.compile,
                         args.max_disparity, args.latency_sets, args.seconds, args.rate,
-                        args.log_dir)
+                        args.log_dir, dict(args.param))
     publish_result(result, format_table(result), args.json, args.markdown)
     return 0 if all(row["node_exit_code"] == 0 for row in result["rows"]) else 1
 

@@ -21,7 +21,7 @@ from .bag import TYPESTORE  # noqa: F401  (fails early when rosbags is missing)
 from .client import OUTPUT_TYPES, StereoClient
 from .conversions import float_image_to_array, point_cloud_to_array
 from .messages import stereo_messages
-from .node_process import NodeProcess, use_local_shared_memory
+from .node_process import NodeProcess, tool_arguments, use_local_shared_memory
 
 START_NS = 1_700_000_000 * 10**9
 
@@ -89,7 +89,7 @@ def run_demo(out_dir: str | os.PathLike, models: list[str], device: str = "auto"
                     f"{len(frames) - 1} rendered synthetic scenes (320x240)",
         "max_disparity": DEMO_MAX_DISPARITY, "results": {}}
     use_local_shared_memory()
-    rclpy.init()
+    rclpy.init(args=tool_arguments())
     try:
         for model in models:
             report["results"][model] = _run_model(model, frames, out / model, device)

@@ -1,15 +1,18 @@
 """The ROS 2 node: synchronised rectified stereo in; disparity, depth, points, confidence out.
 
 Callbacks only hand the newest synchronised set to a one-slot mailbox; one worker thread runs the
-network and publishes. Bad input drops one frame with a throttled error naming topic, field and
-expected value; bad configuration fails at start with one message and a non-zero exit. SIGINT and
-SIGTERM stop the intake at once and wait for the frame in flight, so the process exits 0 and never
-tears down the interpreter under a running network (that aborts with SIGABRT).
+network, and with publish_thread a second one publishes a finished frame while the worker matches
+the next set (else the worker publishes before it takes the next). Bad input drops one frame with
+a throttled error naming topic, field and expected value; bad configuration fails at start with
+one message and a non-zero exit. SIGINT and SIGTERM stop the intake at once and wait for the frame
+in flight, so the process exits 0 and never tears down the interpreter under a running network
+(that aborts with SIGABRT).
 """
 from __future__ import annotations
 
 import math
 import os
+import queue
 import re
 import signal
 import statistics
@@ -19,7 +22,7 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -41,7 +44,7 @@ from ..estimator import StereoEstimator, check_input_scale
 from ..pipeline import OutputSettings
 from ..rectification import Rectifier
 from .conversions import ImageDecoder
-from .frame import OUTPUT_TYPES, InputTopics, process_stereo_messages
+from .frame import OUTPUT_TYPES, FrameResult, InputTopics, process_stereo_messages
 from .inputs import StereoInputs
 from .launch_support import READY_LINE
 from .mailbox import Mailbox
@@ -181,8 +184,17 @@ class StereoDepthNode(Node):
         period = configured["summary_period"]
         if period > 0:
             self.create_timer(period, self._log_summary, clock=steady)
-        self._worker = threading.Thread(target=self._work, name="stereo_inference", daemon=True)
-        self._worker.start()
+        # A frame is published in order and never dropped once computed: the worker waits
+        # while one finished frame is still queued.
+        self._finished: queue.Queue[tuple[StereoSet, FrameResult] | None] | None = (
+            queue.Queue(maxsize=1) if configured["publish_thread"] else None)
+        self._threads = [threading.Thread(target=self._work, name="stereo_inference",
+                                          daemon=True)]
+        if self._finished is not None:
+            self._threads.append(threading.Thread(target=self._publish_finished,
+                                                  name="stereo_publish", daemon=True))
+        for thread in self._threads:
+            thread.start()
         decoder = self._decoder.name + (f" ({self._decoder.unavailable_reason})"
                                         if self._decoder.unavailable_reason else "")
         images = self._topics.image_transport + (
@@ -302,22 +314,34 @@ class StereoDepthNode(Node):
 
     # --- processing -----------------------------------------------------------------------------
     def _work(self) -> None:
-        while not self._mailbox.closed:
-            stereo = self._mailbox.take(timeout=0.1)
-            if stereo is None:
-                continue
-            self._frame_started = time.monotonic()
-            try:
-                self._process(stereo)
-            except InputError as exc:
-                self._report(f"frame dropped: {exc}")
-            except Exception as exc:  # the worker must outlive any single frame
-                if self._mailbox.closed:
-                    return
+        try:
+            while not self._mailbox.closed:
+                stereo = self._mailbox.take(timeout=0.1)
+                if stereo is None:
+                    continue
+                self._frame_started = time.monotonic()
+                try:
+                    self._guarded(self._process, stereo)
+                finally:
+                    self.counters.last_frame_s = time.monotonic() - self._frame_started
+                    self._frame_started = None
+        finally:
+            if self._finished is not None:
+                self._finished.put(None)  # the publishing thread ends after what is queued
+
+    def _publish_finished(self) -> None:
+        while (finished := self._finished.get()) is not None:
+            self._guarded(self._send, *finished)
+
+    def _guarded(self, step: Callable[..., None], *args: Any) -> None:
+        """One frame's step; an error drops that frame (counted) and never ends the thread."""
+        try:
+            step(*args)
+        except InputError as exc:
+            self._report(f"frame dropped: {exc}")
+        except Exception as exc:
+            if not self._mailbox.closed:  # while stopping, the middleware may be going away
                 self._report(f"frame failed: {type(exc).__name__}: {exc}", dropped="failed")
-            finally:
-                self.counters.last_frame_s = time.monotonic() - self._frame_started
-                self._frame_started = None
 
     def _process(self, stereo: StereoSet) -> None:
         result = process_stereo_messages(self.estimator, self._decoder, stereo.left, stereo.right,
@@ -337,6 +361,12 @@ class StereoDepthNode(Node):
                 f"{self._topics.names[0]} has an empty header.frame_id, and every output carries "
                 f"the left image's header: RViz and tf2 cannot place depth or points2. Set the "
                 f"frame in the camera driver (the left camera's optical frame); logged once")
+        if self._finished is None:
+            self._send(stereo, result)
+        else:
+            self._finished.put((stereo, result))
+
+    def _send(self, stereo: StereoSet, result: FrameResult) -> None:
         for topic, message in result.messages.items():
             self._outputs[topic].publish(message)
         counters = self.counters
@@ -394,8 +424,10 @@ class StereoDepthNode(Node):
             message += f", {counters.without_depth} without depth (camera_info)"
         recent = (counters.last_problem is not None
                   and time.monotonic() - counters.last_problem < PROBLEM_WINDOW_S)
-        if not self._worker.is_alive():
-            level, message = DiagnosticStatus.ERROR, "the inference worker has stopped; " + message
+        stopped = [thread.name for thread in self._threads if not thread.is_alive()]
+        if stopped:
+            level = DiagnosticStatus.ERROR
+            message = f"thread {', '.join(stopped)} has stopped; {message}"
         elif recent:
             level = DiagnosticStatus.WARN
             message += f" (the last one {time.monotonic() - counters.last_problem:.0f} s ago)"
@@ -432,8 +464,9 @@ class StereoDepthNode(Node):
             logger.info(
                 f"shutting down: waiting for the frame in flight (running for "
                 f"{started - in_flight:.2f} s; {self._last_frame_text()})")
-        self._worker.join(timeout=SHUTDOWN_WAIT_S)
-        finished = not self._worker.is_alive()
+        for thread in self._threads:  # the publishing thread ends after the worker
+            thread.join(timeout=max(0.0, started + SHUTDOWN_WAIT_S - time.monotonic()))
+        finished = not any(thread.is_alive() for thread in self._threads)
         if finished:
             logger.info(
                 f"shut down in {time.monotonic() - started:.2f} s ({self._last_frame_text()}; "

@@ -32,6 +32,13 @@ def use_local_shared_memory() -> None:
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 
+def tool_arguments() -> list[str]:
+    """rclpy.init's arguments for a tool's own participant: the program's name only. The rest of
+    its command line is the tool's (`bench live --param publish_thread:=false`), where rcl would
+    read a NAME:=VALUE as a (deprecated) remap rule."""
+    return sys.argv[:1]
+
+
 def process_gpu_memory_mib(listing: str, pid: int) -> float | None:
     """MiB used by `pid` in nvidia-smi's `--query-compute-apps=pid,used_memory
     --format=csv,noheader,nounits` output (one line per process on each GPU, summed)."""
