@@ -6,6 +6,7 @@ a ROS installation, and it takes over whenever cv_bridge fails (cv_bridge 3.4.0 
 """
 from __future__ import annotations
 
+import array
 import sys
 from typing import Callable
 
@@ -162,20 +163,29 @@ def point_cloud_to_array(msg) -> np.ndarray:
     return np.frombuffer(msg.data, "<f4").reshape(msg.height, msg.width, 4)
 
 
-def float_image_fields(array: np.ndarray) -> dict:
-    """Fields of a 32FC1 Image (little- or big-endian as this machine) holding `array`."""
-    data = np.ascontiguousarray(array, dtype=np.float32)
+def message_data(values: np.ndarray) -> array.array:
+    """The bytes of `values` (C order) as a uint8[] field keeps them: the generated setter stores
+    an array.array('B') as it is but copies bytes into a new one, so this makes one copy of an
+    image where tobytes() made two."""
+    data = array.array("B")
+    data.frombytes(memoryview(np.ascontiguousarray(values)).cast("B"))
+    return data
+
+
+def float_image_fields(values: np.ndarray) -> dict:
+    """Fields of a 32FC1 Image (little- or big-endian as this machine) holding `values`."""
+    data = np.ascontiguousarray(values, dtype=np.float32)
     height, width = data.shape
     return {"height": height, "width": width, "encoding": "32FC1",
             "is_bigendian": int(sys.byteorder == "big"), "step": width * 4,
-            "data": data.tobytes()}
+            "data": message_data(data)}
 
 
-def array_to_image_fields(array: np.ndarray, encoding: str) -> dict:
+def array_to_image_fields(values: np.ndarray, encoding: str) -> dict:
     """Fields of an Image message holding a uint8/uint16 array in `encoding` (for publishers)."""
     dtype, channels, _ = ENCODINGS[encoding]
-    data = np.ascontiguousarray(array, dtype=dtype)
+    data = np.ascontiguousarray(values, dtype=dtype)
     height, width = data.shape[:2]
     return {"height": height, "width": width, "encoding": encoding,
             "is_bigendian": int(sys.byteorder == "big"), "step": width * channels * dtype.itemsize,
-            "data": data.tobytes()}
+            "data": message_data(data)}

@@ -11,7 +11,7 @@ from stereo_msgs.msg import DisparityImage
 from ..camera import StereoCamera
 from ..compressed import encode_compressed
 from ..errors import InputError
-from .conversions import array_to_image_fields, float_image_fields
+from .conversions import array_to_image_fields, float_image_fields, message_data
 
 POINT_STEP = 16  # x, y, z, rgb (or padding) as float32: aligned points, as PCL writes them
 
@@ -52,7 +52,7 @@ def point_cloud(cloud: np.ndarray, header: Header, has_color: bool) -> PointClou
         fields.append(PointField(name="rgb", offset=12, datatype=PointField.FLOAT32, count=1))
     return PointCloud2(header=header, height=height, width=width, fields=fields,
                        is_bigendian=False, point_step=POINT_STEP, row_step=POINT_STEP * width,
-                       data=np.ascontiguousarray(cloud, dtype="<f4").tobytes(), is_dense=False)
+                       data=message_data(cloud.astype("<f4", copy=False)), is_dense=False)
 
 
 def camera_infos(camera: StereoCamera, width: int, height: int, frame_id: str
