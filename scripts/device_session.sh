@@ -7,7 +7,8 @@
 #            to .device_data/, download rclpy wheels for the GPU machine (PYTHON=.venv/bin/python)
 #   check    CUDA tests, the node frame path and the node over DDS (eager, compiled), the
 #            network benchmark matrix in what is left                                  ~6 min
-#   train    the shipped psmnet_dws continued (config/train_gpu_continue.yaml), then eval ~5 min
+#   train    the shipped psmnet_dws continued (config/train_gpu_continue.yaml), then eval, then
+#            where a training step's time goes (bench train-step)                        ~5 min
 #   compare  psmnet and psmnet_dws from scratch: same recipe, seed, data and budget, eval  ~6 min
 #
 # It runs from the repository root with the machine's python3 and the package not installed
@@ -43,6 +44,7 @@ if [[ ${DEVICE_DRY_RUN:-0} == 1 ]]; then
                  --warmup 1 --repeats 2 --estimator-repeats 1)
     NODE_OPTS=(--warmup 1 --repeats 2 --compile no eager)
     LIVE_OPTS=(--latency-sets 2 --seconds 2) MIN_MATRIX_S=0
+    TRAIN_BENCH_OPTS=(--warmup 1 --repeats 1 --profile-steps 1)
     LIVE_PASSES=(eager eager_one_thread eager_malloc_kept)
 else
     DEVICE=cuda SIZES="640x480 1242x375" MAXD=192 SYNTHETIC=8
@@ -53,6 +55,7 @@ else
     # end by bench live (compiling takes about 75 s a size on an H200).
     NODE_OPTS=(--warmup 3 --repeats 20 --compile no)
     LIVE_OPTS=(--latency-sets 20 --seconds 6) MIN_MATRIX_S=20
+    TRAIN_BENCH_OPTS=(--warmup 3 --repeats 5 --profile-steps 3)
     LIVE_PASSES=(eager eager_one_thread eager_malloc_kept compiled_malloc_kept)
 fi
 
@@ -253,8 +256,16 @@ train() {
         --synthetic "$SYNTHETIC" --device "$DEVICE" --json "$run/eval.json" \
         --markdown "$run/eval.md" --update-cards "$ship"
     cp "$ship/psmnet_dws_gpu.json" "$run/"
-    part pack pack "$run" eval.json eval.md log.jsonl config.yaml psmnet_dws_gpu.json \
-        psmnet_dws_gpu_loss.png
+    local results=(eval.json eval.md log.jsonl config.yaml psmnet_dws_gpu.json
+                   psmnet_dws_gpu_loss.png)
+    part pack pack "$run" "${results[@]}"
+    # Last, so that it can only cost itself: where a training step's time goes on this card
+    # (phases, the device's busy share, the operators that take most), for making the GPU
+    # training faster in later sessions.
+    part bench-train-step "$PYTHON" -m stereo_depth_node.train_bench --config "$config" \
+        --device "$DEVICE" "${TRAIN_BENCH_OPTS[@]}" --json "$run/bench_train_step.json" \
+        --markdown "$run/bench_train_step.md"
+    part pack pack "$run" "${results[@]}" bench_train_step.json bench_train_step.md
     summary
     tail -n 3 "$run/log.jsonl"
     cat "$run/eval.md"

@@ -272,7 +272,7 @@ def image_side(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import bench_memory, device_bench
+    from . import bench_memory, device_bench, train_bench
     from .bench_cli import parse_size
     from .estimator import BACKENDS
     from .models import NEURAL_MODELS
@@ -419,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     device_bench.register(bench_kinds)   # networks alone: eager / graphs / compile x precision
     bench_node.register(bench_kinds)     # message in -> all output messages out, per stage
     bench_live.register(bench_kinds)     # the node in its own process over DDS
+    train_bench.register(bench_kinds)    # a training step per phase, and a profile
     return parser
 
 

@@ -259,6 +259,43 @@ def stereo_eval_epe(model: torch.nn.Module, samples: list, device: torch.device
     return {f"val_{name}_epe": float(np.mean(values)) for name, values in per_dataset.items()}
 
 
+def training_step(network: torch.nn.Module, batch: StereoBatch, optimizer: torch.optim.Optimizer,
+                  scaler: torch.amp.GradScaler, autocast: Any, max_disparity: int,
+                  mark: Callable[[str], None] | None = None) -> torch.Tensor:
+    """One update on `batch`; returns the loss (not waited for). `mark(phase)` is called after
+    the forward pass with the loss, the backward pass and the optimiser step (bench train-step
+    times them)."""
+    valid = valid_mask(batch.disparity, max_disparity)
+    with autocast:
+        outputs = network(normalise(batch.left), normalise(batch.right))
+    loss = sequence_loss(tuple(o.float() for o in outputs), batch.disparity, valid)
+    if mark:
+        mark("forward")
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if mark:
+        mark("backward")
+    scaler.step(optimizer)
+    scaler.update()
+    if mark:
+        mark("optimizer")
+    return loss
+
+
+def training_tools(device: torch.device, precision: str) -> tuple[Any, torch.amp.GradScaler]:
+    """The autocast context and the gradient scaler of a run in `precision`, with cuDNN set up
+    for training on a GPU."""
+    if device.type == "cuda":
+        # Every step has the same shapes (fixed crops), so cuDNN's timed choice of convolution
+        # algorithms is paid once, as the public PSMNet code does. The first GPU run (20
+        # samples/s on an H200) had cuDNN's heuristic picks; the next one says what this gains.
+        torch.backends.cudnn.benchmark = True
+    autocast = (torch.autocast(device.type, dtype=DTYPES[precision]) if precision != "fp32"
+                else torch.autocast(device.type, enabled=False))
+    # fp16 gradients underflow without loss scaling; bf16 and fp32 need none.
+    return autocast, torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
 def _distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not torch.distributed.is_initialized():
@@ -328,15 +365,7 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
         from .data.datasets import stereo_eval
         real_pairs = list(stereo_eval(config.eval_root))
     logger = _Logger(out_dir, rank == 0)
-    autocast = (torch.autocast(device.type, dtype=DTYPES[precision]) if precision != "fp32"
-                else torch.autocast(device.type, enabled=False))
-    # fp16 gradients underflow without loss scaling; bf16 and fp32 need none.
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    if device.type == "cuda":
-        # Every step has the same shapes (fixed crops), so cuDNN's timed choice of convolution
-        # algorithms is paid once, as the public PSMNet code does. The first GPU run (20
-        # samples/s on an H200) had cuDNN's heuristic picks; the next one says what this gains.
-        torch.backends.cudnn.benchmark = True
+    autocast, scaler = training_tools(device, precision)
     start = time.perf_counter()
     last_checkpoint = start
     # data_s: time spent making batches (generator, augmentation) in the window, so the log says
@@ -353,14 +382,8 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
             asked = time.perf_counter()
             batch = batches(step)
             data_s += finished_clock(device) - asked
-            valid = valid_mask(batch.disparity, config.max_disparity)
-            with autocast:
-                outputs = network(normalise(batch.left), normalise(batch.right))
-            loss = sequence_loss(tuple(o.float() for o in outputs), batch.disparity, valid)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            loss = training_step(network, batch, optimizer, scaler, autocast,
+                                 config.max_disparity)
             step += 1
             samples += batch.left.shape[0] * world
             window_samples += batch.left.shape[0] * world

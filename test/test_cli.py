@@ -221,6 +221,16 @@ def test_bench_live_node_parameters_are_name_value_pairs_the_node_accepts(tmp_pa
     assert not (tmp_path / "b.json").exists()
 
 
+def test_bench_train_step_refuses_a_config_it_does_not_know(tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text("model: psmnet_dws\ncrop_hight: 64\n")
+    done = run_cli("bench", "train-step", "--config", config, "--json", tmp_path / "t.json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == (f"stereo-depth bench: error: unknown training settings in "
+                                   f"'{config}': crop_hight")
+    assert not (tmp_path / "t.json").exists()
+
+
 def test_bench_generator_writes_json(tmp_path):
     done = run_cli("bench", "generator", "--height", "64", "--width", "128", "--batch-size", "2",
                    "--batches", "2", "--device", "cpu", "--json", tmp_path / "g.json")

@@ -131,6 +131,12 @@ def test_train_step_returns_weights_a_resumable_state_and_the_evaluation(tmp_pat
                                                  "synthetic/0"}
     assert "evaluation" in _tar_json(out, "psmnet_dws_gpu.json")
     assert "psmnet_dws_gpu_loss.png" in _tar_names(out)
+    # Where a training step's time goes, with the config that trained (the dry run's tiny one).
+    (step,) = _tar_json(out, "bench_train_step.json")["rows"]
+    assert (step["model"], step["crop"], step["device"]) == ("psmnet_dws", "128x64", "cpu")
+    assert step["step_ms"] > 0 and set(step["phases_ms"]) == {"data", "forward", "backward",
+                                                              "optimizer"}
+    assert step["profile"]["operators"] and step["profile"]["device_busy_share"] is None
 
 
 def test_compare_step_trains_both_networks_alike(tmp_path, tiny_eval):

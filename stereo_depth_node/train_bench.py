@@ -1,0 +1,161 @@
+"""`bench train-step`: where a training step's time goes, for a training config as it runs.
+
+The same model, data, precision and step as `stereo-depth train` (initial weights: speed does not
+depend on the values). After warm-up (cuDNN's algorithm search), each timed step is split by
+waiting for the device after each phase: making the batch (generator and augmentation), forward
+pass with the loss, backward pass, optimiser step. Waiting removes the overlap between phases, so
+the step is also timed whole, without the waits. Then torch's profiler records a few more steps:
+the operators that took the most time on the device (or on the CPU without one), and how much of
+the profiled time the device was busy, which says whether the GPU waits for the CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .bench import machine_description, publish_result
+from .bench_cli import module_main, register_kind
+from .devices import finished_clock, resolve_device, resolve_precision
+from .models import build_model
+from .train import TrainConfig, synthetic_batches, train_mode, training_step, training_tools
+
+PHASES = ("data", "forward", "backward", "optimizer")
+TOP_OPERATORS = 15
+
+
+def _profile(step_once, steps: int, device: torch.device) -> dict[str, Any]:
+    """Busy share of the device over `steps` profiled steps and the operators that took most."""
+    from torch.profiler import ProfilerActivity, profile
+
+    on_gpu = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
+    with profile(activities=activities) as profiler:
+        start = finished_clock(device)
+        for _ in range(steps):
+            step_once()
+        wall_us = (finished_clock(device) - start) * 1e6
+    averages = profiler.key_averages()
+    key = "self_device_time_total" if on_gpu else "self_cpu_time_total"
+    busy_us = sum(getattr(event, key) for event in averages) if on_gpu else float("nan")
+    # Kernels and copies: thousands of small ones a step mean the GPU waits for their launches.
+    device_events = sum(event.count for event in averages
+                        if event.device_type == torch.autograd.DeviceType.CUDA)
+    top = sorted(averages, key=lambda event: getattr(event, key), reverse=True)[:TOP_OPERATORS]
+    return {"steps": steps, "wall_ms": wall_us / 1e3,
+            "device_busy_share": busy_us / wall_us if on_gpu else None,
+            "device_events_per_step": device_events / steps if on_gpu else None,
+            "sorted_by": key,
+            "operators": [{"name": event.key, "calls": event.count,
+                           "self_ms": getattr(event, key) / 1e3,
+                           "share": getattr(event, key) / wall_us} for event in top]}
+
+
+def bench_train_step(config: TrainConfig, warmup: int = 3, repeats: int = 5,
+                     profile_steps: int = 3) -> dict[str, Any]:
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, config.max_disparity).to(device)
+    train_mode(model, config.freeze_batch_norm)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
+    autocast, scaler = training_tools(device, precision)
+    batches = synthetic_batches(config, device, rank=0)
+    step = 0
+
+    def step_once(mark=None) -> None:
+        nonlocal step
+        batch = batches(step)
+        if mark:
+            mark("data")
+        training_step(model, batch, optimizer, scaler, autocast, config.max_disparity, mark)
+        step += 1
+
+    first = finished_clock(device)
+    for _ in range(warmup):
+        step_once()
+    warmup_s = finished_clock(device) - first
+    phases: dict[str, list[float]] = {phase: [] for phase in PHASES}
+    for _ in range(repeats):
+        last = finished_clock(device)
+
+        def mark(phase: str) -> None:
+            nonlocal last
+            now = finished_clock(device)
+            phases[phase].append((now - last) * 1e3)
+            last = now
+        step_once(mark)
+    whole = []
+    for _ in range(repeats):
+        start = finished_clock(device)
+        step_once()
+        whole.append((finished_clock(device) - start) * 1e3)
+    step_ms = statistics.median(whole)
+    row = {"model": config.model, "crop": f"{config.crop_width}x{config.crop_height}",
+           "batch_size": config.batch_size, "max_disparity": config.max_disparity,
+           "device": str(device), "precision": precision, "warmup_s": warmup_s,
+           "phases_ms": {phase: statistics.median(values) for phase, values in phases.items()},
+           "step_ms": step_ms, "samples_per_s": config.batch_size / step_ms * 1e3,
+           "profile": _profile(step_once, profile_steps, device) if profile_steps else None}
+    return {"benchmark": "train-step", "machine": machine_description(device),
+            "warmup": warmup, "repeats": repeats, "rows": [row],
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def format_table(result: dict[str, Any]) -> str:
+    columns = ["model", "crop", "batch", "device", "precision", *(f"{p} ms" for p in PHASES),
+               "step ms", "samples/s", "device busy", "device events a step"]
+    lines = ["A training step, phases waited for one by one; step whole without the waits", "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in result["rows"]:
+        profile = row["profile"] or {}
+        busy, events = profile.get("device_busy_share"), profile.get("device_events_per_step")
+        lines.append("| " + " | ".join([
+            row["model"], row["crop"], str(row["batch_size"]), row["device"], row["precision"],
+            *(f"{row['phases_ms'][phase]:.1f}" for phase in PHASES), f"{row['step_ms']:.1f}",
+            f"{row['samples_per_s']:.2f}", "-" if busy is None else f"{100 * busy:.0f} %",
+            "-" if events is None else f"{events:.0f}"]) + " |")
+    for row in result["rows"]:
+        profile = row["profile"]
+        if not profile:
+            continue
+        lines += ["", f"Operators by {profile['sorted_by']} over {profile['steps']} profiled "
+                  f"steps ({profile['wall_ms']:.0f} ms):", "",
+                  "| operator | calls | self ms | share of the steps |", "|---|---|---|---|"]
+        lines += [f"| {op['name']} | {op['calls']} | {op['self_ms']:.1f} | "
+                  f"{100 * op['share']:.1f} % |" for op in profile["operators"]]
+    return "\n".join(lines) + "\n"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, required=True,
+                        help="a training config (config/train_gpu_continue.yaml)")
+    parser.add_argument("--device", help="overrides the config's device")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--profile-steps", type=int, default=3, help="0: no profile")
+    parser.add_argument("--json", type=Path, default=Path("bench_train_step.json"))
+    parser.add_argument("--markdown", type=Path)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = TrainConfig.from_yaml(args.config, device=args.device)
+    result = bench_train_step(config, args.warmup, args.repeats, args.profile_steps)
+    publish_result(result, format_table(result), args.json, args.markdown)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `train-step` to a subparsers group (the `bench` kinds of the CLI)."""
+    register_kind(subparsers, "train-step", "one training step per phase, and a profile",
+                  add_arguments, run)
+
+
+if __name__ == "__main__":
+    sys.exit(module_main("python -m stereo_depth_node.train_bench", __doc__, add_arguments, run,
+                         None))
