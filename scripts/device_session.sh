@@ -45,7 +45,7 @@ if [[ ${DEVICE_DRY_RUN:-0} == 1 ]]; then
     NODE_OPTS=(--warmup 1 --repeats 2 --compile no eager)
     LIVE_OPTS=(--latency-sets 2 --seconds 2) MIN_MATRIX_S=0
     TRAIN_BENCH_OPTS=(--warmup 1 --repeats 1 --profile-steps 1)
-    LIVE_PASSES=(eager eager_one_thread eager_malloc_kept)
+    LIVE_PASSES=(eager eager_publish_thread eager_malloc_kept)
 else
     DEVICE=cuda SIZES="640x480 1242x375" MAXD=192 SYNTHETIC=8
     BENCH_BUDGET=${DEVICE_BENCH_BUDGET_S:-60} CHECK_DEADLINE_S=${DEVICE_CHECK_DEADLINE_S:-330}
@@ -56,7 +56,8 @@ else
     NODE_OPTS=(--warmup 3 --repeats 20 --compile no)
     LIVE_OPTS=(--latency-sets 20 --seconds 6) MIN_MATRIX_S=20
     TRAIN_BENCH_OPTS=(--warmup 3 --repeats 5 --profile-steps 3)
-    LIVE_PASSES=(eager eager_one_thread eager_malloc_kept compiled_malloc_kept)
+    LIVE_PASSES=(eager eager_publish_thread eager_malloc_kept
+                 compiled_publish_thread_malloc_kept)
 fi
 
 # glibc keeping freed blocks up to 64 MiB and its heaps untrimmed below 1 GiB (the README's
@@ -197,12 +198,12 @@ check() {
         --json "$results/bench_node.json" --markdown "$results/bench_node.md"
     pack_all "$results"
     # The node in its own process over DDS (the targets are end to end), one pass each: as it
-    # runs by default; with one thread matching and publishing in turn (publish_thread:=false);
-    # with glibc keeping freed memory in the node and the client; and with compile:=true and
-    # that memory setting. Its logs come back too, should compiling fail in the node.
+    # runs by default; with a thread of its own publishing while the next set is matched
+    # (publish_thread:=true); with glibc keeping freed memory in the node and the client; and
+    # with compile:=true and both. Its logs come back too, should compiling fail in the node.
     for pass in "${LIVE_PASSES[@]}"; do
         environment=() flags=()
-        [[ $pass == *one_thread* ]] && flags+=(--param publish_thread:=false)
+        [[ $pass == *publish_thread* ]] && flags+=(--param publish_thread:=true)
         [[ $pass == *malloc_kept* ]] && environment+=("GLIBC_TUNABLES=$MALLOC_KEPT")
         [[ $pass == compiled* ]] && flags+=(--compile)
         # shellcheck disable=SC2086

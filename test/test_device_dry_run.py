@@ -82,7 +82,7 @@ def test_check_step_runs_tests_and_the_benchmarks(tmp_path, tiny_eval):
     stdout = run_step("check", out, tiny_eval)
     assert returned_files(out) == {"log_check.txt", "results.tar"}
     assert {"pytest_cuda.xml", "bench_matrix.md", "bench_node.md", "bench_live_eager.md",
-            "bench_live_eager_one_thread.md", "bench_live_eager_malloc_kept.md",
+            "bench_live_eager_publish_thread.md", "bench_live_eager_malloc_kept.md",
             "live_logs_eager/node_96x64.log"} <= _tar_names(out)
     matrix = _tar_json(out, "bench_matrix.json")
     assert {(r["variant"], r["status"]) for r in matrix["rows"]} == {("eager", "ok"),
@@ -103,9 +103,9 @@ def test_check_step_runs_tests_and_the_benchmarks(tmp_path, tiny_eval):
     assert live["stream"]["node_gpu_mib"] is None
     assert (live["parameters"], live["glibc_tunables"]) == ({}, None)
     # The passes that set the node's threads and glibc's malloc say so in their rows.
-    (one_thread,) = _tar_json(out, "bench_live_eager_one_thread.json")["rows"]
-    assert one_thread["parameters"] == {"publish_thread": "false"}
-    assert one_thread["node_exit_code"] == 0
+    (two_threads,) = _tar_json(out, "bench_live_eager_publish_thread.json")["rows"]
+    assert two_threads["parameters"] == {"publish_thread": "true"}
+    assert two_threads["node_exit_code"] == 0
     (kept,) = _tar_json(out, "bench_live_eager_malloc_kept.json")["rows"]
     assert kept["glibc_tunables"].startswith("glibc.malloc.mmap_threshold=67108864")
     assert kept["node_exit_code"] == 0

@@ -499,12 +499,14 @@ def _stream(client: StereoClient, stop: threading.Event, left: np.ndarray, right
 def test_signals_while_sets_stream_in_are_clean_stops(ros_context, tmp_path):
     # Ctrl-C used to raise KeyboardInterrupt wherever rclpy's executor was; under a stream it
     # once left a half-made Task behind, and "Exception ignored ... Traceback" on stderr (1 stop
-    # in 25). Stops at varied moments of a 40 Hz stream, SIGINT and SIGTERM in turn.
+    # in 25). Stops at varied moments of a 40 Hz stream, SIGINT and SIGTERM in turn; the last
+    # three with publish_thread, whose queue may hold a finished frame when the signal comes.
     left, right = render_plane_pair(240, 320, 12.0, seed=3)
     for attempt, delay in enumerate((0.3, 0.9, 1.5, 0.6, 1.2, 0.45)):
         namespace = f"/streaming{attempt}"
         process = NodeProcess(tmp_path / f"node{attempt}.log",
-                              {"model": "sgbm", "max_disparity": 32}, namespace)
+                              {"model": "sgbm", "max_disparity": 32,
+                               "publish_thread": attempt >= 3}, namespace)
         process.wait_ready()
         client = StereoClient(namespace, f"streaming_client{attempt}")
         stop = threading.Event()

@@ -14,7 +14,7 @@ What a robot sees, transport included, per image size:
 
 The node runs with warmup_size set to the size, so that cuDNN tuning or compiling (compile:=true)
 happens before its ready line; `ready_s` is start-up to that line. `--param NAME:=VALUE` sets any
-other parameter of the node (e.g. publish_thread:=false), and GLIBC_TUNABLES, when set, reaches
+other parameter of the node (e.g. publish_thread:=true), and GLIBC_TUNABLES, when set, reaches
 the node and this client alike; the table's options column names both.
 """
 from __future__ import annotations

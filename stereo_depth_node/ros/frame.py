@@ -1,7 +1,9 @@
 """One synchronised stereo set of ROS messages in, the node's output messages out.
 
 Shared by the live node and `stereo-depth bag process`, so that a bag processed offline gives the
-same messages the node would publish.
+same messages the node would publish. Two stages, so that the node can build and publish one
+set's messages in a thread of their own while the next set is matched: compute_frame (the maps)
+and frame_messages.
 """
 from __future__ import annotations
 
@@ -9,11 +11,13 @@ import math
 from dataclasses import dataclass
 
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
 from stereo_msgs.msg import DisparityImage
 
+from ..camera import StereoCamera
 from ..errors import InputError
 from ..estimator import StereoEstimator
-from ..pipeline import OutputSettings, process_frame
+from ..pipeline import FrameOutput, OutputSettings, process_frame
 from ..rectification import CameraModel, Rectifier
 from .conversions import ImageDecoder
 from .messages import disparity_image, float_image, point_cloud
@@ -64,6 +68,27 @@ OUTPUT_TYPES = dict(zip(OUTPUT_TOPICS, (DisparityImage, Image, CameraInfo, Point
 PUBLISH_FLAGS = {"disparity": "publish_disparity", "depth": "publish_depth",
                  "depth/camera_info": "publish_depth", "points2": "publish_points",
                  "confidence": "publish_confidence"}
+
+
+@dataclass
+class ComputedFrame:
+    """A set's maps before they become messages, and what the messages need besides."""
+
+    output: FrameOutput
+    header: Header                # the left image's: every output carries it
+    left_info: CameraInfo         # the left camera's (rectified with rectify)
+    focal: float                  # the right camera's P[0], in the image's pixels
+    largest_disparity: float      # the largest searched, in input pixels, offset removed
+    delta_d: float                # the disparity's resolution (DisparityImage.delta_d)
+    nearest_depth: float | None   # as FrameResult's
+
+    @property
+    def camera(self) -> StereoCamera | None:
+        return self.output.camera
+
+    @property
+    def camera_error(self) -> str | None:
+        return self.output.camera_error
 
 
 @dataclass
@@ -151,12 +176,11 @@ def rectified_info(info: CameraInfo) -> CameraInfo:
                       r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], p=p)
 
 
-def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, left_msg, right_msg,
-                            left_info: CameraInfo, right_info: CameraInfo,
-                            settings: OutputSettings, publish: dict[str, bool],
-                            topics: InputTopics = DEFAULT_INPUTS,
-                            rectifier: Rectifier | None = None) -> FrameResult:
-    """Every enabled output message, all with the left image's header.
+def compute_frame(estimator: StereoEstimator, decoder: ImageDecoder, left_msg, right_msg,
+                  left_info: CameraInfo, right_info: CameraInfo, settings: OutputSettings,
+                  topics: InputTopics = DEFAULT_INPUTS,
+                  rectifier: Rectifier | None = None) -> ComputedFrame:
+    """A set's maps, before they become messages.
 
     Images are Image or CompressedImage messages as `topics` says; with `topics.rectify` they are
     raw and `rectifier` rectifies them from their camera_infos, and the outputs are those of the
@@ -177,22 +201,30 @@ def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, l
         left_info, right_info = rectified_info(left_info), rectified_info(right_info)
     right_p = image_projection(right_info)
     output = process_frame(estimator, left, right, image_projection(left_info), right_p, settings)
-    header, camera = left_msg.header, output.camera
-    enabled = {topic: publish.get(flag, True) for topic, flag in PUBLISH_FLAGS.items()}
-    messages: dict[str, object] = {}
+    camera = output.camera
     offset = camera.disparity_offset if camera is not None else 0.0
     largest = (estimator.max_disparity - 1) / output.input_scale - offset
     nearest = camera.fx * camera.baseline / largest if camera is not None and largest > 0 else None
+    # SGBM's fixed point has 1/16 px steps at the matching size (1 / (16 input_scale) px here);
+    # the networks' output is continuous, and 1/256 px is the resolution of the 16-bit KITTI
+    # encoding this package writes.
+    delta = 1 / (16 * output.input_scale) if estimator.model_name == "sgbm" else 1 / 256
+    return ComputedFrame(output, left_msg.header, left_info, right_p[0], largest, delta, nearest)
+
+
+def frame_messages(frame: ComputedFrame, publish: dict[str, bool]) -> dict[str, object]:
+    """Every output message `publish` enables (and the frame can give), all with the left
+    image's header."""
+    output, header, left_info, camera = frame.output, frame.header, frame.left_info, frame.camera
+    enabled = {topic: publish.get(flag, True) for topic, flag in PUBLISH_FLAGS.items()}
+    messages: dict[str, object] = {}
     if enabled["disparity"]:
-        focal = right_p[0]
-        # SGBM's fixed point has 1/16 px steps at the matching size (1 / (16 input_scale) px
-        # here); the networks' output is continuous, and 1/256 px is the resolution of the
-        # 16-bit KITTI encoding this package writes.
-        delta = 1 / (16 * output.input_scale) if estimator.model_name == "sgbm" else 1 / 256
+        offset = camera.disparity_offset if camera is not None else 0.0
+        focal = frame.focal
         messages["disparity"] = disparity_image(
             output.disparity, header, focal=focal if math.isfinite(focal) else 0.0,
             baseline=camera.baseline if camera else 0.0, min_disparity=0.0 - offset,
-            max_disparity=largest, delta_d=delta)
+            max_disparity=frame.largest_disparity, delta_d=frame.delta_d)
     if enabled["depth"] and output.depth is not None:
         messages["depth"] = float_image(output.depth, header)
         # The input's own size, binning and region of interest describe the depth image too;
@@ -210,4 +242,15 @@ def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, l
         messages["points2"] = point_cloud(output.cloud, header, output.has_color)
     if enabled["confidence"]:
         messages["confidence"] = float_image(output.confidence, header)
-    return FrameResult(messages, output.camera_error, nearest)
+    return messages
+
+
+def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, left_msg, right_msg,
+                            left_info: CameraInfo, right_info: CameraInfo,
+                            settings: OutputSettings, publish: dict[str, bool],
+                            topics: InputTopics = DEFAULT_INPUTS,
+                            rectifier: Rectifier | None = None) -> FrameResult:
+    """compute_frame, then frame_messages: a set's output messages in one call."""
+    frame = compute_frame(estimator, decoder, left_msg, right_msg, left_info, right_info,
+                          settings, topics, rectifier)
+    return FrameResult(frame_messages(frame, publish), frame.camera_error, frame.nearest_depth)

@@ -1,12 +1,12 @@
 """The ROS 2 node: synchronised rectified stereo in; disparity, depth, points, confidence out.
 
 Callbacks only hand the newest synchronised set to a one-slot mailbox; one worker thread runs the
-network, and with publish_thread a second one publishes a finished frame while the worker matches
-the next set (else the worker publishes before it takes the next). Bad input drops one frame with
-a throttled error naming topic, field and expected value; bad configuration fails at start with
-one message and a non-zero exit. SIGINT and SIGTERM stop the intake at once and wait for the frame
-in flight, so the process exits 0 and never tears down the interpreter under a running network
-(that aborts with SIGABRT).
+network, and with publish_thread a second one builds and publishes a finished frame's messages
+while the worker matches the next set (else the worker does both before it takes the next). Bad
+input drops one frame with a throttled error naming topic, field and expected value; bad
+configuration fails at start with one message and a non-zero exit. SIGINT and SIGTERM stop the
+intake at once and wait for the frame in flight, so the process exits 0 and never tears down the
+interpreter under a running network (that aborts with SIGABRT).
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ from ..estimator import StereoEstimator, check_input_scale
 from ..pipeline import OutputSettings
 from ..rectification import Rectifier
 from .conversions import ImageDecoder
-from .frame import OUTPUT_TYPES, FrameResult, InputTopics, process_stereo_messages
+from .frame import OUTPUT_TYPES, ComputedFrame, InputTopics, compute_frame, frame_messages
 from .inputs import StereoInputs
 from .launch_support import READY_LINE
 from .mailbox import Mailbox
@@ -186,7 +186,7 @@ class StereoDepthNode(Node):
             self.create_timer(period, self._log_summary, clock=steady)
         # A frame is published in order and never dropped once computed: the worker waits
         # while one finished frame is still queued.
-        self._finished: queue.Queue[tuple[StereoSet, FrameResult] | None] | None = (
+        self._finished: queue.Queue[tuple[StereoSet, ComputedFrame] | None] | None = (
             queue.Queue(maxsize=1) if configured["publish_thread"] else None)
         self._threads = [threading.Thread(target=self._work, name="stereo_inference",
                                           daemon=True)]
@@ -344,17 +344,17 @@ class StereoDepthNode(Node):
                 self._report(f"frame failed: {type(exc).__name__}: {exc}", dropped="failed")
 
     def _process(self, stereo: StereoSet) -> None:
-        result = process_stereo_messages(self.estimator, self._decoder, stereo.left, stereo.right,
-                                         stereo.left_info, stereo.right_info, self._settings,
-                                         self._publish, self._topics, self._rectifier)
+        frame = compute_frame(self.estimator, self._decoder, stereo.left, stereo.right,
+                              stereo.left_info, stereo.right_info, self._settings, self._topics,
+                              self._rectifier)
         if self._mailbox.closed:  # shutting down: the context goes once shutdown stops waiting
             self.counters.dropped_at_shutdown += 1
             return
-        if result.camera_error:
+        if frame.camera_error:
             # The frame is published (disparity, confidence), so it is no rejected set.
-            self._report(f"depth and points skipped: {result.camera_error}",
+            self._report(f"depth and points skipped: {frame.camera_error}",
                          dropped="without_depth")
-        self._note_search_range(result.nearest_depth)
+        self._note_search_range(frame.nearest_depth)
         if not stereo.left.header.frame_id and not self._warned_no_frame:
             self._warned_no_frame = True
             self.get_logger().warning(
@@ -362,12 +362,13 @@ class StereoDepthNode(Node):
                 f"the left image's header: RViz and tf2 cannot place depth or points2. Set the "
                 f"frame in the camera driver (the left camera's optical frame); logged once")
         if self._finished is None:
-            self._send(stereo, result)
+            self._send(stereo, frame)
         else:
-            self._finished.put((stereo, result))
+            self._finished.put((stereo, frame))
 
-    def _send(self, stereo: StereoSet, result: FrameResult) -> None:
-        for topic, message in result.messages.items():
+    def _send(self, stereo: StereoSet, frame: ComputedFrame) -> None:
+        """Build the messages the publish_* parameters enable and publish them."""
+        for topic, message in frame_messages(frame, self._publish).items():
             self._outputs[topic].publish(message)
         counters = self.counters
         counters.processed += 1

@@ -34,7 +34,7 @@ def use_local_shared_memory() -> None:
 
 def tool_arguments() -> list[str]:
     """rclpy.init's arguments for a tool's own participant: the program's name only. The rest of
-    its command line is the tool's (`bench live --param publish_thread:=false`), where rcl would
+    its command line is the tool's (`bench live --param publish_thread:=true`), where rcl would
     read a NAME:=VALUE as a (deprecated) remap rule."""
     return sys.argv[:1]
 

@@ -68,9 +68,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("publish_points", True, "publish points2", True),
     ParameterSpec("publish_confidence", True, "publish confidence", True),
     ParameterSpec("summary_period", 10.0, "seconds between summary log lines (0 = off)", False),
-    ParameterSpec("publish_thread", True, "publish a finished frame from a thread of its own "
-                  "while the next set is matched (false: one thread matches and publishes in "
-                  "turn)", False),
+    ParameterSpec("publish_thread", False, "build and publish a finished frame's messages in a "
+                  "thread of their own while the next set is matched (false: one thread matches "
+                  "and publishes in turn)", False),
 )
 
 BY_NAME = {spec.name: spec for spec in PARAMETERS}
