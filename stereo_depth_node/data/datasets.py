@@ -93,6 +93,7 @@ def kitti2015(root: str | os.PathLike) -> Iterator[StereoSample]:
 # --- Middlebury ----------------------------------------------------------------------------------
 def middlebury2003(root: str | os.PathLike) -> Iterator[StereoSample]:
     """Middlebury 2001-2006 scenes: imL/imR, groundtruth.png / scale from info.txt line 1,
+    all.png (255 = the region the official evaluation scores; outside it the truth is not used),
     nonocc.png (255 = visible in both views). `root` is a scene or a folder of scenes."""
     root = Path(root)
     scenes = [root] if (root / "imL.png").exists() else sorted(
@@ -110,6 +111,10 @@ def middlebury2003(root: str | os.PathLike) -> Iterator[StereoSample]:
             raise InputError(f"{os.fspath(scene / 'info.txt')!r}: first value must be the "
                              f"disparity scale") from exc
         disparity = _positive_or_nan(_gray(scene / "groundtruth.png").astype(np.float32) / scale)
+        if (scene / "all.png").exists():
+            # venus's truth covers a border the official evaluation leaves out; scored, it
+            # also counted as occluded, since nonocc.png leaves it out too.
+            disparity[_gray(scene / "all.png") < 128] = np.nan
         occlusion = None
         if (scene / "nonocc.png").exists():
             occlusion = np.isfinite(disparity) & (_gray(scene / "nonocc.png") < 128)
