@@ -100,6 +100,7 @@ def test_check_step_runs_tests_and_the_benchmarks(tmp_path, tiny_eval):
     assert 0 < live["stream"]["sets_answered"] <= live["stream"]["sets_sent"]
     memory = live["stream"]["node_rss_mib"]
     assert memory["peak"] >= max(memory["start"], memory["end"]) > 100  # torch alone is more
+    assert len(memory["every_10_s"]) == 1 and memory["every_10_s"][0] > 100  # a 2 s stream
     assert live["stream"]["node_gpu_mib"] is None
     assert (live["parameters"], live["glibc_tunables"]) == ({}, None)
     # The passes that set the node's threads and glibc's malloc say so in their rows.

@@ -10,7 +10,9 @@ What a robot sees, transport included, per image size:
   the output rate is what it sustains. The node's own counts from /diagnostics over the stream
   say where the unanswered sets went: replaced by a newer one while the node was busy, or never
   received whole (lost on the way, or unmatched); processed against answered says whether this
-  client missed outputs the node did publish.
+  client missed outputs the node did publish. The node's resident memory is noted every 10 s
+  of the stream (`node_rss_mib.every_10_s` in the JSON), so a soak (`--seconds 600`) shows
+  whether it grows or settles.
 
 The node runs with warmup_size set to the size, so that cuDNN tuning or compiling (compile:=true)
 happens before its ready line; `ready_s` is start-up to that line. `--param NAME:=VALUE` sets any
@@ -41,6 +43,7 @@ from .launch_support import READY_LINE
 FRAME_ID = "left_camera_optical_frame"
 RATE_OVER_CLOSED_LOOP = 1.5
 MAX_RATE_HZ = 200.0
+RSS_SAMPLE_S = 10.0  # how often a stream notes the node's resident memory (a soak's growth)
 START_NS = 1_800_000_000 * 10**9
 
 
@@ -122,8 +125,11 @@ def _throughput(client, make_set, topics, rate_hz: float, seconds: float, first_
     before, memory_before = counts.now(), node.memory_mib()
     period = 1.0 / rate_hz
     sent: dict[int, float] = {}
+    rss_samples: list[float] = []
     start = time.monotonic()
     while time.monotonic() - start < seconds:
+        if time.monotonic() - start >= len(rss_samples) * RSS_SAMPLE_S:
+            rss_samples.append(round(node.memory_mib()["rss"], 1))
         stamp = first_ns + len(sent) * 1_000_000
         sent[stamp] = time.monotonic()
         client.publish(make_set(stamp))
@@ -141,7 +147,8 @@ def _throughput(client, make_set, topics, rate_hz: float, seconds: float, first_
             "node_counts": {key: after[key] - before[key] for key in NodeCounts.KEYS},
             # A node that leaks grows over a long stream (--seconds 600 is a soak).
             "node_rss_mib": {"start": memory_before["rss"], "end": memory_after["rss"],
-                             "peak": memory_after["peak"]},
+                             "peak": memory_after["peak"],
+                             f"every_{RSS_SAMPLE_S:.0f}_s": rss_samples},
             "node_gpu_mib": node.gpu_memory_mib()}
 
 
