@@ -5,8 +5,8 @@
 #
 #   prepare  here, before any device time: copy ../shared/data/stereo_eval and message_filters
 #            to .device_data/, download rclpy wheels for the GPU machine (PYTHON=.venv/bin/python)
-#   check    CUDA tests, the node frame path and the node over DDS (eager, compiled), the
-#            network benchmark matrix in what is left                                  ~6 min
+#   check    CUDA tests, the node frame path, the node over DDS (defaults, publish thread,
+#            kept memory, compiled), the network benchmark matrix in what is left      ~6 min
 #   train    the shipped psmnet_dws continued (config/train_gpu_continue.yaml), then eval, then
 #            where a training step's time goes (bench train-step)                        ~5 min
 #   compare  psmnet and psmnet_dws from scratch: same recipe, seed, data and budget, eval  ~6 min
