@@ -42,15 +42,15 @@ def _profile(step_once, steps: int, device: torch.device) -> dict[str, Any]:
         wall_us = (finished_clock(device) - start) * 1e6
     averages = profiler.key_averages()
     key = "self_device_time_total" if on_gpu else "self_cpu_time_total"
-    busy_us = sum(getattr(event, key) for event in averages) if on_gpu else float("nan")
-    # Kernels and copies: thousands of small ones a step mean the GPU waits for their launches.
-    device_events = sum(event.count for event in averages
-                        if event.device_type == torch.autograd.DeviceType.CUDA)
+    busy_share = events_per_step = None
+    if on_gpu:
+        busy_share = sum(getattr(event, key) for event in averages) / wall_us
+        # Kernels and copies: thousands of small ones a step mean the GPU waits for their launches.
+        events_per_step = sum(event.count for event in averages
+                              if event.device_type == torch.autograd.DeviceType.CUDA) / steps
     top = sorted(averages, key=lambda event: getattr(event, key), reverse=True)[:TOP_OPERATORS]
-    return {"steps": steps, "wall_ms": wall_us / 1e3,
-            "device_busy_share": busy_us / wall_us if on_gpu else None,
-            "device_events_per_step": device_events / steps if on_gpu else None,
-            "sorted_by": key,
+    return {"steps": steps, "wall_ms": wall_us / 1e3, "device_busy_share": busy_share,
+            "device_events_per_step": events_per_step, "sorted_by": key,
             "operators": [{"name": event.key, "calls": event.count,
                            "self_ms": getattr(event, key) / 1e3,
                            "share": getattr(event, key) / wall_us} for event in top]}
