@@ -24,8 +24,9 @@ import yaml
 
 from .checkpoints import load_model, save_checkpoint
 from .data.augment import StereoAugmenter
+from .data.batch_source import BatchSource
 from .data.generator import GeneratorConfig, StereoBatch, SyntheticStereo
-from .devices import DTYPES, finished_clock, resolve_device, resolve_precision
+from .devices import DTYPES, resolve_device, resolve_precision
 from .errors import ConfigurationError
 from .models import build_model
 from .neural import IMAGENET_MEAN, IMAGENET_STD
@@ -67,6 +68,7 @@ class TrainConfig:
     augment: bool = False                # asymmetric view augmentation (data/augment.py)
     ground_share: float = 0.0            # rich scenes with a ground plane (generator.py)
     small_range_share: float = 0.0       # scenes with every disparity scaled down (generator.py)
+    batches_ahead: bool = True           # make the next batch while a step trains (batch_source.py)
 
     def __post_init__(self) -> None:
         for name in ("ground_share", "small_range_share"):
@@ -366,12 +368,12 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
         real_pairs = list(stereo_eval(config.eval_root))
     logger = _Logger(out_dir, rank == 0)
     autocast, scaler = training_tools(device, precision)
+    source = BatchSource(batches, device, ahead=config.batches_ahead)
     start = time.perf_counter()
     last_checkpoint = start
-    # data_s: time spent making batches (generator, augmentation) in the window, so the log says
-    # whether the data or the network bounds the rate; the loss.item() below has already waited
-    # for the previous step, so the clock after the batch counts its making alone.
-    window_start, window_samples, losses, data_s = start, 0, [], 0.0
+    # The window's time spent waiting for batches (making them, without batches_ahead), so the
+    # log says whether the data or the network bounds the rate.
+    window_start, window_samples, losses, window_waited_s = start, 0, [], 0.0
     final = out_dir / "last.pt"
     try:
         while step < config.steps:
@@ -379,9 +381,7 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
                 break
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
-            asked = time.perf_counter()
-            batch = batches(step)
-            data_s += finished_clock(device) - asked
+            batch = source(step)
             loss = training_step(network, batch, optimizer, scaler, autocast,
                                  config.max_disparity)
             step += 1
@@ -394,14 +394,15 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
                 mean_loss = sum(losses) / len(losses)
                 excluded = int((torch.isfinite(batch.disparity) &
                                 (batch.disparity >= config.max_disparity)).sum())
-                data_share = data_s / max(now - window_start, 1e-9)
+                data_share = (source.waited_s - window_waited_s) / max(now - window_start, 1e-9)
                 logger.log(step, loss=mean_loss, samples_per_s=rate, samples=samples,
                            excluded_above_max=excluded, data_share=data_share)
                 progress(f"step {step}/{config.steps}  loss {mean_loss:.3f}  "
-                         f"{rate:.2f} samples/s ({100 * data_share:.0f} % making data)  "
+                         f"{rate:.2f} samples/s ({100 * data_share:.0f} % waiting for data)  "
                          f"{samples} samples  "
                          f"{now - start + wall_before:.0f} s")
-                window_start, window_samples, losses, data_s = now, 0, [], 0.0
+                window_start, window_samples, losses, window_waited_s = (now, 0, [],
+                                                                         source.waited_s)
             if validating and step % config.validate_every == 0:
                 scores = {"val_synthetic_epe": synthetic_epe(model, validation,
                                                              config.max_disparity),
@@ -416,6 +417,7 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
                                     now - start + wall_before, history)
                 last_checkpoint = now
     finally:
+        source.close()
         logger.close()
     wall = time.perf_counter() - start + wall_before
     if rank == 0:

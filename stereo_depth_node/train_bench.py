@@ -4,7 +4,9 @@ The same model, data, precision and step as `stereo-depth train` (initial weight
 depend on the values). After warm-up (cuDNN's algorithm search), each timed step is split by
 waiting for the device after each phase: making the batch (generator and augmentation), forward
 pass with the loss, backward pass, optimiser step. Waiting removes the overlap between phases, so
-the step is also timed whole, without the waits. Then torch's profiler records a few more steps:
+the step is also timed whole, without the waits, twice: with the batch made between steps, and
+made ahead in a worker thread during the step before (`batches_ahead`, data/batch_source.py).
+Then torch's profiler records a few more steps:
 the operators that took the most time on the device (or on the CPU without one), and how much of
 the profiled time the device was busy, which says whether the GPU waits for the CPU.
 """
@@ -15,17 +17,19 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from .bench import machine_description, publish_result
 from .bench_cli import module_main, register_kind
+from .data.batch_source import BatchSource
 from .devices import finished_clock, resolve_device, resolve_precision
 from .models import build_model
 from .train import TrainConfig, synthetic_batches, train_mode, training_step, training_tools
 
 PHASES = ("data", "forward", "backward", "optimizer")
+WAYS = ("in_turn", "ahead")  # the batch made between steps, or during the step before
 TOP_OPERATORS = 15
 
 
@@ -65,16 +69,24 @@ def bench_train_step(config: TrainConfig, warmup: int = 3, repeats: int = 5,
     train_mode(model, config.freeze_batch_norm)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
     autocast, scaler = training_tools(device, precision)
-    batches = synthetic_batches(config, device, rank=0)
+    make = synthetic_batches(config, device, rank=0)
     step = 0
 
-    def step_once(mark=None) -> None:
+    def step_once(batches: Callable[[int], Any] = make, mark=None) -> None:
         nonlocal step
         batch = batches(step)
         if mark:
             mark("data")
         training_step(model, batch, optimizer, scaler, autocast, config.max_disparity, mark)
         step += 1
+
+    def whole_step_ms(batches: Callable[[int], Any]) -> float:
+        times = []
+        for _ in range(repeats):
+            start = finished_clock(device)
+            step_once(batches)
+            times.append((finished_clock(device) - start) * 1e3)
+        return statistics.median(times)
 
     first = finished_clock(device)
     for _ in range(warmup):
@@ -89,19 +101,25 @@ def bench_train_step(config: TrainConfig, warmup: int = 3, repeats: int = 5,
             now = finished_clock(device)
             phases[phase].append((now - last) * 1e3)
             last = now
-        step_once(mark)
-    whole = []
-    for _ in range(repeats):
-        start = finished_clock(device)
-        step_once()
-        whole.append((finished_clock(device) - start) * 1e3)
-    step_ms = statistics.median(whole)
+        step_once(mark=mark)
+    # The step whole, as `train` runs it: with the batch made in turn, and made ahead in a worker
+    # (batch_source.py), where it overlaps the step before (the first timed step waits for its
+    # batch: the worker starts with it).
+    step_ms = {"in_turn": whole_step_ms(make)}
+    with BatchSource(make, device, ahead=True) as ahead:
+        step_once(ahead)
+        step_ms["ahead"] = whole_step_ms(ahead)
+        profile = None
+        if profile_steps:
+            profile = _profile(lambda: step_once(ahead if config.batches_ahead else make),
+                               profile_steps, device)
     row = {"model": config.model, "crop": f"{config.crop_width}x{config.crop_height}",
            "batch_size": config.batch_size, "max_disparity": config.max_disparity,
            "device": str(device), "precision": precision, "warmup_s": warmup_s,
            "phases_ms": {phase: statistics.median(values) for phase, values in phases.items()},
-           "step_ms": step_ms, "samples_per_s": config.batch_size / step_ms * 1e3,
-           "profile": _profile(step_once, profile_steps, device) if profile_steps else None}
+           "step_ms": step_ms,
+           "samples_per_s": {way: config.batch_size / ms * 1e3 for way, ms in step_ms.items()},
+           "profiled_batches_ahead": config.batches_ahead, "profile": profile}
     return {"benchmark": "train-step", "machine": machine_description(device),
             "warmup": warmup, "repeats": repeats, "rows": [row],
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -109,23 +127,28 @@ def bench_train_step(config: TrainConfig, warmup: int = 3, repeats: int = 5,
 
 def format_table(result: dict[str, Any]) -> str:
     columns = ["model", "crop", "batch", "device", "precision", *(f"{p} ms" for p in PHASES),
-               "step ms", "samples/s", "device busy", "device events a step"]
-    lines = ["A training step, phases waited for one by one; step whole without the waits", "",
+               "step ms, batch in turn", "step ms, batch ahead", "samples/s in turn",
+               "samples/s ahead", "device busy", "device events a step"]
+    lines = ["A training step, phases waited for one by one; the step whole without the waits, "
+             "with the batch made in turn and made ahead in a worker thread", "",
              "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in result["rows"]:
         profile = row["profile"] or {}
         busy, events = profile.get("device_busy_share"), profile.get("device_events_per_step")
         lines.append("| " + " | ".join([
             row["model"], row["crop"], str(row["batch_size"]), row["device"], row["precision"],
-            *(f"{row['phases_ms'][phase]:.1f}" for phase in PHASES), f"{row['step_ms']:.1f}",
-            f"{row['samples_per_s']:.2f}", "-" if busy is None else f"{100 * busy:.0f} %",
+            *(f"{row['phases_ms'][phase]:.1f}" for phase in PHASES),
+            *(f"{row['step_ms'][way]:.1f}" for way in WAYS),
+            *(f"{row['samples_per_s'][way]:.2f}" for way in WAYS),
+            "-" if busy is None else f"{100 * busy:.0f} %",
             "-" if events is None else f"{events:.0f}"]) + " |")
     for row in result["rows"]:
         profile = row["profile"]
         if not profile:
             continue
         lines += ["", f"Operators by {profile['sorted_by']} over {profile['steps']} profiled "
-                  f"steps ({profile['wall_ms']:.0f} ms):", "",
+                  f"steps ({profile['wall_ms']:.0f} ms), batch made "
+                  f"{'ahead' if row['profiled_batches_ahead'] else 'in turn'}:", "",
                   "| operator | calls | self ms | share of the steps |", "|---|---|---|---|"]
         lines += [f"| {op['name']} | {op['calls']} | {op['self_ms']:.1f} | "
                   f"{100 * op['share']:.1f} % |" for op in profile["operators"]]

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from stereo_depth_node.checkpoints import load_model, shipped_weights
+from stereo_depth_node.data.batch_source import BatchSource
 from stereo_depth_node.data.datasets import middlebury2003
 from stereo_depth_node.data.generator import GeneratorConfig, SyntheticStereo
 from stereo_depth_node.estimator import StereoEstimator
@@ -129,6 +130,30 @@ def test_continuation_data_is_built_on_cuda_as_on_the_cpu():
     same |= cuda.disparity.cpu().isnan() & cpu.disparity.isnan()
     print(f"disparity: {100 * float(same.float().mean()):.3f} % of pixels equal")
     assert float(same.float().mean()) > 0.995  # resampled by the up-scaling: edges may round apart
+
+
+def test_batches_made_ahead_on_their_own_stream_are_the_batches_made_in_turn():
+    # The worker renders on a CUDA stream of its own while the training stream runs; the
+    # training stream must see each batch complete, and the allocator must not reuse its memory.
+    config = TrainConfig.from_yaml(REPO_ROOT / "config" / "train_gpu_continue.yaml",
+                                   crop_height=128, crop_width=256, batch_size=2)
+    device = torch.device("cuda")
+    make = synthetic_batches(config, device, 0)
+    with BatchSource(make, device, ahead=True) as ahead:
+        # A busy training stream meanwhile, as a training step's kernels would be.
+        work = torch.randn(4096, 4096, device=device)
+        got = []
+        for step in range(4):
+            got.append(ahead(step))
+            for _ in range(20):
+                work = torch.tanh(work @ work * 1e-3)
+        torch.cuda.synchronize()
+    for step, batch in enumerate(got):
+        reference = make(step)
+        for name in ("left", "right", "disparity", "occlusion"):
+            ours, theirs = getattr(batch, name).float(), getattr(reference, name).float()
+            same = ((ours - theirs).abs() <= 1e-5) | (ours.isnan() & theirs.isnan())
+            assert float(same.float().mean()) > 0.9999, (step, name)
 
 
 def test_frame_processing_on_cuda_follows_the_formulas_and_lands_in_pinned_memory():

@@ -135,8 +135,9 @@ def test_train_step_returns_weights_a_resumable_state_and_the_evaluation(tmp_pat
     # Where a training step's time goes, with the config that trained (the dry run's tiny one).
     (step,) = _tar_json(out, "bench_train_step.json")["rows"]
     assert (step["model"], step["crop"], step["device"]) == ("psmnet_dws", "128x64", "cpu")
-    assert step["step_ms"] > 0 and set(step["phases_ms"]) == {"data", "forward", "backward",
-                                                              "optimizer"}
+    assert set(step["phases_ms"]) == {"data", "forward", "backward", "optimizer"}
+    assert step["step_ms"]["in_turn"] > 0 and step["step_ms"]["ahead"] > 0
+    assert step["samples_per_s"]["ahead"] == pytest.approx(2e3 / step["step_ms"]["ahead"])
     assert step["profile"]["operators"] and step["profile"]["device_busy_share"] is None
 
 

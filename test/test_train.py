@@ -65,6 +65,19 @@ def test_resume_with_rich_scenes_and_augmentation_is_bit_exact(tmp_path):
     assert any(not torch.equal(first[name], other[name]) for name in first)  # other data
 
 
+def test_batches_made_ahead_train_the_same_weights_as_batches_made_in_turn(tmp_path):
+    rich = dict(rich_scenes=True, augment=True, ground_share=0.3)
+    ahead = train(tiny_config(tmp_path / "ahead", batches_ahead=True, **rich),
+                  progress=lambda _: None)
+    in_turn = train(tiny_config(tmp_path / "in_turn", batches_ahead=False, **rich),
+                    progress=lambda _: None)
+    assert ahead["step"] == in_turn["step"] == 4
+    a = torch.load(tmp_path / "ahead/last.pt", weights_only=True)
+    b = torch.load(tmp_path / "in_turn/last.pt", weights_only=True)
+    for name, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][name]), name
+
+
 def test_resume_from_another_model_or_range_is_refused(tmp_path):
     train(tiny_config(tmp_path, steps=1), progress=lambda _: None)
     with pytest.raises(ConfigurationError, match="cannot resume 'psmnet' from .*'psmnet_dws'"):
