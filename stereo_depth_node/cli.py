@@ -11,6 +11,7 @@ from typing import Callable
 from .errors import ConfigurationError, InputError, ros_missing
 
 DEFAULT_MODEL = "psmnet_dws"
+DEFAULT_STEREO_EVAL = Path("../shared/data/stereo_eval")
 
 
 def _add_model_options(parser: argparse.ArgumentParser, backends: tuple[str, ...]) -> None:
@@ -139,13 +140,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import Method, evaluate, format_markdown, write_result
     from .model_card import update_card_evaluations
 
-    data = None if args.no_real else args.data
+    data = args.data
+    if data is None and not args.dataset:
+        data = DEFAULT_STEREO_EVAL
+    if args.no_real:
+        data = None
     result = evaluate([Method(spec) for spec in args.methods], data, args.synthetic,
-                      args.device, rich_count=args.synthetic_rich)
+                      args.device, rich_count=args.synthetic_rich, datasets=args.dataset)
     # Recorded with the numbers, so that a card or a README table says how to reproduce them.
     result["command"] = " ".join(
         ["stereo-depth eval --methods", *args.methods,
-         *(["--no-real"] if args.no_real else ["--data", str(args.data)]),
+         *(["--no-real"] if data is None else ["--data", str(data)]),
+         *(f"--dataset {kind}:{root}" for kind, root in args.dataset),
          "--synthetic", str(args.synthetic),
          *(["--synthetic-rich", str(args.synthetic_rich)] if args.synthetic_rich else []),
          "--device", args.device])
@@ -240,6 +246,15 @@ def _creatable(folder: Path, text: str) -> None:
                                          f"not a writable folder")
 
 
+def dataset_spec(text: str) -> tuple[str, Path]:
+    """argparse type of KIND:PATH, the kind checked before any work."""
+    from .data.datasets import dataset_argument
+    try:
+        return dataset_argument(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def output_file(text: str) -> Path:
     """argparse type of a file a command writes: checked before the work, not after it."""
     path = Path(text)
@@ -327,9 +342,16 @@ def build_parser() -> argparse.ArgumentParser:
                             help="sgbm | sgbm+fill (holes filled with the background) | MODEL "
                                  "(shipped weights) | MODEL:none | MODEL:PATH | MODEL+upscale"
                                  "[:PATH] (small ranges matched on an enlarged pair)")
-    evaluation.add_argument("--data", type=Path, default=Path("../shared/data/stereo_eval"),
-                            help="the stereo_eval folder")
-    evaluation.add_argument("--no-real", action="store_true", help="synthetic test set only")
+    evaluation.add_argument("--data", type=Path,
+                            help=f"the stereo_eval folder (default {DEFAULT_STEREO_EVAL}, "
+                                 f"unless --dataset is given)")
+    evaluation.add_argument("--dataset", type=dataset_spec, action="append", default=[],
+                            metavar="KIND:PATH",
+                            help="also a dataset folder in its published layout (kitti2012, "
+                                 "kitti2015, middlebury2003, middlebury2014, eth3d, sceneflow), "
+                                 "read one pair at a time; repeatable")
+    evaluation.add_argument("--no-real", action="store_true",
+                            help="no stereo_eval folder (with no --dataset: synthetic only)")
     evaluation.add_argument("--synthetic", type=int, default=8,
                             help="size of the fixed synthetic test set (256x512)")
     evaluation.add_argument("--synthetic-rich", type=int, default=0,

@@ -1,6 +1,8 @@
 """`stereo-depth eval`: methods side by side on real pairs with ground truth and synthetic scenes.
 
-Every pair is scored at its dataset's full disparity range (full_range): each method searches
+Real pairs come from the stereo_eval folder and from dataset folders in their published layouts
+(data/datasets.py), read one pair at a time. Every pair is scored at its dataset's full disparity
+range (scoring_range): each method searches
 that range (rounded up to what it needs) and ground truth at or above it is excluded and counted,
 so all methods are scored on the same pixels. SGBM's holes count as errors in bad-N and D1 and its
 density is reported (see metrics.py); `sgbm+fill` is SGBM with its holes filled the KITTI
@@ -13,14 +15,14 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from .checkpoints import DEFAULT_MAX_DISPARITY, read_checkpoint, resolve_weights
-from .data.datasets import StereoSample, stereo_eval
+from .data.datasets import Pair, StereoSample, dataset_pairs, stereo_eval_pairs
 from .data.generator import GeneratorConfig, SyntheticStereo
 from .errors import InputError
 from .estimator import StereoEstimator
@@ -38,8 +40,6 @@ SYNTHETIC_SIZE = (256, 512)
 # The generator range the fixed synthetic test set has always been drawn with (its scenes change
 # with it), which is also the range of the training recipe in config/train_cpu.yaml.
 SYNTHETIC_MAX_DISPARITY = 64
-# The range KITTI is evaluated at by convention (PSMNet's and the devkit's 192 px).
-KITTI_MAX_DISPARITY = 192
 # No pair is searched wider than this: ETH3D's calib.txt gives the image width as ndisp (941 for
 # the playground scene), a bound on nothing, at which OpenCV's SGBM cannot run at all.
 MAX_RANGE = DEFAULT_MAX_DISPARITY
@@ -148,61 +148,39 @@ def file_sha256(path: Path | None) -> str | None:
     return None if path is None else hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def synthetic_test_set(count: int, max_disparity: int, rich: bool = False
-                       ) -> Iterable[StereoSample]:
+def _synthetic_sample(generator: SyntheticStereo, index: int, name: str) -> StereoSample:
+    batch = generator.batch(index, 1)
+    (left,), (right,) = batch.images_uint8()
+    return StereoSample(name, left, right, batch.disparity[0].numpy(), batch.occlusion[0].numpy())
+
+
+def synthetic_pairs(count: int, max_disparity: int, rich: bool = False) -> list[Pair]:
     """A fixed synthetic test set: its own seed, never drawn for training; plain scenes, or with
     `rich` the continuation's (SYNTHETIC_RICH)."""
     height, width = SYNTHETIC_SIZE
     config = GeneratorConfig(height=height, width=width, max_disparity=max_disparity, rich=rich,
                              ground_share=SYNTHETIC_RICH_GROUND_SHARE if rich else 0.0)
-    name = SYNTHETIC_RICH if rich else SYNTHETIC
+    dataset = SYNTHETIC_RICH if rich else SYNTHETIC
     generator = SyntheticStereo(config, seed=SYNTHETIC_RICH_SEED if rich else SYNTHETIC_SEED)
-    for index in range(count):
-        batch = generator.batch(index, 1)
-        (left,), (right,) = batch.images_uint8()
-        yield StereoSample(f"{name}/{index}", left, right, batch.disparity[0].numpy(),
-                           batch.occlusion[0].numpy())
+    return [Pair(f"{dataset}/{index}", max_disparity,
+                 partial(_synthetic_sample, generator, index, f"{dataset}/{index}"))
+            for index in range(count)]
 
 
-def _fields(path: Path) -> list[str]:
-    try:
-        return path.read_text().split()
-    except OSError as exc:
-        raise InputError(f"cannot read {os.fspath(path)!r}: {exc.strerror}") from exc
+def synthetic_test_set(count: int, max_disparity: int, rich: bool = False
+                       ) -> Iterable[StereoSample]:
+    """synthetic_pairs, rendered one at a time."""
+    return (pair.load() for pair in synthetic_pairs(count, max_disparity, rich))
 
 
-def _middlebury2003_range(info: Path) -> int:
-    # info.txt: "scale max_disparity"; the disparity levels are 0..max, one more than the max.
-    try:
-        return int(float(_fields(info)[1])) + 1
-    except (IndexError, ValueError) as exc:
-        raise InputError(f"{os.fspath(info)!r}: second value must be the max disparity") from exc
-
-
-def _ndisp(calib: Path) -> int:
-    values = dict(field.split("=", 1) for field in _fields(calib) if "=" in field)
-    try:
-        return int(values["ndisp"])
-    except (KeyError, ValueError) as exc:
-        raise InputError(f"{os.fspath(calib)!r} has no integer ndisp") from exc
-
-
-def full_range(data_root: str | os.PathLike | None, sample_name: str) -> int:
-    """The disparity range a pair of the stereo_eval set (or the synthetic test set) is scored
-    at: its dataset's own, at most MAX_RANGE. Pixels at or above it are not scored."""
-    dataset = sample_name.split("/", 1)[0]
-    scene = Path(data_root or "") / sample_name
-    if dataset in SYNTHETIC_SETS:
-        full = SYNTHETIC_MAX_DISPARITY
-    elif dataset == "kitti2015":
-        full = KITTI_MAX_DISPARITY
-    elif dataset == "middlebury2003":
-        full = _middlebury2003_range(scene / "info.txt")
-    elif dataset == "eth3d":
-        full = _ndisp(scene / "calib.txt")
-    else:
-        raise InputError(f"no disparity range known for {sample_name!r}")
-    return min(full, MAX_RANGE)
+def scoring_range(pair: Pair) -> int:
+    """The disparity range a pair is scored at: its dataset's own, at most MAX_RANGE. Pixels at
+    or above it are not scored."""
+    if pair.disparity_range is None:
+        raise InputError(f"no disparity range known for {pair.name!r}: its folder gives none "
+                         f"(Middlebury 2003: info.txt's second value; Middlebury 2014 and "
+                         f"ETH3D: calib.txt's ndisp)")
+    return min(pair.disparity_range, MAX_RANGE)
 
 
 def _mean(per_image: list[dict[str, Any]], region: str, key: str) -> float | None:
@@ -241,22 +219,25 @@ def real_pair_means(method: dict[str, Any]) -> dict[str, float] | None:
 
 def evaluate(methods: list[Method], data_root: str | os.PathLike | None, synthetic_count: int,
              device: str = "auto", progress: Callable[[str], None] = print,
-             rich_count: int = 0) -> dict[str, Any]:
-    """Every method on the stereo_eval pairs under `data_root` (None: none), on
-    `synthetic_count` plain synthetic scenes and `rich_count` rich ones, each pair at its full
-    range; `progress` gets a line per pair and the estimators' notices."""
+             rich_count: int = 0, datasets: Iterable[tuple[str, str | os.PathLike]] = ()
+             ) -> dict[str, Any]:
+    """Every method on the stereo_eval pairs under `data_root` (None: none), on the pairs of each
+    (kind, folder) in `datasets`, on `synthetic_count` plain synthetic scenes and `rich_count`
+    rich ones, each pair at its full range; `progress` gets a line per pair and method, and the
+    estimators' notices. Pairs are read one at a time, each once for all methods."""
     labels = method_labels(methods)
-    samples: list[StereoSample] = []
-    if data_root is not None:
-        samples += list(stereo_eval(data_root))
-    samples += list(synthetic_test_set(synthetic_count, SYNTHETIC_MAX_DISPARITY))
-    samples += list(synthetic_test_set(rich_count, SYNTHETIC_MAX_DISPARITY, rich=True))
-    names = [sample.name for sample in samples]
+    pairs: list[Pair] = list(stereo_eval_pairs(data_root)) if data_root is not None else []
+    for kind, root in datasets:
+        pairs += dataset_pairs(kind, root)
+    pairs += synthetic_pairs(synthetic_count, SYNTHETIC_MAX_DISPARITY)
+    pairs += synthetic_pairs(rich_count, SYNTHETIC_MAX_DISPARITY, rich=True)
+    names = [pair.name for pair in pairs]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:  # results are kept by name: one pair would be scored with the other's estimate
         raise InputError(f"pairs with the same name: {', '.join(twice)} (e.g. KITTI frames of "
                          f"one file name in two frame folders); give each a file name of its own")
-    ranges = {sample.name: full_range(data_root, sample.name) for sample in samples}
+    ranges = {pair.name: scoring_range(pair) for pair in pairs}
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
     def matching(method: Method, full: int) -> tuple[str, Path | None, int, float]:
         """What an estimate depends on: sgbm and sgbm+fill, and a network with and without
@@ -268,29 +249,30 @@ def evaluate(methods: list[Method], data_root: str | os.PathLike | None, synthet
                                        notify=progress)
                   for key in sorted({matching(method, full) for method in methods
                                      for full in ranges.values()}, key=str)}
-    estimates: dict[tuple, tuple[np.ndarray, float]] = {}
-    result: dict[str, Any] = {"scoring_ranges": ranges, "methods": {},
-                              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    for method, label in zip(methods, labels):
-        per_image = {}
-        for sample in samples:
-            key = matching(method, ranges[sample.name])
-            if (key, sample.name) not in estimates:
+    per_image: dict[str, dict[str, Any]] = {label: {} for label in labels}
+    for pair in pairs:
+        sample = pair.load()
+        full = ranges[pair.name]
+        estimates: dict[tuple, tuple[np.ndarray, float]] = {}
+        for method, label in zip(methods, labels):
+            key = matching(method, full)
+            if key not in estimates:
                 start = time.perf_counter()
                 disparity = estimators[key].estimate(sample.left, sample.right).disparity
-                estimates[key, sample.name] = disparity, time.perf_counter() - start
-            estimate, seconds = estimates[key, sample.name]
+                estimates[key] = disparity, time.perf_counter() - start
+            estimate, seconds = estimates[key]
             if method.fills_holes:
                 estimate = fill_holes_with_background(estimate)
-            metrics = disparity_metrics(estimate, sample.disparity, sample.occlusion,
-                                        ranges[sample.name])
+            metrics = disparity_metrics(estimate, sample.disparity, sample.occlusion, full)
             _, _, search, scale = key
             metrics.update(seconds=seconds, search_range=search, input_scale=scale)
-            per_image[sample.name] = metrics
-            progress(f"{label:<32} {sample.name:<28} range {search:3d} x{scale:.2f}  "
+            per_image[label][pair.name] = metrics
+            progress(f"{label:<32} {pair.name:<28} range {search:3d} x{scale:.2f}  "
                      f"EPE {metrics['all']['epe']:6.2f} px  bad-3 {metrics['all']['bad3']:5.1f} %")
+    result: dict[str, Any] = {"scoring_ranges": ranges, "methods": {}, "created": created}
+    for method, label in zip(methods, labels):
         scored = {"weights_sha256": file_sha256(method.weights),
-                  "datasets": _summary(per_image), "images": per_image}
+                  "datasets": _summary(per_image[label]), "images": per_image[label]}
         result["methods"][label] = {**scored, "real_pair_means": real_pair_means(scored)}
     return result
 

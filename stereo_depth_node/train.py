@@ -428,12 +428,12 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
 
 def dataset_batches(config: TrainConfig, device: torch.device, rank: int
                     ) -> Callable[[int], StereoBatch]:
-    """Random crops from a dataset folder ('kind:path'), for fine-tuning."""
-    from .data.datasets import open_dataset
+    """Random crops from a dataset folder ('kind:path'), for fine-tuning. The folder is listed
+    once and each step reads the pairs it draws, so a dataset of any size fits in memory."""
+    from .data.datasets import dataset_argument, dataset_pairs
 
-    kind, _, root = config.dataset.partition(":")
-    samples = list(open_dataset(kind, root))
-    if not samples:
+    pairs = dataset_pairs(*dataset_argument(config.dataset))
+    if not pairs:
         raise ConfigurationError(f"dataset {config.dataset!r} holds no stereo pairs")
     height, width = config.crop_height, config.crop_width
 
@@ -441,7 +441,7 @@ def dataset_batches(config: TrainConfig, device: torch.device, rank: int
         rng = np.random.default_rng(config.seed * 1_000_003 + step + 7919 * rank)
         lefts, rights, disparities = [], [], []
         for _ in range(config.batch_size):
-            sample = samples[int(rng.integers(len(samples)))]
+            sample = pairs[int(rng.integers(len(pairs)))].load()
             h, w = sample.disparity.shape
             if h < height or w < width:
                 raise ConfigurationError(f"{sample.name} is {w}x{h} px, smaller than the "

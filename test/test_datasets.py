@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from stereo_depth_node.data import datasets
-from stereo_depth_node.data.datasets import (eth3d, kitti2012, kitti2015, middlebury2003,
-                                             middlebury2014, open_dataset, sceneflow)
+from stereo_depth_node.data.datasets import (dataset_pairs, eth3d, kitti2012, kitti2015,
+                                             middlebury2003, middlebury2014, open_dataset,
+                                             sceneflow)
 from stereo_depth_node.data.pfm import write_pfm
 from stereo_depth_node.errors import InputError
 
@@ -117,6 +118,38 @@ def test_sceneflow_layout(tmp_path, rng):
     assert sample.name == "sceneflow/TRAIN/A/0000/left/0006"
     assert sample.disparity.shape == (20, 30) and np.all(sample.disparity == 3.5)
     np.testing.assert_array_equal(sample.left, image[:, :, ::-1])  # written as BGR, read RGB
+
+
+def test_a_folder_is_listed_without_reading_its_pairs(tmp_path, rng):
+    # SceneFlow has tens of thousands of pairs: listing reads none, so evaluation and
+    # fine-tuning hold one pair at a time; a damaged file shows when its pair is read.
+    image = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    for frame in ("0006", "0007"):
+        for side in ("left", "right"):
+            _png(tmp_path / f"frames_cleanpass/TRAIN/A/0000/{side}/{frame}.png", image)
+        (tmp_path / "disparity/TRAIN/A/0000/left").mkdir(parents=True, exist_ok=True)
+        write_pfm(tmp_path / f"disparity/TRAIN/A/0000/left/{frame}.pfm",
+                  np.full((20, 30), 3.5, np.float32))
+    pairs = dataset_pairs("sceneflow", tmp_path)
+    assert [p.name for p in pairs] == ["sceneflow/TRAIN/A/0000/left/0006",
+                                       "sceneflow/TRAIN/A/0000/left/0007"]
+    assert [p.disparity_range for p in pairs] == [192, 192]  # the literature's convention
+    (tmp_path / "frames_cleanpass/TRAIN/A/0000/left/0007.png").write_bytes(b"not a png")
+    assert pairs[0].load().disparity[0, 0] == 3.5
+    with pytest.raises(InputError, match="cannot read image .*0007.png"):
+        pairs[1].load()
+
+
+def test_each_pair_carries_the_range_its_dataset_gives(stereo_eval):
+    ranges = {p.name: p.disparity_range for p in dataset_pairs("middlebury2003",
+                                                               stereo_eval / "middlebury2003")}
+    # info.txt's max disparity plus one (the levels 0..max).
+    assert ranges == {"middlebury2003/cones": 60, "middlebury2003/teddy": 60,
+                      "middlebury2003/tsukuba": 16, "middlebury2003/venus": 20}
+    [playground] = dataset_pairs("eth3d", stereo_eval / "eth3d")
+    assert playground.disparity_range == 941  # calib.txt's ndisp, as written
+    [frame] = dataset_pairs("kitti2015", stereo_eval / "kitti2015" / "000000_10")
+    assert frame.disparity_range == 192
 
 
 @pytest.mark.parametrize("kind, make, message", [

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from stereo_depth_node.checkpoints import SHIPPED_DIR, read_checkpoint
-from stereo_depth_node.data.datasets import stereo_eval as stereo_eval_pairs
+from stereo_depth_node.data.datasets import stereo_eval as stereo_eval_samples
+from stereo_depth_node.data.datasets import stereo_eval_pairs
 from stereo_depth_node.errors import InputError
 from stereo_depth_node.evaluate import (SYNTHETIC_MAX_DISPARITY, Method, evaluate, file_sha256,
-                                         format_markdown, full_range, method_labels,
-                                         real_pair_means, synthetic_test_set)
+                                         format_markdown, method_labels, real_pair_means,
+                                         scoring_range, synthetic_pairs, synthetic_test_set)
 from stereo_depth_node.model_card import update_card_evaluations
 
 SHIPPED = ("psmnet_dws", "psmnet")
@@ -74,7 +75,9 @@ def test_rich_test_set_is_fixed_and_not_the_plain_one():
         assert np.array_equal(first.left, second.left)
         assert np.array_equal(first.disparity, second.disparity, equal_nan=True)
         assert not np.array_equal(first.left, other.left)
-    assert full_range(None, "synthetic_rich/1") == SYNTHETIC_MAX_DISPARITY
+    rich_pair = synthetic_pairs(2, SYNTHETIC_MAX_DISPARITY, rich=True)[1]
+    assert rich_pair.name == "synthetic_rich/1"
+    assert scoring_range(rich_pair) == SYNTHETIC_MAX_DISPARITY
 
 
 def test_every_pair_is_scored_at_its_datasets_full_range(stereo_eval):
@@ -82,10 +85,9 @@ def test_every_pair_is_scored_at_its_datasets_full_range(stereo_eval):
                 "middlebury2003/tsukuba": 16, "middlebury2003/venus": 20,
                 "kitti2015/000000_10": 192,
                 "eth3d/playground": 192}  # calib.txt ndisp 941, the image width: capped
-    assert {sample.name: full_range(stereo_eval, sample.name)
-            for sample in stereo_eval_pairs(stereo_eval)} == expected
-    assert full_range(None, "synthetic/3") == SYNTHETIC_MAX_DISPARITY
-    for sample in stereo_eval_pairs(stereo_eval):  # no ground truth lies outside its range
+    assert {pair.name: scoring_range(pair) for pair in stereo_eval_pairs(stereo_eval)} == expected
+    assert scoring_range(synthetic_pairs(4, SYNTHETIC_MAX_DISPARITY)[3]) == SYNTHETIC_MAX_DISPARITY
+    for sample in stereo_eval_samples(stereo_eval):  # no ground truth lies outside its range
         assert np.nanmax(sample.disparity) < expected[sample.name], sample.name
     assert Method("sgbm+fill").search_range(60) == 64 and Method("sgbm").search_range(192) == 192
     assert Method("psmnet_dws").search_range(60) == 60 and Method("psmnet").search_range(18) == 20
@@ -103,6 +105,56 @@ def test_two_pairs_of_one_name_are_refused_before_any_is_scored(stereo_eval, tmp
     with pytest.raises(InputError, match=r"pairs with the same name: kitti2015/000000_10 \(e\.g\. "
                                          r"KITTI frames of one file name in two frame folders\)"):
         evaluate([Method("sgbm")], root, 0, device="cpu")
+
+
+def test_dataset_folders_are_scored_beside_the_stereo_eval_pairs_alike(stereo_eval, tmp_path):
+    # A KITTI 2015 training folder and an ETH3D scene in their published layouts: their pairs
+    # are scored at their datasets' ranges, as the same pairs are inside stereo_eval.
+    kitti = tmp_path / "kitti" / "training"
+    kitti.mkdir(parents=True)
+    for folder in ("image_2", "image_3", "disp_occ_0"):
+        (kitti / folder).symlink_to(stereo_eval / "kitti2015" / "000000_10" / folder)
+    out = tmp_path / "e.json"
+    done = subprocess.run([sys.executable, "-m", "stereo_depth_node.cli", "eval", "--methods",
+                           "sgbm", "--dataset", f"kitti2015:{tmp_path / 'kitti'}", "--dataset",
+                           f"eth3d:{stereo_eval / 'eth3d' / 'playground'}", "--synthetic", "0",
+                           "--device", "cpu", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    # Without --data, only the datasets given: no Middlebury pair.
+    assert result["scoring_ranges"] == {"kitti2015/000000_10": 192, "eth3d/playground": 192}
+    assert result["command"] == (f"stereo-depth eval --methods sgbm --no-real --dataset "
+                                 f"kitti2015:{tmp_path / 'kitti'} --dataset eth3d:"
+                                 f"{stereo_eval / 'eth3d' / 'playground'} --synthetic 0 "
+                                 f"--device cpu")
+    reference = evaluate([Method("sgbm")], stereo_eval, 0, device="cpu", progress=lambda _: None)
+    for name in result["scoring_ranges"]:
+        ours = result["methods"]["sgbm"]["images"][name]
+        theirs = reference["methods"]["sgbm"]["images"][name]
+        assert ours["all"]["bad3"] == pytest.approx(theirs["all"]["bad3"]), name
+        assert ours["all"]["pixels"] == theirs["all"]["pixels"] > 0, name
+
+
+def test_a_dataset_kind_or_range_the_command_cannot_use_is_named(tmp_path, stereo_eval):
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "stereo_depth_node.cli", "eval", "--methods", "sgbm",
+         "--synthetic", "0", "--device", "cpu", "--json", str(tmp_path / "e.json"), *args],
+        capture_output=True, text=True, timeout=600)
+    done = run("--dataset", "kitti2016:/data")
+    assert done.returncode == 2 and "unknown dataset kind 'kitti2016'" in done.stderr
+    done = run("--dataset", "/data/kitti")
+    assert done.returncode == 2 and "a dataset is KIND:PATH" in done.stderr
+    # A Middlebury 2014 scene without calib.txt gives no range to score it at.
+    scene = tmp_path / "Playground-imperfect"
+    scene.mkdir()
+    (scene / "im0.png").symlink_to(stereo_eval / "eth3d" / "playground" / "im0.png")
+    (scene / "im1.png").symlink_to(stereo_eval / "eth3d" / "playground" / "im1.png")
+    (scene / "disp0GT.pfm").symlink_to(stereo_eval / "eth3d" / "playground" / "disp0.pfm")
+    done = run("--dataset", f"middlebury2014:{tmp_path}")
+    assert done.returncode != 0 and ("no disparity range known for "
+                                     "'middlebury2014/Playground-imperfect'") in done.stderr
+    assert not (tmp_path / "e.json").exists()
 
 
 def test_upscale_fills_the_trained_range_by_at_most_twice_below_seven_eighths_of_it():

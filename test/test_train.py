@@ -5,12 +5,16 @@ import json
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
 from stereo_depth_node.checkpoints import load_model
+from stereo_depth_node.data.datasets import kitti2015
 from stereo_depth_node.errors import ConfigurationError
-from stereo_depth_node.train import TrainConfig, sequence_loss, train, valid_mask
+from stereo_depth_node.train import (TrainConfig, dataset_batches, sequence_loss, train,
+                                     valid_mask)
 
 
 def tiny_config(tmp_path, **overrides) -> TrainConfig:
@@ -76,6 +80,32 @@ def test_batches_made_ahead_train_the_same_weights_as_batches_made_in_turn(tmp_p
     b = torch.load(tmp_path / "in_turn/last.pt", weights_only=True)
     for name, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][name]), name
+
+
+def test_fine_tuning_trains_on_crops_of_the_dataset_pairs(tmp_path, stereo_eval):
+    frame = stereo_eval / "kitti2015" / "000000_10"
+    config = tiny_config(tmp_path, dataset=f"kitti2015:{frame}", steps=2, crop_height=64,
+                         crop_width=128)
+    batch = dataset_batches(config, torch.device("cpu"), rank=0)(0)
+    [sample] = kitti2015(frame)
+    full_left = sample.left.astype(np.float32) / 255
+    for left, disparity in zip(batch.left, batch.disparity):
+        # Where the crop lies in the frame: the disparity crop must come from the same place.
+        crop = np.ascontiguousarray(left.permute(1, 2, 0).numpy())
+        scores = cv2.matchTemplate(full_left, crop, cv2.TM_SQDIFF)
+        least, _, (x, y), _ = cv2.minMaxLoc(scores)
+        assert least < 1e-2  # a sum of squares over 24,576 values: float rounding only
+        np.testing.assert_array_equal(disparity.numpy(), sample.disparity[y:y + 64, x:x + 128])
+    summary = train(config, progress=lambda _: None)
+    assert summary["step"] == 2 and summary["samples_seen"] == 4
+
+
+def test_fine_tuning_with_a_crop_larger_than_the_pairs_is_refused(tmp_path, stereo_eval):
+    frame = stereo_eval / "kitti2015" / "000000_10"
+    config = tiny_config(tmp_path, dataset=f"kitti2015:{frame}", crop_height=400, crop_width=128)
+    with pytest.raises(ConfigurationError, match=r"kitti2015/000000_10 is 1242x375 px, smaller "
+                                                 r"than the 128x400 crop"):
+        train(config, progress=lambda _: None)
 
 
 def test_resume_from_another_model_or_range_is_refused(tmp_path):

@@ -1,14 +1,17 @@
 """Readers for the public stereo datasets, in their published layouts and encodings.
 
-Every reader yields StereoSample: left/right images (uint8/uint16, RGB or mono), disparity as
-float32 px with NaN where there is no ground truth, and an occlusion mask (True = visible in the
-left view only) where the dataset has one.
+A dataset folder is first listed (dataset_pairs: a Pair per stereo pair, with the disparity
+range the dataset gives it) and each pair is read when it is used, so that evaluation and
+fine-tuning on thousands of pairs hold one at a time. A read pair is a StereoSample: left/right
+images (uint8/uint16, RGB or mono), disparity as float32 px with NaN where there is no ground
+truth, and an occlusion mask (True = visible in the left view only) where the dataset has one.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from functools import partial
 from typing import Callable, Iterator
 
 import cv2
@@ -26,6 +29,21 @@ class StereoSample:
     right: np.ndarray
     disparity: np.ndarray
     occlusion: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A stereo pair found in a dataset folder, read by `load()`. `disparity_range`: the search
+    range the dataset gives the pair (Middlebury 2003's info.txt, calib.txt's ndisp, KITTI's and
+    SceneFlow's conventional 192), None where it gives none."""
+    name: str
+    disparity_range: int | None
+    load: Callable[[], StereoSample]
+
+
+# KITTI and SceneFlow give no range per pair; the stereo literature (PSMNet, the KITTI devkit's
+# users) searches and scores them at 192 px.
+CONVENTIONAL_RANGE = 192
 
 
 def _require(folder: Path, names: list[str], layout: str) -> None:
@@ -61,41 +79,67 @@ def _kitti_png(path: Path) -> np.ndarray:
     return _positive_or_nan(raw.astype(np.float32) / 256.0)
 
 
-def _kitti(root: Path, left: str, right: str, occ: str, noc: str, layout: str
-           ) -> Iterator[StereoSample]:
+def _kitti_sample(base: Path, name: str, left: str, right: str, occ: str, noc: str,
+                  layout: str) -> StereoSample:
+    disparity = _kitti_png(base / occ / name)
+    occlusion = None
+    if (base / noc / name).exists():
+        visible = np.isfinite(_kitti_png(base / noc / name))
+        occlusion = np.isfinite(disparity) & ~visible
+    return StereoSample(f"{layout}/{name[:-4]}", read_image(base / left / name),
+                        read_image(base / right / name), disparity, occlusion)
+
+
+def _kitti(root: Path, left: str, right: str, occ: str, noc: str, layout: str) -> list[Pair]:
     base = root / "training" if (root / "training" / left).is_dir() else root
     _require(base, [left, right, occ], layout)
     frames = sorted((base / left).glob("*_10.png"))
     if not frames:
         raise InputError(f"{os.fspath(base / left)!r} holds no <frame>_10.png image: KITTI names "
                          f"the frame that has ground truth <frame>_10.png")
-    for left_path in frames:
-        name = left_path.name
-        disparity = _kitti_png(base / occ / name)
-        occlusion = None
-        if (base / noc / name).exists():
-            visible = np.isfinite(_kitti_png(base / noc / name))
-            occlusion = np.isfinite(disparity) & ~visible
-        yield StereoSample(f"{layout}/{name[:-4]}", read_image(left_path),
-                           read_image(base / right / name), disparity, occlusion)
+    return [Pair(f"{layout}/{path.name[:-4]}", CONVENTIONAL_RANGE,
+                 partial(_kitti_sample, base, path.name, left, right, occ, noc, layout))
+            for path in frames]
 
 
-def kitti2012(root: str | os.PathLike) -> Iterator[StereoSample]:
-    """colored_0 / colored_1 / disp_occ / disp_noc (uint16 PNG, d * 256, 0 = none)."""
-    return _kitti(Path(root), "colored_0", "colored_1", "disp_occ", "disp_noc", "kitti2012")
+def _kitti2012_pairs(root: Path) -> list[Pair]:
+    return _kitti(root, "colored_0", "colored_1", "disp_occ", "disp_noc", "kitti2012")
 
 
-def kitti2015(root: str | os.PathLike) -> Iterator[StereoSample]:
-    """image_2 / image_3 / disp_occ_0 / disp_noc_0 (uint16 PNG, d * 256, 0 = none)."""
-    return _kitti(Path(root), "image_2", "image_3", "disp_occ_0", "disp_noc_0", "kitti2015")
+def _kitti2015_pairs(root: Path) -> list[Pair]:
+    return _kitti(root, "image_2", "image_3", "disp_occ_0", "disp_noc_0", "kitti2015")
 
 
 # --- Middlebury ----------------------------------------------------------------------------------
-def middlebury2003(root: str | os.PathLike) -> Iterator[StereoSample]:
-    """Middlebury 2001-2006 scenes: imL/imR, groundtruth.png / scale from info.txt line 1,
-    all.png (255 = the region the official evaluation scores; outside it the truth is not used),
-    nonocc.png (255 = visible in both views). `root` is a scene or a folder of scenes."""
-    root = Path(root)
+def _middlebury2003_info(scene: Path) -> tuple[float, int | None]:
+    """info.txt: the disparity scale, then the max disparity (the levels are 0..max, so the
+    range is one more)."""
+    fields = (scene / "info.txt").read_text().split()
+    try:
+        scale = float(fields[0])
+    except (IndexError, ValueError) as exc:
+        raise InputError(f"{os.fspath(scene / 'info.txt')!r}: first value must be the "
+                         f"disparity scale") from exc
+    try:
+        return scale, int(float(fields[1])) + 1
+    except (IndexError, ValueError):
+        return scale, None
+
+
+def _middlebury2003_sample(scene: Path, scale: float) -> StereoSample:
+    disparity = _positive_or_nan(_gray(scene / "groundtruth.png").astype(np.float32) / scale)
+    if (scene / "all.png").exists():
+        # venus's truth covers a border the official evaluation leaves out; scored, it also
+        # counted as occluded, since nonocc.png leaves it out too.
+        disparity[_gray(scene / "all.png") < 128] = np.nan
+    occlusion = None
+    if (scene / "nonocc.png").exists():
+        occlusion = np.isfinite(disparity) & (_gray(scene / "nonocc.png") < 128)
+    return StereoSample(f"middlebury2003/{scene.name}", read_image(scene / "imL.png"),
+                        read_image(scene / "imR.png"), disparity, occlusion)
+
+
+def _middlebury2003_pairs(root: Path) -> list[Pair]:
     scenes = [root] if (root / "imL.png").exists() else sorted(
         p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [root]
     if not scenes:
@@ -103,27 +147,29 @@ def middlebury2003(root: str | os.PathLike) -> Iterator[StereoSample]:
         # (imL, imR, groundtruth, info.txt with the scale) as the LocalExpStereo copy has them.
         raise InputError(f"{os.fspath(root)!r} holds no Middlebury 2003 scene (a folder with "
                          f"imL.png, imR.png, groundtruth.png, info.txt)")
+    pairs = []
     for scene in scenes:
         _require(scene, ["imL.png", "imR.png", "groundtruth.png", "info.txt"], "Middlebury 2003")
-        try:
-            scale = float((scene / "info.txt").read_text().split()[0])
-        except (IndexError, ValueError) as exc:
-            raise InputError(f"{os.fspath(scene / 'info.txt')!r}: first value must be the "
-                             f"disparity scale") from exc
-        disparity = _positive_or_nan(_gray(scene / "groundtruth.png").astype(np.float32) / scale)
-        if (scene / "all.png").exists():
-            # venus's truth covers a border the official evaluation leaves out; scored, it
-            # also counted as occluded, since nonocc.png leaves it out too.
-            disparity[_gray(scene / "all.png") < 128] = np.nan
-        occlusion = None
-        if (scene / "nonocc.png").exists():
-            occlusion = np.isfinite(disparity) & (_gray(scene / "nonocc.png") < 128)
-        yield StereoSample(f"middlebury2003/{scene.name}", read_image(scene / "imL.png"),
-                           read_image(scene / "imR.png"), disparity, occlusion)
+        scale, disparity_range = _middlebury2003_info(scene)
+        pairs.append(Pair(f"middlebury2003/{scene.name}", disparity_range,
+                          partial(_middlebury2003_sample, scene, scale)))
+    return pairs
 
 
-def _two_view(scene: Path, disparity_name: str, layout: str, name: str) -> StereoSample:
-    _require(scene, ["im0.png", "im1.png", disparity_name], layout)
+def _ndisp(scene: Path) -> int | None:
+    """calib.txt's ndisp (Middlebury 2014 and ETH3D), None without one."""
+    try:
+        fields = (scene / "calib.txt").read_text().split()
+    except FileNotFoundError:
+        return None
+    values = dict(field.split("=", 1) for field in fields if "=" in field)
+    try:
+        return int(values["ndisp"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _two_view_sample(scene: Path, disparity_name: str, name: str) -> StereoSample:
     disparity = _finite_or_nan(read_pfm(scene / disparity_name))
     occlusion = None
     if (scene / "mask0nocc.png").exists():
@@ -133,37 +179,51 @@ def _two_view(scene: Path, disparity_name: str, layout: str, name: str) -> Stere
                         disparity, occlusion)
 
 
-def _scenes(root: Path, marker: str) -> list[Path]:
-    if (root / marker).exists():
-        return [root]
-    if not root.is_dir():
+def _two_view(root: Path, truth_names: tuple[str, ...], layout: str, dataset: str
+              ) -> list[Pair]:
+    """Scenes with im0/im1 and the first of `truth_names` present (PFM, inf = unknown); `root`
+    is a scene or a folder of scenes."""
+    if (root / "im0.png").exists():
+        scenes = [root]
+    elif not root.is_dir():
         raise InputError(f"dataset folder {os.fspath(root)!r} does not exist")
-    return sorted(p for p in root.iterdir() if (p / marker).exists()) or [root]
+    else:
+        scenes = sorted(p for p in root.iterdir() if (p / "im0.png").exists()) or [root]
+    pairs = []
+    for scene in scenes:
+        truth = next((n for n in truth_names if (scene / n).exists()), truth_names[-1])
+        _require(scene, ["im0.png", "im1.png", truth], layout)
+        name = f"{dataset}/{scene.name}"
+        pairs.append(Pair(name, _ndisp(scene), partial(_two_view_sample, scene, truth, name)))
+    return pairs
 
 
-def middlebury2014(root: str | os.PathLike) -> Iterator[StereoSample]:
-    """im0/im1, disp0GT.pfm (inf = unknown), mask0nocc.png; a scene or a folder of scenes."""
-    for scene in _scenes(Path(root), "im0.png"):
-        yield _two_view(scene, "disp0GT.pfm", "Middlebury 2014", f"middlebury2014/{scene.name}")
+def _middlebury2014_pairs(root: Path) -> list[Pair]:
+    """im0/im1, disp0GT.pfm, mask0nocc.png, calib.txt."""
+    return _two_view(root, ("disp0GT.pfm",), "Middlebury 2014", "middlebury2014")
 
 
-def eth3d(root: str | os.PathLike) -> Iterator[StereoSample]:
-    """ETH3D two-view: im0/im1, disp0GT.pfm (or disp0.pfm), mask0nocc.png when present."""
-    for scene in _scenes(Path(root), "im0.png"):
-        name = "disp0GT.pfm" if (scene / "disp0GT.pfm").exists() else "disp0.pfm"
-        yield _two_view(scene, name, "ETH3D two-view", f"eth3d/{scene.name}")
+def _eth3d_pairs(root: Path) -> list[Pair]:
+    """ETH3D two-view: im0/im1, disp0GT.pfm (or disp0.pfm), mask0nocc.png, calib.txt."""
+    return _two_view(root, ("disp0GT.pfm", "disp0.pfm"), "ETH3D two-view", "eth3d")
 
 
 # --- SceneFlow -----------------------------------------------------------------------------------
-def sceneflow(root: str | os.PathLike, passes: str = "cleanpass") -> Iterator[StereoSample]:
+def _sceneflow_sample(left_path: Path, right_path: Path, disparity_path: Path, name: str
+                      ) -> StereoSample:
+    return StereoSample(name, read_image(left_path), read_image(right_path),
+                        _finite_or_nan(read_pfm(disparity_path)))
+
+
+def _sceneflow_pairs(root: Path, passes: str = "cleanpass") -> list[Pair]:
     """FlyingThings3D / Monkaa / Driving: frames_<pass>/**/left/*.png with
     disparity/**/left/*.pfm at the same relative path."""
-    root = Path(root)
     frames = root / f"frames_{passes}"
     _require(root, [f"frames_{passes}", "disparity"], "SceneFlow")
     lefts = sorted(frames.rglob("left/*.png"))
     if not lefts:
         raise InputError(f"{os.fspath(frames)!r} holds no */left/*.png images")
+    pairs = []
     for left_path in lefts:
         relative = left_path.relative_to(frames)
         right_path = left_path.parent.parent / "right" / left_path.name
@@ -171,28 +231,62 @@ def sceneflow(root: str | os.PathLike, passes: str = "cleanpass") -> Iterator[St
         if not right_path.exists() or not disparity_path.exists():
             raise InputError(f"SceneFlow frame {relative} lacks {right_path.name} in right/ or "
                              f"{disparity_path.relative_to(root)}")
-        yield StereoSample(f"sceneflow/{relative.with_suffix('')}", read_image(left_path),
-                           read_image(right_path), _finite_or_nan(read_pfm(disparity_path)))
+        name = f"sceneflow/{relative.with_suffix('')}"
+        pairs.append(Pair(name, CONVENTIONAL_RANGE,
+                          partial(_sceneflow_sample, left_path, right_path, disparity_path, name)))
+    return pairs
 
 
-READERS: dict[str, Callable[[str | os.PathLike], Iterator[StereoSample]]] = {
-    "sceneflow": sceneflow, "kitti2012": kitti2012, "kitti2015": kitti2015,
-    "middlebury2003": middlebury2003, "middlebury2014": middlebury2014, "eth3d": eth3d,
+LISTERS: dict[str, Callable[[Path], list[Pair]]] = {
+    "sceneflow": _sceneflow_pairs, "kitti2012": _kitti2012_pairs, "kitti2015": _kitti2015_pairs,
+    "middlebury2003": _middlebury2003_pairs, "middlebury2014": _middlebury2014_pairs,
+    "eth3d": _eth3d_pairs,
 }
 
 
+def dataset_pairs(kind: str, root: str | os.PathLike) -> list[Pair]:
+    """The pairs of a dataset folder in `kind`'s layout, listed and not read."""
+    if kind not in LISTERS:
+        raise InputError(f"unknown dataset kind {kind!r}; known: {', '.join(LISTERS)}")
+    return LISTERS[kind](Path(root))
+
+
+def dataset_argument(text: str) -> tuple[str, Path]:
+    """KIND:PATH (command lines and configs) as (kind, path), the kind checked."""
+    kind, separator, root = text.partition(":")
+    if not separator or not root:
+        raise InputError(f"a dataset is KIND:PATH (e.g. kitti2015:/data/kitti), not {text!r}; "
+                         f"kinds: {', '.join(LISTERS)}")
+    if kind not in LISTERS:
+        raise InputError(f"unknown dataset kind {kind!r}; known: {', '.join(LISTERS)}")
+    return kind, Path(root)
+
+
 def open_dataset(kind: str, root: str | os.PathLike) -> Iterator[StereoSample]:
-    if kind not in READERS:
-        raise InputError(f"unknown dataset kind {kind!r}; known: {', '.join(READERS)}")
-    return READERS[kind](root)
+    """The pairs of a dataset folder, read one at a time."""
+    return (pair.load() for pair in dataset_pairs(kind, root))
+
+
+def _read(kind: str) -> Callable[[str | os.PathLike], Iterator[StereoSample]]:
+    return partial(open_dataset, kind)
+
+
+kitti2012, kitti2015 = _read("kitti2012"), _read("kitti2015")
+middlebury2003, middlebury2014 = _read("middlebury2003"), _read("middlebury2014")
+eth3d, sceneflow = _read("eth3d"), _read("sceneflow")
+
+
+def stereo_eval_pairs(root: str | os.PathLike) -> list[Pair]:
+    """The project's evaluation set (../shared/data/stereo_eval): Middlebury 2003, KITTI 2015 and
+    ETH3D pairs, each listed by its dataset's reader."""
+    root = Path(root)
+    _require(root, ["middlebury2003", "kitti2015", "eth3d"], "stereo_eval")
+    pairs = _middlebury2003_pairs(root / "middlebury2003")
+    for frame in sorted(p for p in (root / "kitti2015").iterdir() if p.is_dir()):
+        pairs += _kitti2015_pairs(frame)
+    return pairs + _eth3d_pairs(root / "eth3d")
 
 
 def stereo_eval(root: str | os.PathLike) -> Iterator[StereoSample]:
-    """The project's evaluation set (../shared/data/stereo_eval): Middlebury 2003, KITTI 2015 and
-    ETH3D pairs, each read by its dataset's reader."""
-    root = Path(root)
-    _require(root, ["middlebury2003", "kitti2015", "eth3d"], "stereo_eval")
-    yield from middlebury2003(root / "middlebury2003")
-    for frame in sorted(p for p in (root / "kitti2015").iterdir() if p.is_dir()):
-        yield from kitti2015(frame)
-    yield from eth3d(root / "eth3d")
+    """The stereo_eval pairs, read one at a time."""
+    return (pair.load() for pair in stereo_eval_pairs(root))
