@@ -8,7 +8,7 @@
 #   check    CUDA tests, the node frame path, the node over DDS (defaults, publish thread,
 #            kept memory, compiled), the network benchmark matrix in what is left      ~6 min
 #   train    the shipped psmnet_dws continued (config/train_gpu_continue.yaml), then eval, then
-#            where a training step's time goes (bench train-step)                        ~5 min
+#            where a training step's time goes (bench train-step, batches 8, 16, 32)     ~6 min
 #   compare  psmnet and psmnet_dws from scratch: same recipe, seed, data and budget, eval  ~6 min
 #
 # It runs from the repository root with the machine's python3 and the package not installed
@@ -44,7 +44,7 @@ if [[ ${DEVICE_DRY_RUN:-0} == 1 ]]; then
                  --warmup 1 --repeats 2 --estimator-repeats 1)
     NODE_OPTS=(--warmup 1 --repeats 2 --compile no eager)
     LIVE_OPTS=(--latency-sets 2 --seconds 2) MIN_MATRIX_S=0
-    TRAIN_BENCH_OPTS=(--warmup 1 --repeats 1 --profile-steps 1)
+    TRAIN_BENCH_OPTS=(--warmup 1 --repeats 1 --profile-steps 1 --batch-sizes 3)
     LIVE_PASSES=(eager eager_publish_thread eager_malloc_kept)
 else
     DEVICE=cuda SIZES="640x480 1242x375" MAXD=192 SYNTHETIC=8
@@ -55,7 +55,9 @@ else
     # end by bench live (compiling takes about 75 s a size on an H200).
     NODE_OPTS=(--warmup 3 --repeats 20 --compile no)
     LIVE_OPTS=(--latency-sets 20 --seconds 6) MIN_MATRIX_S=20
-    TRAIN_BENCH_OPTS=(--warmup 3 --repeats 5 --profile-steps 3)
+    # Batches of 16 and 32 beside the config's 8: whether a larger batch uses the card better
+    # (about 50 s more; 32 may not fit, and then its row says so).
+    TRAIN_BENCH_OPTS=(--warmup 3 --repeats 5 --profile-steps 3 --batch-sizes 16 32)
     LIVE_PASSES=(eager eager_publish_thread eager_malloc_kept
                  compiled_publish_thread_malloc_kept)
 fi

@@ -6,13 +6,15 @@ waiting for the device after each phase: making the batch (generator and augment
 pass with the loss, backward pass, optimiser step. Waiting removes the overlap between phases, so
 the step is also timed whole, without the waits, twice: with the batch made between steps, and
 made ahead in a worker thread during the step before (`batches_ahead`, data/batch_source.py).
-Then torch's profiler records a few more steps:
-the operators that took the most time on the device (or on the CPU without one), and how much of
-the profiled time the device was busy, which says whether the GPU waits for the CPU.
+Then torch's profiler records a few more steps: the operators that took the most time on the
+device (or on the CPU without one), and how much of the profiled time the device was busy, which
+says whether the GPU waits for the CPU. `--batch-sizes` times other batch sizes the same way
+(without the profile), with the device's peak memory: whether a larger batch uses the GPU better.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -60,14 +62,10 @@ def _profile(step_once, steps: int, device: torch.device) -> dict[str, Any]:
                            "share": getattr(event, key) / wall_us} for event in top]}
 
 
-def bench_train_step(config: TrainConfig, warmup: int = 3, repeats: int = 5,
-                     profile_steps: int = 3) -> dict[str, Any]:
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    torch.manual_seed(config.seed)
-    model = build_model(config.model, config.max_disparity).to(device)
-    train_mode(model, config.freeze_batch_norm)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
+def _row(config: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+         device: torch.device, precision: str, warmup: int, repeats: int, profile_steps: int
+         ) -> dict[str, Any]:
+    """One batch size: the phases, the step whole both ways, the profile (0 steps: none)."""
     autocast, scaler = training_tools(device, precision)
     make = synthetic_batches(config, device, rank=0)
     step = 0
@@ -113,37 +111,71 @@ def bench_train_step(config: TrainConfig, warmup: int = 3, repeats: int = 5,
         if profile_steps:
             profile = _profile(lambda: step_once(ahead if config.batches_ahead else make),
                                profile_steps, device)
-    row = {"model": config.model, "crop": f"{config.crop_width}x{config.crop_height}",
-           "batch_size": config.batch_size, "max_disparity": config.max_disparity,
-           "device": str(device), "precision": precision, "warmup_s": warmup_s,
-           "phases_ms": {phase: statistics.median(values) for phase, values in phases.items()},
-           "step_ms": step_ms,
-           "samples_per_s": {way: config.batch_size / ms * 1e3 for way, ms in step_ms.items()},
-           "profiled_batches_ahead": config.batches_ahead, "profile": profile}
+    return {"model": config.model, "crop": f"{config.crop_width}x{config.crop_height}",
+            "batch_size": config.batch_size, "max_disparity": config.max_disparity,
+            "device": str(device), "precision": precision, "warmup_s": warmup_s,
+            "phases_ms": {phase: statistics.median(values) for phase, values in phases.items()},
+            "step_ms": step_ms,
+            "samples_per_s": {way: config.batch_size / ms * 1e3 for way, ms in step_ms.items()},
+            "peak_device_memory_gib": (torch.cuda.max_memory_allocated(device) / 2 ** 30
+                                       if device.type == "cuda" else None),
+            "profiled_batches_ahead": config.batches_ahead, "profile": profile}
+
+
+def bench_train_step(config: TrainConfig, warmup: int = 3, repeats: int = 5,
+                     profile_steps: int = 3, batch_sizes: list[int] | None = None
+                     ) -> dict[str, Any]:
+    """Rows for the config's batch size (profiled) and then each other size in `batch_sizes`:
+    whether a larger batch uses the device better. A size that does not fit in the device's
+    memory gets a row saying so, and the next one is tried."""
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, config.max_disparity).to(device)
+    train_mode(model, config.freeze_batch_norm)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
+    sizes = [config.batch_size] + [b for b in batch_sizes or [] if b != config.batch_size]
+    rows = []
+    for index, size in enumerate(sizes):
+        sized = dataclasses.replace(config, batch_size=size)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        try:
+            rows.append(_row(sized, model, optimizer, device, precision, warmup, repeats,
+                             profile_steps if index == 0 else 0))
+        except torch.cuda.OutOfMemoryError:
+            rows.append({"model": config.model, "batch_size": size, "out_of_memory": True})
+            optimizer.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
     return {"benchmark": "train-step", "machine": machine_description(device),
-            "warmup": warmup, "repeats": repeats, "rows": [row],
+            "warmup": warmup, "repeats": repeats, "rows": rows,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def format_table(result: dict[str, Any]) -> str:
     columns = ["model", "crop", "batch", "device", "precision", *(f"{p} ms" for p in PHASES),
                "step ms, batch in turn", "step ms, batch ahead", "samples/s in turn",
-               "samples/s ahead", "device busy", "device events a step"]
+               "samples/s ahead", "peak device GiB", "device busy", "device events a step"]
     lines = ["A training step, phases waited for one by one; the step whole without the waits, "
              "with the batch made in turn and made ahead in a worker thread", "",
              "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in result["rows"]:
+        if row.get("out_of_memory"):
+            lines.append(f"| {row['model']} | | {row['batch_size']} | out of device memory |"
+                         + " |" * (len(columns) - 4))
+            continue
         profile = row["profile"] or {}
+        peak = row["peak_device_memory_gib"]
         busy, events = profile.get("device_busy_share"), profile.get("device_events_per_step")
         lines.append("| " + " | ".join([
             row["model"], row["crop"], str(row["batch_size"]), row["device"], row["precision"],
             *(f"{row['phases_ms'][phase]:.1f}" for phase in PHASES),
             *(f"{row['step_ms'][way]:.1f}" for way in WAYS),
             *(f"{row['samples_per_s'][way]:.2f}" for way in WAYS),
-            "-" if busy is None else f"{100 * busy:.0f} %",
+            "-" if peak is None else f"{peak:.1f}", "-" if busy is None else f"{100 * busy:.0f} %",
             "-" if events is None else f"{events:.0f}"]) + " |")
     for row in result["rows"]:
-        profile = row["profile"]
+        profile = row.get("profile")
         if not profile:
             continue
         lines += ["", f"Operators by {profile['sorted_by']} over {profile['steps']} profiled "
@@ -162,13 +194,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--profile-steps", type=int, default=3, help="0: no profile")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", metavar="N",
+                        help="also time these batch sizes (not profiled)")
     parser.add_argument("--json", type=Path, default=Path("bench_train_step.json"))
     parser.add_argument("--markdown", type=Path)
 
 
 def run(args: argparse.Namespace) -> int:
     config = TrainConfig.from_yaml(args.config, device=args.device)
-    result = bench_train_step(config, args.warmup, args.repeats, args.profile_steps)
+    result = bench_train_step(config, args.warmup, args.repeats, args.profile_steps,
+                              args.batch_sizes)
     publish_result(result, format_table(result), args.json, args.markdown)
     return 0
 

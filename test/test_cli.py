@@ -231,6 +231,17 @@ def test_bench_train_step_refuses_a_config_it_does_not_know(tmp_path):
     assert not (tmp_path / "t.json").exists()
 
 
+def test_train_step_table_names_a_batch_size_that_did_not_fit():
+    from stereo_depth_node.train_bench import format_table
+    # The row bench_train_step writes when a batch size runs out of GPU memory; the table is
+    # printed after the whole run, so it must not fail on it.
+    table = format_table({"rows": [{"model": "psmnet_dws", "batch_size": 32,
+                                    "out_of_memory": True}]})
+    row = table.splitlines()[-1]
+    assert row.startswith("| psmnet_dws | | 32 | out of device memory |")
+    assert row.count("|") == table.splitlines()[2].count("|")  # as many cells as the header
+
+
 def test_bench_generator_writes_json(tmp_path):
     done = run_cli("bench", "generator", "--height", "64", "--width", "128", "--batch-size", "2",
                    "--batches", "2", "--device", "cpu", "--json", tmp_path / "g.json")

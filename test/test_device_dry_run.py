@@ -133,7 +133,9 @@ def test_train_step_returns_weights_a_resumable_state_and_the_evaluation(tmp_pat
     assert "evaluation" in _tar_json(out, "psmnet_dws_gpu.json")
     assert "psmnet_dws_gpu_loss.png" in _tar_names(out)
     # Where a training step's time goes, with the config that trained (the dry run's tiny one).
-    (step,) = _tar_json(out, "bench_train_step.json")["rows"]
+    step, larger = _tar_json(out, "bench_train_step.json")["rows"]
+    assert (larger["batch_size"], larger["profile"]) == (3, None)  # --batch-sizes 3, unprofiled
+    assert larger["samples_per_s"]["in_turn"] == pytest.approx(3e3 / larger["step_ms"]["in_turn"])
     assert (step["model"], step["crop"], step["device"]) == ("psmnet_dws", "128x64", "cpu")
     assert set(step["phases_ms"]) == {"data", "forward", "backward", "optimizer"}
     assert step["step_ms"]["in_turn"] > 0 and step["step_ms"]["ahead"] > 0
