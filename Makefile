@@ -33,7 +33,8 @@ test: setup
 	$(BIN)/python -m pytest -q test
 
 bench: setup
-	$(BIN)/stereo-depth bench estimator --json bench/estimator_cpu.json
+	$(BIN)/stereo-depth bench estimator --memory-formats contiguous channels_last \
+		--json bench/estimator_cpu.json
 	$(BIN)/stereo-depth bench memory --json bench/memory_cpu.json
 
 # Continue the shipped psmnet_dws on the CPU with the improved training data, in the background

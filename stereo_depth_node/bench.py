@@ -41,40 +41,50 @@ def _percentile(values: list[float], q: float) -> float:
 
 def bench_estimator(backends: list[str], sizes: list[tuple[int, int]], max_disparity: int = 192,
                     device: str = "auto", precision: str = "auto", warmup: int = 1,
-                    repeats: int = 3) -> dict[str, Any]:
-    """Time `StereoEstimator.estimate` on a rendered textured plane for each backend and size.
+                    repeats: int = 3, memory_formats: tuple[str, ...] = ("auto",)
+                    ) -> dict[str, Any]:
+    """Time `StereoEstimator.estimate` on a rendered textured plane for each backend and size,
+    the networks once per weight order in `memory_formats` (neural.MEMORY_FORMATS). The orders
+    are timed in turn within each repetition, so that a machine whose speed drifts (a shared VM)
+    gives their ratio fairly.
 
     Networks run with their initial weights: speed does not depend on the weight values.
     """
     rows = []
     torch_device = resolve_device(device)
     for backend in backends:
-        estimator = StereoEstimator(backend, None, max_disparity=max_disparity, device=device,
-                                    precision=precision)
-        matcher = estimator.matcher
+        estimators = [StereoEstimator(backend, None, max_disparity=max_disparity, device=device,
+                                      precision=precision, memory_format=memory_format)
+                      for memory_format in (("auto",) if backend == "sgbm" else memory_formats)]
         # OpenCV's SGBM always runs on the CPU.
         backend_device = torch_device if backend != "sgbm" else torch.device("cpu")
         for width, height in sizes:
             left, right = bench_pair(height, width)
-            for _ in range(warmup):
-                estimator.estimate(left, right)
+            for estimator in estimators:
+                for _ in range(warmup):
+                    estimator.estimate(left, right)
             if backend_device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(backend_device)
-            latencies = []
+            latencies: list[list[float]] = [[] for _ in estimators]
             for _ in range(repeats):
-                start = time.perf_counter()
-                estimator.estimate(left, right)
-                latencies.append((time.perf_counter() - start) * 1e3)
-            median = statistics.median(latencies)
-            row = {"backend": backend, "width": width, "height": height,
-                   "device": str(backend_device),
-                   "precision": getattr(matcher, "precision", "uint8"),
-                   "median_ms": median, "p90_ms": _percentile(latencies, 90),
-                   "pairs_per_s": 1e3 / median, "repeats": repeats}
-            if backend_device.type == "cuda":
-                row["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated(backend_device) / 2**20)
-            rows.append(row)
-            print(format_row(row), flush=True)
+                for estimator, times in zip(estimators, latencies):
+                    start = time.perf_counter()
+                    estimator.estimate(left, right)
+                    times.append((time.perf_counter() - start) * 1e3)
+            for estimator, times in zip(estimators, latencies):
+                median = statistics.median(times)
+                matcher = estimator.matcher
+                row = {"backend": backend, "width": width, "height": height,
+                       "device": str(backend_device),
+                       "precision": getattr(matcher, "precision", "uint8"),
+                       "memory_format": getattr(matcher, "memory_format", "-"),
+                       "median_ms": median, "p90_ms": _percentile(times, 90),
+                       "pairs_per_s": 1e3 / median, "repeats": repeats}
+                if backend_device.type == "cuda" and len(estimators) == 1:
+                    row["gpu_peak_mib"] = round(
+                        torch.cuda.max_memory_allocated(backend_device) / 2**20)
+                rows.append(row)
+                print(format_row(row), flush=True)
     return {"benchmark": "estimator", "max_disparity": max_disparity,
             "machine": machine_description(torch_device), "rows": rows,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -158,14 +168,14 @@ def bench_inputs(sizes: list[tuple[int, int]], repeats: int = 20, quality: int =
 INPUT_TABLE_HEADER = "| stage | size | median ms | p90 ms |\n|---|---|---|---|"
 
 
-TABLE_HEADER = ("| backend | size | device | precision | median ms | p90 ms | pairs/s |\n"
-                "|---|---|---|---|---|---|---|")
+TABLE_HEADER = ("| backend | size | device | precision | weights order | median ms | p90 ms | "
+                "pairs/s |\n|---|---|---|---|---|---|---|---|")
 
 
 def format_row(row: dict[str, Any]) -> str:
     return (f"| {row['backend']} | {row['width']}x{row['height']} | {row['device']} | "
-            f"{row['precision']} | {row['median_ms']:.1f} | {row['p90_ms']:.1f} | "
-            f"{row['pairs_per_s']:.3f} |")
+            f"{row['precision']} | {row.get('memory_format', '-')} | {row['median_ms']:.1f} | "
+            f"{row['p90_ms']:.1f} | {row['pairs_per_s']:.3f} |")
 
 
 def format_table(result: dict[str, Any]) -> str:

@@ -112,7 +112,8 @@ def cmd_bench_estimator(args: argparse.Namespace) -> int:
     print(f"estimator benchmark, max disparity {args.max_disparity}, "
           f"{args.repeats} timed runs after {args.warmup} warm-up")
     result = bench_estimator(args.backends, sizes, args.max_disparity, args.device,
-                             args.precision, args.warmup, args.repeats)
+                             args.precision, args.warmup, args.repeats,
+                             tuple(args.memory_formats))
     print()
     print(format_table(result))
     write_json(result, args.json)
@@ -291,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench_cli import parse_size
     from .estimator import BACKENDS
     from .models import NEURAL_MODELS
+    from .neural import MEMORY_FORMATS
     from .ros import bench_live, bench_node
 
     parser = argparse.ArgumentParser(prog="stereo-depth", description=__doc__)
@@ -418,6 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_options(estimator)
     estimator.add_argument("--warmup", type=int, default=1)
     estimator.add_argument("--repeats", type=int, default=3)
+    estimator.add_argument("--memory-formats", nargs="+", default=["auto"],
+                           choices=MEMORY_FORMATS, metavar="FORMAT",
+                           help="the networks' weight order, each timed in turn: auto "
+                                "(channels_last on the CPU), contiguous, channels_last")
     estimator.add_argument("--json", type=Path, default=Path("bench_estimator.json"))
     estimator.set_defaults(func=cmd_bench_estimator)
     inputs = bench_kinds.add_parser("inputs", help="JPEG decoding and rectification per set")

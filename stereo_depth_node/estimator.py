@@ -89,6 +89,7 @@ class StereoEstimator:
     the disparity back to input pixels. `max_disparity` counts pixels at the matching
     resolution, so the range searched in input pixels is max_disparity / input_scale.
     `compile_backend`: see NeuralMatcher ("inductor" = torch.compile on CUDA).
+    `memory_format`: the networks' weight order (neural.MEMORY_FORMATS; "auto" for the node).
     """
 
     def __init__(self, model: str = "psmnet_dws", weights: str | os.PathLike | None = "shipped",
@@ -96,7 +97,7 @@ class StereoEstimator:
                  input_scale: float = 1.0, lr_check: bool = False, lr_threshold: float = 1.0,
                  align_corners: bool = False,
                  notify: Callable[[str], None] | None = None, *,
-                 compile_backend: str | None = None) -> None:
+                 compile_backend: str | None = None, memory_format: str = "auto") -> None:
         if model not in BACKENDS:
             raise ConfigurationError(
                 f"unknown model {model!r}; choose one of {', '.join(BACKENDS)}")
@@ -117,7 +118,7 @@ class StereoEstimator:
             self.matcher: NeuralMatcher | SGBMMatcher = SGBMMatcher(max_disparity)
         else:
             self.matcher = NeuralMatcher.load(model, weights, max_disparity, device, precision,
-                                              align_corners, compile_backend)
+                                              align_corners, compile_backend, memory_format)
             notice = range_notice(weights, max_disparity)
             if notice:
                 (notify or _LOG.warning)(notice)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 from typing import Iterator
 
@@ -18,6 +19,11 @@ from .images import unit_scale
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PAD_MULTIPLE = 16
+# The order of the weights in memory: "auto" is channels-last on the CPU, where oneDNN's
+# convolutions then run without reordering each activation (psmnet_dws at 640x480 on a 2-core
+# EPYC: 1.3x faster, lower peak memory; docs/benchmarks.md), and torch's default elsewhere,
+# because no GPU has measured it yet.
+MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 
 
 def padding_for(height: int, width: int) -> tuple[int, int]:
@@ -38,6 +44,25 @@ def _ieee_fp32() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32 = previous
 
 
+def resolve_memory_format(memory_format: str, device: torch.device) -> str:
+    if memory_format not in MEMORY_FORMATS:
+        raise ConfigurationError(f"memory format {memory_format!r} is not one of "
+                                 f"{', '.join(MEMORY_FORMATS)}")
+    if memory_format == "auto":
+        return "channels_last" if device.type == "cpu" else "contiguous"
+    return memory_format
+
+
+def use_channels_last(model: nn.Module) -> None:
+    """Put the 2-D and 3-D convolutions' weights in channels-last order. A convolution's output
+    follows its weight's order, so the activations follow without converting the inputs."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+        elif tensor.dim() == 5:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last_3d)
+
+
 def check_compile_backend(backend: str | None, device: torch.device) -> None:
     """Code generation (inductor) only where it was measured: on CUDA it made the network about
     3x faster (docs/benchmarks.md); on the CPU it needs a C++ compiler at run time."""
@@ -56,13 +81,16 @@ class NeuralMatcher:
     `compile_backend`: None runs the network as it is; "inductor" runs it through torch.compile
     (CUDA only: the first call at each input size compiles, about 75 s on an H200); "eager"
     traces it without generating code, which checks the traced path cheaply on a CPU.
+    `memory_format`: the order the network's weights are in (MEMORY_FORMATS).
     """
 
     def __init__(self, model: nn.Module, name: str, device: torch.device,
-                 precision: str, compile_backend: str | None = None) -> None:
+                 precision: str, compile_backend: str | None = None,
+                 memory_format: str = "contiguous") -> None:
         """Wrap a built network already on `device` (training validation uses this)."""
         check_compile_backend(compile_backend, device)
         self.model = model
+        self.memory_format = memory_format
         self.name = name
         self.max_disparity = int(model.max_disparity)
         self.device = device
@@ -78,15 +106,19 @@ class NeuralMatcher:
     @classmethod
     def load(cls, model_name: str, weights: str | os.PathLike | None, max_disparity: int,
              device: str = "auto", precision: str = "auto",
-             align_corners: bool = False, compile_backend: str | None = None
-             ) -> "NeuralMatcher":
+             align_corners: bool = False, compile_backend: str | None = None,
+             memory_format: str = "auto") -> "NeuralMatcher":
         """Build the network, fill in `weights` and move it to the resolved device."""
         torch_device = resolve_device(device)
         chosen_precision = resolve_precision(precision, torch_device)
         check_compile_backend(compile_backend, torch_device)  # before the weights are read
+        chosen_format = resolve_memory_format(memory_format, torch_device)
         model = load_model(weights, model_name, max_disparity, align_corners)
-        return cls(model.to(torch_device).eval(), model_name, torch_device, chosen_precision,
-                   compile_backend)
+        model = model.to(torch_device).eval()
+        if chosen_format == "channels_last":
+            use_channels_last(model)
+        return cls(model, model_name, torch_device, chosen_precision, compile_backend,
+                   chosen_format)
 
     def precision_context(self) -> contextlib.AbstractContextManager:
         """Autocast to bf16/fp16, or fp32 without TF32 on CUDA, around a call of the network."""

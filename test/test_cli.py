@@ -184,6 +184,17 @@ def test_bench_estimator_prints_a_table_and_writes_json(tmp_path):
         assert row["median_ms"] > 0 and row["pairs_per_s"] == pytest.approx(
             1e3 / row["median_ms"], rel=1e-2)
     assert result["machine"]["cpu_count"] >= 1
+    assert [row["memory_format"] for row in result["rows"]] == ["-", "channels_last"]
+
+
+def test_bench_estimator_times_each_weight_order_in_one_run(tmp_path):
+    done = run_cli("bench", "estimator", "--backends", "psmnet_dws", "--sizes", "96x64",
+                   "--max-disparity", "16", "--device", "cpu", "--warmup", "0", "--repeats", "1",
+                   "--memory-formats", "contiguous", "channels_last", "--json", tmp_path / "b.json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [row["memory_format"] for row in rows] == ["contiguous", "channels_last"]
+    assert "| psmnet_dws | 96x64 | cpu | fp32 | channels_last |" in done.stdout
 
 
 @pytest.mark.parametrize("kind", ["estimator", "inputs", "memory", "node", "live", "matrix"])

@@ -233,6 +233,8 @@ def test_bad_pairs_are_named_and_the_estimator_keeps_working(model, corrupt, mes
     (dict(model="psmnet_dws", device="cpu", compile_backend="inductor"),
      "compile needs a CUDA device; the network runs on cpu"),
     (dict(model="psmnet_dws", compile_backend="tvm"), "compile backend 'tvm' is not one of"),
+    (dict(model="psmnet_dws", memory_format="nhwc"),
+     "memory format 'nhwc' is not one of auto, contiguous, channels_last"),
     (dict(model="sgbm", input_scale=0.0), r"input_scale must be in \(0, 4\], got 0.0"),
     (dict(model="psmnet_dws", input_scale=4.5), r"input_scale must be in \(0, 4\], got 4.5"),
 ])
@@ -265,6 +267,24 @@ def test_the_traced_network_gives_the_uncompiled_disparity():
     # One whole graph, traced once: a graph break would leave inductor pieces to fuse.
     assert counters["stats"]["unique_graphs"] == graphs + 1
     assert sum(counters["graph_break"].values()) == breaks
+
+
+@pytest.mark.parametrize("model", ["psmnet_dws", "psmnet"])
+def test_channels_last_weights_give_the_contiguous_disparity_on_a_real_pair(model, stereo_eval):
+    # On the CPU the weights are in channels-last order by default (faster with oneDNN); the
+    # disparity must be the one torch's default order gives, to float rounding.
+    scene = stereo_eval / "middlebury2003" / "teddy"
+    left, right = read_image(scene / "imL.png"), read_image(scene / "imR.png")
+    default = StereoEstimator(model, "shipped", 64, "cpu")
+    contiguous = StereoEstimator(model, "shipped", 64, "cpu", memory_format="contiguous")
+    assert (default.matcher.memory_format, contiguous.matcher.memory_format) == (
+        "channels_last", "contiguous")
+    weight = next(p for p in default.matcher.model.parameters() if p.dim() == 5)
+    assert weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert not weight.is_contiguous()
+    ours, theirs = default.estimate(left, right), contiguous.estimate(left, right)
+    assert np.abs(ours.disparity - theirs.disparity).max() < 1e-3
+    assert np.abs(ours.confidence - theirs.confidence).max() < 1e-4
 
 
 def test_bf16_on_cpu_runs():
