@@ -226,7 +226,7 @@ def evaluate(methods: list[Method], data_root: str | os.PathLike | None, synthet
     rich ones, each pair at its full range; `progress` gets a line per pair and method, and the
     estimators' notices. Pairs are read one at a time, each once for all methods."""
     labels = method_labels(methods)
-    pairs: list[Pair] = list(stereo_eval_pairs(data_root)) if data_root is not None else []
+    pairs: list[Pair] = stereo_eval_pairs(data_root) if data_root is not None else []
     for kind, root in datasets:
         pairs += dataset_pairs(kind, root)
     pairs += synthetic_pairs(synthetic_count, SYNTHETIC_MAX_DISPARITY)
