@@ -174,7 +174,7 @@ TABLE_HEADER = ("| backend | size | device | precision | weights order | median 
 
 def format_row(row: dict[str, Any]) -> str:
     return (f"| {row['backend']} | {row['width']}x{row['height']} | {row['device']} | "
-            f"{row['precision']} | {row.get('memory_format', '-')} | {row['median_ms']:.1f} | "
+            f"{row['precision']} | {row['memory_format']} | {row['median_ms']:.1f} | "
             f"{row['p90_ms']:.1f} | {row['pairs_per_s']:.3f} |")
 
 

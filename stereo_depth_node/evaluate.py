@@ -167,12 +167,6 @@ def synthetic_pairs(count: int, max_disparity: int, rich: bool = False) -> list[
             for index in range(count)]
 
 
-def synthetic_test_set(count: int, max_disparity: int, rich: bool = False
-                       ) -> Iterable[StereoSample]:
-    """synthetic_pairs, rendered one at a time."""
-    return (pair.load() for pair in synthetic_pairs(count, max_disparity, rich))
-
-
 def scoring_range(pair: Pair) -> int:
     """The disparity range a pair is scored at: its dataset's own, at most MAX_RANGE. Pixels at
     or above it are not scored."""

@@ -20,9 +20,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PAD_MULTIPLE = 16
 # The order of the weights in memory: "auto" is channels-last on the CPU, where oneDNN's
-# convolutions then run without reordering each activation (psmnet_dws at 640x480 on a 2-core
-# EPYC: 1.3x faster, lower peak memory; docs/benchmarks.md), and torch's default elsewhere,
-# because no GPU has measured it yet.
+# convolutions then run without reordering each activation (psmnet_dws on a 2-core EPYC:
+# 1.13-1.24x faster, the same memory per frame; bench/estimator_cpu.json), and torch's default
+# elsewhere, because no GPU has measured it yet.
 MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 
 

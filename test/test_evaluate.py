@@ -14,7 +14,7 @@ from stereo_depth_node.data.datasets import stereo_eval_pairs
 from stereo_depth_node.errors import InputError
 from stereo_depth_node.evaluate import (SYNTHETIC_MAX_DISPARITY, Method, evaluate, file_sha256,
                                          format_markdown, method_labels, real_pair_means,
-                                         scoring_range, synthetic_pairs, synthetic_test_set)
+                                         scoring_range, synthetic_pairs)
 from stereo_depth_node.model_card import update_card_evaluations
 
 SHIPPED = ("psmnet_dws", "psmnet")
@@ -67,9 +67,9 @@ def test_real_pair_means_weigh_datasets_and_images_each_once():
 
 
 def test_rich_test_set_is_fixed_and_not_the_plain_one():
-    rich = list(synthetic_test_set(2, SYNTHETIC_MAX_DISPARITY, rich=True))
-    again = list(synthetic_test_set(2, SYNTHETIC_MAX_DISPARITY, rich=True))
-    plain = list(synthetic_test_set(2, SYNTHETIC_MAX_DISPARITY))
+    rich = [p.load() for p in synthetic_pairs(2, SYNTHETIC_MAX_DISPARITY, rich=True)]
+    again = [p.load() for p in synthetic_pairs(2, SYNTHETIC_MAX_DISPARITY, rich=True)]
+    plain = [p.load() for p in synthetic_pairs(2, SYNTHETIC_MAX_DISPARITY)]
     assert [s.name for s in rich] == ["synthetic_rich/0", "synthetic_rich/1"]
     for first, second, other in zip(rich, again, plain):
         assert np.array_equal(first.left, second.left)

@@ -79,15 +79,15 @@ def _kitti_png(path: Path) -> np.ndarray:
     return _positive_or_nan(raw.astype(np.float32) / 256.0)
 
 
-def _kitti_sample(base: Path, name: str, left: str, right: str, occ: str, noc: str,
-                  layout: str) -> StereoSample:
-    disparity = _kitti_png(base / occ / name)
+def _kitti_sample(base: Path, file_name: str, left: str, right: str, occ: str, noc: str,
+                  name: str) -> StereoSample:
+    disparity = _kitti_png(base / occ / file_name)
     occlusion = None
-    if (base / noc / name).exists():
-        visible = np.isfinite(_kitti_png(base / noc / name))
+    if (base / noc / file_name).exists():
+        visible = np.isfinite(_kitti_png(base / noc / file_name))
         occlusion = np.isfinite(disparity) & ~visible
-    return StereoSample(f"{layout}/{name[:-4]}", read_image(base / left / name),
-                        read_image(base / right / name), disparity, occlusion)
+    return StereoSample(name, read_image(base / left / file_name),
+                        read_image(base / right / file_name), disparity, occlusion)
 
 
 def _kitti(root: Path, left: str, right: str, occ: str, noc: str, layout: str) -> list[Pair]:
@@ -97,9 +97,10 @@ def _kitti(root: Path, left: str, right: str, occ: str, noc: str, layout: str) -
     if not frames:
         raise InputError(f"{os.fspath(base / left)!r} holds no <frame>_10.png image: KITTI names "
                          f"the frame that has ground truth <frame>_10.png")
-    return [Pair(f"{layout}/{path.name[:-4]}", CONVENTIONAL_RANGE,
-                 partial(_kitti_sample, base, path.name, left, right, occ, noc, layout))
-            for path in frames]
+    names = [f"{layout}/{path.name[:-4]}" for path in frames]
+    return [Pair(name, CONVENTIONAL_RANGE,
+                 partial(_kitti_sample, base, path.name, left, right, occ, noc, name))
+            for path, name in zip(frames, names)]
 
 
 def _kitti2012_pairs(root: Path) -> list[Pair]:
@@ -126,7 +127,7 @@ def _middlebury2003_info(scene: Path) -> tuple[float, int | None]:
         return scale, None
 
 
-def _middlebury2003_sample(scene: Path, scale: float) -> StereoSample:
+def _middlebury2003_sample(scene: Path, scale: float, name: str) -> StereoSample:
     disparity = _positive_or_nan(_gray(scene / "groundtruth.png").astype(np.float32) / scale)
     if (scene / "all.png").exists():
         # venus's truth covers a border the official evaluation leaves out; scored, it also
@@ -135,8 +136,8 @@ def _middlebury2003_sample(scene: Path, scale: float) -> StereoSample:
     occlusion = None
     if (scene / "nonocc.png").exists():
         occlusion = np.isfinite(disparity) & (_gray(scene / "nonocc.png") < 128)
-    return StereoSample(f"middlebury2003/{scene.name}", read_image(scene / "imL.png"),
-                        read_image(scene / "imR.png"), disparity, occlusion)
+    return StereoSample(name, read_image(scene / "imL.png"), read_image(scene / "imR.png"),
+                        disparity, occlusion)
 
 
 def _middlebury2003_pairs(root: Path) -> list[Pair]:
@@ -151,8 +152,9 @@ def _middlebury2003_pairs(root: Path) -> list[Pair]:
     for scene in scenes:
         _require(scene, ["imL.png", "imR.png", "groundtruth.png", "info.txt"], "Middlebury 2003")
         scale, disparity_range = _middlebury2003_info(scene)
-        pairs.append(Pair(f"middlebury2003/{scene.name}", disparity_range,
-                          partial(_middlebury2003_sample, scene, scale)))
+        name = f"middlebury2003/{scene.name}"
+        pairs.append(Pair(name, disparity_range,
+                          partial(_middlebury2003_sample, scene, scale, name)))
     return pairs
 
 
@@ -244,11 +246,15 @@ LISTERS: dict[str, Callable[[Path], list[Pair]]] = {
 }
 
 
-def dataset_pairs(kind: str, root: str | os.PathLike) -> list[Pair]:
-    """The pairs of a dataset folder in `kind`'s layout, listed and not read."""
+def _lister(kind: str) -> Callable[[Path], list[Pair]]:
     if kind not in LISTERS:
         raise InputError(f"unknown dataset kind {kind!r}; known: {', '.join(LISTERS)}")
-    return LISTERS[kind](Path(root))
+    return LISTERS[kind]
+
+
+def dataset_pairs(kind: str, root: str | os.PathLike) -> list[Pair]:
+    """The pairs of a dataset folder in `kind`'s layout, listed and not read."""
+    return _lister(kind)(Path(root))
 
 
 def dataset_argument(text: str) -> tuple[str, Path]:
@@ -257,8 +263,7 @@ def dataset_argument(text: str) -> tuple[str, Path]:
     if not separator or not root:
         raise InputError(f"a dataset is KIND:PATH (e.g. kitti2015:/data/kitti), not {text!r}; "
                          f"kinds: {', '.join(LISTERS)}")
-    if kind not in LISTERS:
-        raise InputError(f"unknown dataset kind {kind!r}; known: {', '.join(LISTERS)}")
+    _lister(kind)
     return kind, Path(root)
 
 
