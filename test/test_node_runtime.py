@@ -412,11 +412,13 @@ def _assert_refused_at_start(parameters, message, mode="default"):
     ("psmnet_dws", signal.SIGINT, "message_filters")])
 def test_signal_while_the_network_computes_a_frame_exits_zero(run_node, model, sig, mode):
     # 640x480 at max disparity 64 takes seconds on a CPU: the signal surely lands mid-frame.
+    # The frame is finished and published before the node leaves: no result is lost to a stop.
     namespace = f"/busy_{model}_{sig.name.lower()}"
     process, client, _ = run_node({"model": model, "weights": "none", "max_disparity": 64,
                                    "device": "cpu", **reliable_inputs(f"{namespace}_{mode}")},
                                   namespace, mode)
-    client.publish(stereo_set(*render_plane_pair(480, 640, 20.0, seed=5), 300.0))
+    in_flight = stereo_set(*render_plane_pair(480, 640, 20.0, seed=5), 300.0)
+    client.publish(in_flight)
     time.sleep(1.0)
     sent = time.monotonic()
     code = process.stop(sig, timeout=120)
@@ -424,10 +426,17 @@ def test_signal_while_the_network_computes_a_frame_exits_zero(run_node, model, s
     log = process.log()
     assert code == 0, log[-3000:]
     assert "terminate called" not in log and "Traceback" not in log, log[-3000:]
-    assert "shutting down: waiting for the frame in flight (running for" in log, log[-3000:]
-    frame_s = float(re.search(r"shut down in [\d.]+ s \(the last frame took ([\d.]+) s", log)[1])
+    assert ("shutting down: waiting for the frame in flight, which is still published (running "
+            "for") in log, log[-3000:]
+    frame_s = float(re.search(r"shut down in [\d.]+ s \(the last frame took ([\d.]+) s\)",
+                              log)[1])
     assert frame_s > 1.0  # the frame really was inside the network when the signal came
     assert elapsed < 2.0 + frame_s, log[-3000:]
+    stamp = in_flight["left/image_rect"].header.stamp
+    assert client.wait_until(lambda: all(client.arrival(topic, stamp) for topic in ALL), 10.0), (
+        {topic: len(client.messages(topic)) for topic in ALL})
+    _, disparity = client.arrival("disparity", stamp)
+    assert (disparity.image.height, disparity.image.width) == (480, 640)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

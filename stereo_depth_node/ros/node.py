@@ -112,7 +112,6 @@ class Counters:
     unmatched: int = 0
     failed: int = 0
     without_depth: int = 0  # published without depth and points: no usable calibration
-    dropped_at_shutdown: int = 0
     last_error: str = ""
     last_problem: float | None = None  # time.monotonic() of the newest error a frame had
     last_frame_s: float | None = None
@@ -145,6 +144,7 @@ class StereoDepthNode(Node):
         self._publish: dict[str, bool] = {}
         self._nearest_depth: float | None = None  # last reported by _note_search_range
         self._warned_no_frame = False
+        self._abandoned = False  # shutdown stopped waiting: the middleware is going away
 
         overrides = QoSOverridingOptions.with_default_policies()
         reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
@@ -340,16 +340,13 @@ class StereoDepthNode(Node):
         except InputError as exc:
             self._report(f"frame dropped: {exc}")
         except Exception as exc:
-            if not self._mailbox.closed:  # while stopping, the middleware may be going away
+            if not self._abandoned:
                 self._report(f"frame failed: {type(exc).__name__}: {exc}", dropped="failed")
 
     def _process(self, stereo: StereoSet) -> None:
         frame = compute_frame(self.estimator, self._decoder, stereo.left, stereo.right,
                               stereo.left_info, stereo.right_info, self._settings, self._topics,
                               self._rectifier)
-        if self._mailbox.closed:  # shutting down: the context goes once shutdown stops waiting
-            self.counters.dropped_at_shutdown += 1
-            return
         if frame.camera_error:
             # The frame is published (disparity, confidence), so it is no rejected set.
             self._report(f"depth and points skipped: {frame.camera_error}",
@@ -456,23 +453,24 @@ class StereoDepthNode(Node):
         return "no frame finished yet" if last is None else f"the last frame took {last:.2f} s"
 
     def shutdown(self) -> bool:
-        """Stop taking sets and wait for the frame in flight; False if it never finished."""
+        """Stop taking sets and wait for the frame in flight, which is published as any other;
+        False if it never finished."""
         started = time.monotonic()
         self._mailbox.close()
         logger = self.get_logger()
         in_flight = self._frame_started
         if in_flight is not None:
             logger.info(
-                f"shutting down: waiting for the frame in flight (running for "
-                f"{started - in_flight:.2f} s; {self._last_frame_text()})")
+                f"shutting down: waiting for the frame in flight, which is still published "
+                f"(running for {started - in_flight:.2f} s; {self._last_frame_text()})")
         for thread in self._threads:  # the publishing thread ends after the worker
             thread.join(timeout=max(0.0, started + SHUTDOWN_WAIT_S - time.monotonic()))
         finished = not any(thread.is_alive() for thread in self._threads)
         if finished:
             logger.info(
-                f"shut down in {time.monotonic() - started:.2f} s ({self._last_frame_text()}; "
-                f"{self.counters.dropped_at_shutdown} result(s) dropped at shutdown)")
+                f"shut down in {time.monotonic() - started:.2f} s ({self._last_frame_text()})")
         else:
+            self._abandoned = True
             logger.error(
                 f"the frame in flight is still running after {SHUTDOWN_WAIT_S:.0f} s; exiting "
                 f"without it")
