@@ -30,7 +30,7 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check stereo_depth_node test launch
-	$(BIN)/python -m pytest -q test
+	$(BIN)/python -m pytest -q --durations=15 test
 
 bench: setup
 	$(BIN)/stereo-depth bench estimator --memory-formats contiguous channels_last \
