@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from rclpy.qos import ReliabilityPolicy
 from ros_harness import (NODE_COMMAND, SYNC_MODES, NodeProcess, NodesUnderTest, StereoClient,
                          reliable_inputs, ros_environment, stereo_set)
 from stereo_depth_node.data.plane import render_plane_pair
+from stereo_depth_node.ros.frame import OUTPUT_TYPES
 from test_conversions import BROKEN_CV_BRIDGE
 from test_node_sgbm import ALL, as_array, cloud_array, send_and_wait
 
@@ -434,9 +436,37 @@ def test_signal_while_the_network_computes_a_frame_exits_zero(run_node, model, s
     assert elapsed < 2.0 + frame_s, log[-3000:]
     stamp = in_flight["left/image_rect"].header.stamp
     assert client.wait_until(lambda: all(client.arrival(topic, stamp) for topic in ALL), 10.0), (
-        {topic: len(client.messages(topic)) for topic in ALL})
+        f"the in-flight frame's outputs missing on "
+        f"{[topic for topic in ALL if not client.arrival(topic, stamp)]}; {log[-3000:]}")
     _, disparity = client.arrival("disparity", stamp)
     assert (disparity.image.height, disparity.image.width) == (480, 640)
+
+
+def test_shutdown_names_the_outputs_a_stalled_subscriber_has_not_acknowledged(run_node, tmp_path):
+    # The last frame waits for every reliable subscriber's acknowledgement before the publishers
+    # go; one that stopped acknowledging (a recorder stopped with SIGSTOP) costs 1 s, said so.
+    process, client, _ = run_node({"model": "sgbm", "max_disparity": 32}, "/stalled")
+    recorder = subprocess.Popen(
+        [sys.executable, "-m", "stereo_depth_node.cli", "bag", "record", str(tmp_path / "bag"),
+         "--namespace", client.namespace], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, env=ros_environment())
+    try:
+        assert recorder.stdout.readline().startswith(f"recording {client.namespace}/disparity")
+        assert client.wait_until(lambda: all(
+            client.node.count_subscribers(f"{client.namespace}/{topic}") == 2 for topic in ALL),
+            30)
+        recorder.send_signal(signal.SIGSTOP)
+        send_and_wait(client, stereo_set(*render_plane_pair(64, 96, 8.0, seed=4), 20.0), ALL)
+        sent = time.monotonic()
+        assert process.stop(signal.SIGINT) == 0, process.log()
+        elapsed = time.monotonic() - sent
+    finally:
+        recorder.send_signal(signal.SIGCONT)
+        recorder.send_signal(signal.SIGINT)
+        recorder.communicate(timeout=30)
+    assert (f"shutting down: {', '.join(OUTPUT_TYPES)} not acknowledged by every subscriber "
+            f"within 1 s; a subscriber may miss the last frame") in process.log(), process.log()
+    assert 1.0 < elapsed < 3.0
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
