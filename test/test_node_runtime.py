@@ -476,7 +476,9 @@ def test_shutdown_names_the_outputs_a_stalled_subscriber_has_not_acknowledged(ro
         nodes.close()
         # What the recorder leaves in /dev/shm, and at times the node's segment too: Fast DDS
         # keeps it while the stopped reader holds samples of it.
-        _remove_abandoned_segments(segments)
+        for path in _abandoned_segments(segments):
+            Path(path).unlink(missing_ok=True)
+            Path(f"{path}_el").unlink(missing_ok=True)
     assert (f"shutting down: {', '.join(OUTPUT_TYPES)} not acknowledged by every subscriber "
             f"within 1 s; a subscriber may miss the last frame") in process.log(), process.log()
     assert 1.0 < elapsed < 3.0
@@ -529,29 +531,26 @@ def _shared_memory_files(pid: int | str) -> set[str]:
     return {line.split()[-1] for line in maps.splitlines() if " /dev/shm/" in line}
 
 
-def _mapped_by_a_live_process() -> set[str]:
-    return set().union(*(_shared_memory_files(entry.name) for entry in Path("/proc").iterdir()
-                         if entry.name.isdigit()))
-
-
-def _remove_abandoned_segments(paths: set[str]) -> None:
-    """Delete those of the Fast DDS segments `paths` whose creator has died, as `fastdds shm
-    clean` does: a live creator holds an flock on the segment's `_el` file."""
+def _abandoned_segments(paths: set[str]) -> set[str]:
+    """Those of the files `paths` that are Fast DDS segments whose creator has died, as `fastdds
+    shm clean` decides: a live creator holds an flock on the segment's `_el` file. Port files
+    (fastdds_port*) are left out: every participant of a domain shares them, and they stay."""
+    abandoned = set()
     for path in paths:
-        if "/fastdds_" not in path or "fastdds_port" in path:
-            continue  # ports are shared by every participant of a domain
+        if "/fastdds_" not in path or "/fastdds_port" in path or not Path(path).exists():
+            continue
         try:
             descriptor = os.open(f"{path}_el", os.O_RDWR)
         except OSError:
-            continue  # removed by its creator
+            continue  # being removed by its creator
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            abandoned.add(path)
         except BlockingIOError:
-            continue  # its creator is alive
+            pass  # its creator is alive
         finally:
             os.close(descriptor)
-        Path(path).unlink(missing_ok=True)
-        Path(f"{path}_el").unlink(missing_ok=True)
+    return abandoned
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -569,7 +568,7 @@ def test_a_signal_during_the_warm_up_stops_at_once_keeps_the_ros_log_and_frees_s
     assert process.wait_for_log("warming up on one 1280x720 frame before reporting ready")
     time.sleep(0.5)
     segments = {path for path in _shared_memory_files(process.process.pid)
-                if Path(path).name.startswith("fastdds_")}
+                if Path(path).name.startswith("fastdds_") and "fastdds_port" not in path}
     assert segments, "the node maps no Fast DDS segment: the test would prove nothing"
     sent = time.monotonic()
     assert process.stop(sig) == 0
@@ -577,8 +576,7 @@ def test_a_signal_during_the_warm_up_stops_at_once_keeps_the_ros_log_and_frees_s
     assert "warmed up" not in process.log() and "Traceback" not in process.log()
     [file] = log_dir.glob("*.log")
     assert ROS_LOG_LINE.findall(file.read_text()) == ROS_LOG_LINE.findall(process.log())
-    left_behind = {path for path in segments if Path(path).exists()} - _mapped_by_a_live_process()
-    assert not left_behind
+    assert not _abandoned_segments(segments)
 
 
 def _stream(client: StereoClient, stop: threading.Event, left: np.ndarray, right: np.ndarray
