@@ -458,8 +458,8 @@ class StereoDepthNode(Node):
         return "no frame finished yet" if last is None else f"the last frame took {last:.2f} s"
 
     def shutdown(self) -> bool:
-        """Stop taking sets and wait for the frame in flight, which is published as any other;
-        False if it never finished."""
+        """Stop taking sets and wait for the frame in flight, which is published as any other,
+        then for the subscribers to acknowledge it; False if it never finished."""
         started = time.monotonic()
         self._mailbox.close()
         logger = self.get_logger()
@@ -481,7 +481,6 @@ class StereoDepthNode(Node):
                 f"the frame in flight is still running after {SHUTDOWN_WAIT_S:.0f} s; exiting "
                 f"without it")
         return finished
-
 
     def _wait_for_acknowledgements(self) -> None:
         """Give the subscribers of every output up to OUTPUT_ACK_WAIT_S, together, to receive what
