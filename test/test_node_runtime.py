@@ -456,7 +456,7 @@ def test_shutdown_names_the_outputs_a_stalled_subscriber_has_not_acknowledged(ro
         [sys.executable, "-m", "stereo_depth_node.cli", "bag", "record", str(tmp_path / "bag"),
          "--namespace", client.namespace], stdout=subprocess.PIPE,
         stderr=(tmp_path / "recorder.err").open("w"), text=True, env=ros_environment())
-    segments = _shared_memory_files(process.process.pid)
+    segments = _fastdds_segments(process.process.pid)
     try:
         assert recorder.stdout.readline().startswith(f"recording {client.namespace}/disparity")
         assert client.wait_until(lambda: all(
@@ -470,7 +470,7 @@ def test_shutdown_names_the_outputs_a_stalled_subscriber_has_not_acknowledged(ro
     finally:
         # Not resumed: a participant torn down just after SIGCONT, its liveliness timers overdue,
         # at times deadlocked in Fast DDS (eProsima/Fast-DDS#6502, open). Killed instead.
-        segments |= _shared_memory_files(recorder.pid)
+        segments |= _fastdds_segments(recorder.pid)
         recorder.kill()
         recorder.wait()
         nodes.close()
@@ -522,22 +522,25 @@ def test_the_ros_log_file_keeps_every_line_after_a_signal(ros_context, tmp_path,
     assert in_file == console
 
 
-def _shared_memory_files(pid: int | str) -> set[str]:
-    """The files in /dev/shm that process `pid` has mapped (none where /proc cannot be read)."""
+def _fastdds_segments(pid: int) -> set[str]:
+    """The Fast DDS segments in /dev/shm that process `pid` has mapped (none where /proc cannot
+    be read). Port files (fastdds_port*) are left out: every participant of a domain shares them,
+    and they stay by design."""
     try:
         maps = Path(f"/proc/{pid}/maps").read_text()
     except OSError:
         return set()
-    return {line.split()[-1] for line in maps.splitlines() if " /dev/shm/" in line}
+    names = {line.split()[-1].removeprefix("/dev/shm/") for line in maps.splitlines()}
+    return {f"/dev/shm/{name}" for name in names
+            if name.startswith("fastdds_") and not name.startswith("fastdds_port")}
 
 
-def _abandoned_segments(paths: set[str]) -> set[str]:
-    """Those of the files `paths` that are Fast DDS segments whose creator has died, as `fastdds
-    shm clean` decides: a live creator holds an flock on the segment's `_el` file. Port files
-    (fastdds_port*) are left out: every participant of a domain shares them, and they stay."""
+def _abandoned_segments(segments: set[str]) -> set[str]:
+    """Those of `segments` (_fastdds_segments) still in /dev/shm whose creator has died, as
+    `fastdds shm clean` decides: a live creator holds an flock on the segment's `_el` file."""
     abandoned = set()
-    for path in paths:
-        if "/fastdds_" not in path or "/fastdds_port" in path or not Path(path).exists():
+    for path in segments:
+        if not Path(path).exists():
             continue
         try:
             descriptor = os.open(f"{path}_el", os.O_RDWR)
@@ -567,8 +570,7 @@ def test_a_signal_during_the_warm_up_stops_at_once_keeps_the_ros_log_and_frees_s
                            "max_disparity": 64, "warmup_size": "1280x720"}, "/warm_stop")
     assert process.wait_for_log("warming up on one 1280x720 frame before reporting ready")
     time.sleep(0.5)
-    segments = {path for path in _shared_memory_files(process.process.pid)
-                if Path(path).name.startswith("fastdds_") and "fastdds_port" not in path}
+    segments = _fastdds_segments(process.process.pid)
     assert segments, "the node maps no Fast DDS segment: the test would prove nothing"
     sent = time.monotonic()
     assert process.stop(sig) == 0

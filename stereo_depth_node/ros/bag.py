@@ -25,6 +25,7 @@ from ..errors import InputError
 from ..estimator import StereoEstimator
 from ..pipeline import OutputSettings
 from ..rectification import Rectifier
+from .acknowledgements import unacknowledged
 from .conversions import ImageDecoder
 from .frame import IMAGE_TRANSPORTS, OUTPUT_TOPICS, InputTopics, process_stereo_messages
 from .messages import stamp_ns, stereo_messages
@@ -137,7 +138,6 @@ def play_bag(node, path: str | os.PathLike, rate: float = 1.0, loop: bool = Fals
     A reliable subscriber gets it resent once its side has matched, so after the last message
     the player waits up to `ack_timeout_s` until every reliable subscriber has acknowledged all.
     """
-    from rclpy.duration import Duration
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rosgraph_msgs.msg import Clock
 
@@ -180,11 +180,7 @@ def play_bag(node, path: str | os.PathLike, rate: float = 1.0, loop: bool = Fals
         if not loop:
             break
     # Exiting sooner would take the resends a late-matching reliable subscriber asks for.
-    deadline = time.monotonic() + ack_timeout_s
-    unacknowledged = [topic for topic, publisher in publishers.items()
-                      if not publisher.wait_for_all_acked(
-                          Duration(seconds=max(deadline - time.monotonic(), 0.0)))]
-    return Played(sent, unacknowledged)
+    return Played(sent, unacknowledged(publishers, ack_timeout_s))
 
 
 # --- record -------------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.duration import Duration
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -44,6 +43,7 @@ from ..errors import ConfigurationError, InputError
 from ..estimator import StereoEstimator, check_input_scale
 from ..pipeline import OutputSettings
 from ..rectification import Rectifier
+from .acknowledgements import unacknowledged
 from .conversions import ImageDecoder
 from .frame import OUTPUT_TYPES, ComputedFrame, InputTopics, compute_frame, frame_messages
 from .inputs import StereoInputs
@@ -485,14 +485,10 @@ class StereoDepthNode(Node):
     def _wait_for_acknowledgements(self) -> None:
         """Give the subscribers of every output up to OUTPUT_ACK_WAIT_S, together, to receive what
         was published (a best-effort publisher has nothing to wait for)."""
-        deadline = time.monotonic() + OUTPUT_ACK_WAIT_S
-        unacknowledged = [
-            topic for topic, publisher in self._outputs.items()
-            if not publisher.wait_for_all_acked(
-                Duration(seconds=max(deadline - time.monotonic(), 0.0)))]
-        if unacknowledged:
+        topics = unacknowledged(self._outputs, OUTPUT_ACK_WAIT_S)
+        if topics:
             self.get_logger().warning(
-                f"shutting down: {', '.join(unacknowledged)} not acknowledged by every subscriber "
+                f"shutting down: {', '.join(topics)} not acknowledged by every subscriber "
                 f"within {OUTPUT_ACK_WAIT_S:.0f} s; a subscriber may miss the last frame")
 
 
