@@ -1,11 +1,13 @@
 """Running the real node in its own process and talking to it over real DDS (loopback only)."""
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import importlib.util
 
@@ -19,6 +21,7 @@ from stereo_depth_node.ros.conversions import array_to_image_fields
 from stereo_depth_node.ros import node_process
 from stereo_depth_node.ros.frame import DEFAULT_INPUTS, InputTopics
 from stereo_depth_node.ros.node_process import NODE_COMMAND  # noqa: F401 (re-export)
+from stereo_depth_node.ros.teardown import TEARDOWN_LIMIT_S
 from stereo_depth_node.ros.messages import image_message as input_image, stereo_messages
 
 FRAME = "left_camera_optical_frame"
@@ -162,3 +165,70 @@ def raw_stereo_set(left, right, left_model, right_model, stamp_s: float,
     for message in messages.values():
         message.header = header(stamp_s)
     return messages
+
+
+def fastdds_segments(pid: int) -> set[str]:
+    """The Fast DDS segments in /dev/shm that process `pid` has mapped (none where /proc cannot
+    be read). Port files (fastdds_port*) are left out: every participant of a domain shares them,
+    and they stay by design."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return set()
+    names = {line.split()[-1].removeprefix("/dev/shm/") for line in maps.splitlines()}
+    return {f"/dev/shm/{name}" for name in names
+            if name.startswith("fastdds_") and not name.startswith("fastdds_port")}
+
+
+def abandoned_segments(segments: set[str]) -> set[str]:
+    """Those of `segments` (fastdds_segments) still in /dev/shm whose creator has died, as
+    `fastdds shm clean` decides: a live creator holds an flock on the segment's `_el` file."""
+    abandoned = set()
+    for path in segments:
+        if not Path(path).exists():
+            continue
+        try:
+            descriptor = os.open(f"{path}_el", os.O_RDWR)
+        except OSError:
+            continue  # being removed by its creator
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            abandoned.add(path)
+        except BlockingIOError:
+            pass  # its creator is alive
+        finally:
+            os.close(descriptor)
+    return abandoned
+
+
+def remove_segments(paths: set[str]) -> None:
+    """Remove segments (abandoned_segments) with their `_el` files, as `fastdds shm clean` does."""
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
+        Path(f"{path}_el").unlink(missing_ok=True)
+
+
+# On a process's PYTHONPATH: rclpy.try_shutdown never returns and holds the GIL, as a Fast DDS
+# participant deletion that deadlocks (eProsima/Fast-DDS#6502) would.
+HANGING_TEARDOWN = Path(__file__).with_name("hanging_teardown")
+
+
+def assert_teardown_bounded(process: subprocess.Popen, output: Callable[[], str],
+                            started: float) -> None:
+    """`process`, whose teardown began to hang at `started`, left with code 1 about
+    TEARDOWN_LIMIT_S later, its stacks in `output()` with the hanging call in them. The segments
+    its participant, never deleted, abandons are removed."""
+    time.sleep(1.0)  # inside the hang: the participant and its segments still exist
+    segments = fastdds_segments(process.pid)
+    try:
+        process.wait(TEARDOWN_LIMIT_S + 5)
+    except subprocess.TimeoutExpired:
+        process.kill()  # the bound failed: the assertions below say so
+        process.wait()
+    elapsed = time.monotonic() - started
+    remove_segments(abandoned_segments(segments))
+    log = output()
+    assert process.returncode == 1, log[-3000:]
+    assert TEARDOWN_LIMIT_S - 0.5 < elapsed < TEARDOWN_LIMIT_S + 3, (elapsed, log[-3000:])
+    assert f"Timeout (0:00:0{TEARDOWN_LIMIT_S:.0f})!" in log, log[-3000:]
+    assert "in _deadlocked_teardown" in log, log[-3000:]

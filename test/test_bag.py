@@ -14,11 +14,12 @@ from rclpy.executors import SingleThreadedExecutor
 from rosbags.highlevel import AnyReader
 from rosgraph_msgs.msg import Clock
 
-from ros_harness import (FRAME, NodeProcess, StereoClient, camera_for, reliable_inputs,
-                         ros_environment)
+from ros_harness import (FRAME, HANGING_TEARDOWN, NodeProcess, StereoClient,
+                         assert_teardown_bounded, camera_for, reliable_inputs, ros_environment)
 from stereo_depth_node.data.plane import render_plane_pair
 from stereo_depth_node.ros.bag import TYPESTORE
 from stereo_depth_node.ros.conversions import float_image_to_array
+from stereo_depth_node.ros.frame import OUTPUT_TYPES as ROS_OUTPUT_TYPES
 from stereo_depth_node.ros.messages import stamp_ns, stereo_messages
 
 CLI = [sys.executable, "-m", "stereo_depth_node.cli", "bag"]
@@ -152,6 +153,32 @@ def test_play_node_record_round_trip(ros_context, input_bag, tmp_path):
         assert stamps == input_stamps, topic  # original timestamps kept through play
     for _, depth in content["/cam/depth"][1]:
         assert abs(np.nanmedian(_depth(depth)) - 2.0) < 0.02
+
+
+def test_record_keeps_its_bag_and_ends_when_the_middleware_teardown_hangs(ros_context,
+                                                                         tmp_path):
+    # A stopped recorder's teardown is where the Fast DDS deadlock (eProsima/Fast-DDS#6502) was
+    # seen; without a bound its Ctrl-C hung for good. The bag is closed before the teardown.
+    recorded = tmp_path / "outputs"
+    output = tmp_path / "recorder.out"
+    publisher_node = ros_context.create_node("outputs_for_the_recorder")
+    for topic, kind in ROS_OUTPUT_TYPES.items():  # the recorder starts once it sees them
+        publisher_node.create_publisher(kind, f"/hanging/{topic}", 10)
+    try:
+        with output.open("w") as sink:
+            recorder = subprocess.Popen([*CLI, "record", str(recorded), "--namespace", "/hanging"],
+                                        stdout=sink, stderr=subprocess.STDOUT, text=True,
+                                        env=ros_environment(python_paths=(HANGING_TEARDOWN,)))
+        deadline = time.monotonic() + 30
+        while ("recording /hanging/disparity" not in output.read_text()
+               and time.monotonic() < deadline):
+            time.sleep(0.1)
+    finally:
+        publisher_node.destroy_node()
+    recorder.send_signal(signal.SIGINT)
+    assert_teardown_bounded(recorder, output.read_text, time.monotonic())
+    assert f"recorded 0 messages into {recorded}" in output.read_text()
+    assert read_bag(recorded) == {}  # a whole bag, readable
 
 
 def test_play_warns_when_a_reliable_subscriber_stops_acknowledging(ros_context, input_bag,

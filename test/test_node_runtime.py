@@ -3,15 +3,12 @@ bad configuration at start, and shutdown. Synchronisation and back-pressure run 
 synchroniser this environment has and with the real message_filters."""
 from __future__ import annotations
 
-import fcntl
-import os
 import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +18,10 @@ from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import ReliabilityPolicy
 
-from ros_harness import (NODE_COMMAND, SYNC_MODES, NodeProcess, NodesUnderTest, StereoClient,
-                         reliable_inputs, ros_environment, stereo_set)
+from ros_harness import (HANGING_TEARDOWN, NODE_COMMAND, SYNC_MODES, NodeProcess, NodesUnderTest,
+                         StereoClient, abandoned_segments, assert_teardown_bounded,
+                         fastdds_segments, reliable_inputs, remove_segments, ros_environment,
+                         stereo_set)
 from stereo_depth_node.data.plane import render_plane_pair
 from stereo_depth_node.ros.frame import OUTPUT_TYPES
 from test_conversions import BROKEN_CV_BRIDGE
@@ -456,7 +455,7 @@ def test_shutdown_names_the_outputs_a_stalled_subscriber_has_not_acknowledged(ro
         [sys.executable, "-m", "stereo_depth_node.cli", "bag", "record", str(tmp_path / "bag"),
          "--namespace", client.namespace], stdout=subprocess.PIPE,
         stderr=(tmp_path / "recorder.err").open("w"), text=True, env=ros_environment())
-    segments = _fastdds_segments(process.process.pid)
+    segments = fastdds_segments(process.process.pid)
     try:
         assert recorder.stdout.readline().startswith(f"recording {client.namespace}/disparity")
         assert client.wait_until(lambda: all(
@@ -470,15 +469,13 @@ def test_shutdown_names_the_outputs_a_stalled_subscriber_has_not_acknowledged(ro
     finally:
         # Not resumed: a participant torn down just after SIGCONT, its liveliness timers overdue,
         # at times deadlocked in Fast DDS (eProsima/Fast-DDS#6502, open). Killed instead.
-        segments |= _fastdds_segments(recorder.pid)
+        segments |= fastdds_segments(recorder.pid)
         recorder.kill()
         recorder.wait()
         nodes.close()
         # What the recorder leaves in /dev/shm, and at times the node's segment too: Fast DDS
         # keeps it while the stopped reader holds samples of it.
-        for path in _abandoned_segments(segments):
-            Path(path).unlink(missing_ok=True)
-            Path(f"{path}_el").unlink(missing_ok=True)
+        remove_segments(abandoned_segments(segments))
     assert (f"shutting down: {', '.join(OUTPUT_TYPES)} not acknowledged by every subscriber "
             f"within 1 s; a subscriber may miss the last frame") in process.log(), process.log()
     assert 1.0 < elapsed < 3.0
@@ -522,40 +519,6 @@ def test_the_ros_log_file_keeps_every_line_after_a_signal(ros_context, tmp_path,
     assert in_file == console
 
 
-def _fastdds_segments(pid: int) -> set[str]:
-    """The Fast DDS segments in /dev/shm that process `pid` has mapped (none where /proc cannot
-    be read). Port files (fastdds_port*) are left out: every participant of a domain shares them,
-    and they stay by design."""
-    try:
-        maps = Path(f"/proc/{pid}/maps").read_text()
-    except OSError:
-        return set()
-    names = {line.split()[-1].removeprefix("/dev/shm/") for line in maps.splitlines()}
-    return {f"/dev/shm/{name}" for name in names
-            if name.startswith("fastdds_") and not name.startswith("fastdds_port")}
-
-
-def _abandoned_segments(segments: set[str]) -> set[str]:
-    """Those of `segments` (_fastdds_segments) still in /dev/shm whose creator has died, as
-    `fastdds shm clean` decides: a live creator holds an flock on the segment's `_el` file."""
-    abandoned = set()
-    for path in segments:
-        if not Path(path).exists():
-            continue
-        try:
-            descriptor = os.open(f"{path}_el", os.O_RDWR)
-        except OSError:
-            continue  # being removed by its creator
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            abandoned.add(path)
-        except BlockingIOError:
-            pass  # its creator is alive
-        finally:
-            os.close(descriptor)
-    return abandoned
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_during_the_warm_up_stops_at_once_keeps_the_ros_log_and_frees_shared_memory(
         ros_context, tmp_path, monkeypatch, sig):
@@ -570,7 +533,7 @@ def test_a_signal_during_the_warm_up_stops_at_once_keeps_the_ros_log_and_frees_s
                            "max_disparity": 64, "warmup_size": "1280x720"}, "/warm_stop")
     assert process.wait_for_log("warming up on one 1280x720 frame before reporting ready")
     time.sleep(0.5)
-    segments = _fastdds_segments(process.process.pid)
+    segments = fastdds_segments(process.process.pid)
     assert segments, "the node maps no Fast DDS segment: the test would prove nothing"
     sent = time.monotonic()
     assert process.stop(sig) == 0
@@ -578,7 +541,45 @@ def test_a_signal_during_the_warm_up_stops_at_once_keeps_the_ros_log_and_frees_s
     assert "warmed up" not in process.log() and "Traceback" not in process.log()
     [file] = log_dir.glob("*.log")
     assert ROS_LOG_LINE.findall(file.read_text()) == ROS_LOG_LINE.findall(process.log())
-    assert not _abandoned_segments(segments)
+    assert not abandoned_segments(segments)
+
+
+def test_a_hanging_middleware_teardown_after_ctrl_c_ends_the_process_in_bounded_time(
+        ros_context, tmp_path):
+    # Without the bound, a Ctrl-C that met the deadlock waited for SIGKILL (ros2 launch: 40 s;
+    # a plain shell: for ever). The frame and its acknowledgements still come first.
+    nodes = NodesUnderTest()
+    process, client, _ = nodes.start(tmp_path / "node.log", {"model": "sgbm", "max_disparity": 32},
+                                     "/hanging_stop",
+                                     stereo_set(*render_plane_pair(64, 96, 8.0, seed=9), 1.0),
+                                     python_paths=(HANGING_TEARDOWN,))
+    try:
+        send_and_wait(client, stereo_set(*render_plane_pair(64, 96, 8.0, seed=4), 20.0), ALL)
+        process.process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        assert process.wait_for_log("shut down in", 5.0), process.log()
+        assert_teardown_bounded(process.process, process.log, started)
+    finally:
+        nodes.close()
+
+
+def test_a_hanging_middleware_teardown_during_the_warm_up_ends_the_process_in_bounded_time(
+        ros_context, tmp_path):
+    process = NodeProcess(tmp_path / "node.log",
+                          {"model": "psmnet_dws", "weights": "none", "device": "cpu",
+                           "max_disparity": 64, "warmup_size": "1280x720"}, "/hanging_warm_up",
+                          python_paths=(HANGING_TEARDOWN,))
+    assert process.wait_for_log("warming up on one 1280x720 frame before reporting ready")
+    process.process.send_signal(signal.SIGTERM)
+    assert_teardown_bounded(process.process, process.log, time.monotonic())
+
+
+def test_a_hanging_middleware_teardown_after_a_configuration_error_ends_the_process(
+        ros_context, tmp_path):
+    process = NodeProcess(tmp_path / "node.log", {"model": "psmnet_xl"}, "/hanging_config",
+                          python_paths=(HANGING_TEARDOWN,))
+    assert process.wait_for_log("stereo_depth_node: configuration error: unknown model")
+    assert_teardown_bounded(process.process, process.log, time.monotonic())
 
 
 def _stream(client: StereoClient, stop: threading.Event, left: np.ndarray, right: np.ndarray

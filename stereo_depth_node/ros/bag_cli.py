@@ -18,6 +18,7 @@ from ..images import read_image
 from .bag import Recorder, make_bag, msgtype_name, play_bag, process_bag
 from .frame import OUTPUT_TYPES
 from .node_process import tool_arguments
+from .teardown import bounded_teardown
 
 
 def _camera(args: argparse.Namespace, width: int, height: int) -> StereoCamera:
@@ -58,8 +59,9 @@ def _with_node(name: str, work) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        node.destroy_node()
-        rclpy.try_shutdown()
+        with bounded_teardown():
+            node.destroy_node()
+            rclpy.try_shutdown()
 
 
 def cmd_play(args: argparse.Namespace) -> int:

@@ -207,6 +207,7 @@ def bench_live(model: str, sizes: list[tuple[int, int]], device: str = "auto",
 
     from ..bench import machine_description
     from .node_process import tool_arguments, use_local_shared_memory
+    from .teardown import bounded_teardown
 
     use_local_shared_memory()
     rclpy.init(args=tool_arguments())
@@ -220,7 +221,8 @@ def bench_live(model: str, sizes: list[tuple[int, int]], device: str = "auto",
                 rows.append(row)
                 print(format_row(row), flush=True)
         finally:
-            rclpy.try_shutdown()
+            with bounded_teardown():
+                rclpy.try_shutdown()
     return {"benchmark": "live", "max_disparity": max_disparity, "machine": machine_description(),
             "rows": rows, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 

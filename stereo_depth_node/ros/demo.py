@@ -22,6 +22,7 @@ from .client import OUTPUT_TYPES, StereoClient
 from .conversions import float_image_to_array, point_cloud_to_array
 from .messages import stereo_messages
 from .node_process import NodeProcess, tool_arguments, use_local_shared_memory
+from .teardown import bounded_teardown
 
 START_NS = 1_700_000_000 * 10**9
 
@@ -94,7 +95,8 @@ def run_demo(out_dir: str | os.PathLike, models: list[str], device: str = "auto"
         for model in models:
             report["results"][model] = _run_model(model, frames, out / model, device)
     finally:
-        rclpy.try_shutdown()
+        with bounded_teardown():
+            rclpy.try_shutdown()
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(format_report(report) + "\n")
     return report

@@ -6,7 +6,8 @@ while the worker matches the next set (else the worker does both before it takes
 input drops one frame with a throttled error naming topic, field and expected value; bad
 configuration fails at start with one message and a non-zero exit. SIGINT and SIGTERM stop the
 intake at once and wait for the frame in flight, so the process exits 0 and never tears down the
-interpreter under a running network (that aborts with SIGABRT).
+interpreter under a running network (that aborts with SIGABRT); a middleware teardown that hangs
+after that ends the process with code 1 (teardown.py).
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ from .launch_support import READY_LINE
 from .mailbox import Mailbox
 from .parameters import BY_NAME, PARAMETERS, descriptor, parameter_value, warmup_size
 from .sync import Unmatched
+from .teardown import bounded_teardown
 from .throttle import ErrorThrottle
 
 ERROR_THROTTLE_S = 5.0
@@ -513,7 +515,8 @@ def _release_ros() -> None:
     sink flushes only every few seconds). The node is a whole rclpy Node once its constructor
     runs our code, and the main thread, which the handler interrupts, never resumes."""
     try:
-        rclpy.try_shutdown()
+        with bounded_teardown():
+            rclpy.try_shutdown()
     except Exception:  # still leave; at least write the ROS log
         from rclpy.impl.implementation_singleton import rclpy_implementation
         try:
@@ -564,7 +567,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigurationError, InputError, ValueError, ParameterException) as exc:
         # ParameterException: a value of the wrong type for a parameter (`queue_size:=2.5`)
         print(f"stereo_depth_node: configuration error: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
+        with bounded_teardown():
+            rclpy.try_shutdown()
         return 2
     code = 0
     try:
@@ -580,9 +584,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _ignore_signals_while_stopping()
         node.shutdown()
-        executor.shutdown(timeout_sec=0.5)
-        node.destroy_node()
-        rclpy.try_shutdown()
+        with bounded_teardown():
+            executor.shutdown(timeout_sec=0.5)
+            node.destroy_node()
+            rclpy.try_shutdown()
     _exit(code)
 
 if __name__ == "__main__":
