@@ -221,6 +221,51 @@ def test_diagnostics_warn_while_errors_are_recent_and_recover(run_node):
     assert re.fullmatch(r"\d+ frames processed, 1 dropped for errors", ok.message), ok.message
 
 
+def test_inputs_without_messages_are_named_with_their_publishers_until_they_arrive(
+        ros_context, tmp_path):
+    # A wrong namespace or remapping left the node silent: no set, so no error, and a summary of
+    # zeros. It now names each input that has had no message, with its publisher count.
+    process = NodeProcess(tmp_path / "node.log", {"model": "sgbm", "max_disparity": 32,
+                                                  "summary_period": 1.0}, "/silent")
+    process.wait_ready()
+    client = None
+    try:
+        inputs = ("left/image_rect", "right/image_rect", "left/camera_info", "right/camera_info")
+        none = ", ".join(f"/silent/{topic} (0 publishers)" for topic in inputs)
+        assert process.wait_for_log(f"no message yet on {none}: a set needs all four inputs",
+                                    10), process.log()
+        client = StereoClient("/silent", "silent_client")
+        statuses = []
+        client.node.create_subscription(
+            DiagnosticArray, "/diagnostics",
+            lambda array: statuses.extend(s for s in array.status if "silent" in s.name), 10)
+        left, right = render_plane_pair(64, 96, 8.0, seed=2)
+        messages = stereo_set(left, right, 3.0)
+        left_only = {topic: messages[topic] for topic in ("left/image_rect", "left/camera_info")}
+        right_only = ("no message yet on /silent/right/image_rect (1 publisher), "
+                      "/silent/right/camera_info (1 publisher)")
+        deadline = time.monotonic() + 20
+        while f"{right_only}: a set needs" not in process.log() and time.monotonic() < deadline:
+            client.publish(left_only)  # again: one sent as discovery completes can be lost
+            time.sleep(0.5)
+        assert f"{right_only}: a set needs" in process.log(), process.log()
+        assert client.wait_until(lambda: any(
+            s.level == DiagnosticStatus.WARN and s.message.startswith(f"{right_only}; 0 frames")
+            for s in statuses), 10), [s.message for s in statuses]
+        client.connect(stereo_set(left, right, 4.0))
+        statuses.clear()
+        assert client.wait_until(lambda: any(s.level == DiagnosticStatus.OK for s in statuses),
+                                 5), [s.message for s in statuses]
+        warnings = process.log().count("no message yet on")
+        time.sleep(2.5)  # two more summaries: no more warnings
+        assert process.log().count("no message yet on") == warnings
+        assert "sets processed" in process.log()
+    finally:
+        if client is not None:
+            client.close()
+        assert process.stop() == 0
+
+
 def test_neural_backend_outputs(run_node):
     process, client, _ = run_node({"model": "psmnet_dws", "weights": "none", "max_disparity": 16,
                                 "device": "cpu"}, "/neural")

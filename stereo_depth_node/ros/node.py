@@ -418,7 +418,8 @@ class StereoDepthNode(Node):
 
     def _publish_diagnostics(self) -> None:
         """OK, WARN while frames were dropped for errors in the last PROBLEM_WINDOW_S (a bad frame
-        an hour ago is in the counts, not in the level), ERROR if the worker thread is gone."""
+        an hour ago is in the counts, not in the level) or an input has had no message yet,
+        ERROR if the worker thread is gone."""
         values = self._summary_values()
         counters = self.counters
         problems = counters.rejected + counters.failed
@@ -430,12 +431,16 @@ class StereoDepthNode(Node):
         recent = (counters.last_problem is not None
                   and time.monotonic() - counters.last_problem < PROBLEM_WINDOW_S)
         stopped = [thread.name for thread in self._threads if not thread.is_alive()]
+        silent = self._inputs_without_messages()
+        if recent:
+            message += f" (the last one {time.monotonic() - counters.last_problem:.0f} s ago)"
+        if silent:
+            message = f"no message yet on {', '.join(silent)}; {message}"
         if stopped:
             level = DiagnosticStatus.ERROR
             message = f"thread {', '.join(stopped)} has stopped; {message}"
-        elif recent:
+        elif recent or silent:
             level = DiagnosticStatus.WARN
-            message += f" (the last one {time.monotonic() - counters.last_problem:.0f} s ago)"
         else:
             level = DiagnosticStatus.OK
         status = DiagnosticStatus(
@@ -454,6 +459,25 @@ class StereoDepthNode(Node):
             f"{v['processed']}/{v['received sets']} sets processed, "
             f"{v['dropped (newer set arrived)']} dropped for newer, {v['rejected (bad input)']} "
             f"rejected, {v['failed']} failed, {v['unmatched messages']} unmatched messages")
+        silent = self._inputs_without_messages()
+        if silent:
+            # A wrong namespace or remapping leaves the node silent otherwise: no set, no error.
+            self.get_logger().warning(
+                f"no message yet on {', '.join(silent)}: a set needs all four inputs (a topic "
+                f"without publishers: check the names and remappings; with publishers: check "
+                f"their QoS against qos_overrides, and README \"DDS on one machine\" for large "
+                f"images)")
+
+    def _inputs_without_messages(self) -> list[str]:
+        """The inputs that have had no message since the start, each with its publisher count."""
+        silent = []
+        for topic, count in zip(self._inputs.subscribed,
+                                self._inputs.tracker.received_per_stream):
+            if count == 0:
+                name = self.resolve_topic_name(topic)
+                publishers = self.count_publishers(name)
+                silent.append(f"{name} ({publishers} publisher{'' if publishers == 1 else 's'})")
+        return silent
 
     def _last_frame_text(self) -> str:
         last = self.counters.last_frame_s
