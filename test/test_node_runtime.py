@@ -200,12 +200,19 @@ def test_diagnostics_and_summary_keep_coming_while_simulated_time_stands_still(r
     assert process.wait_for_log("sets processed", 10), process.log()
 
 
-def test_diagnostics_warn_while_errors_are_recent_and_recover(run_node):
-    process, client, _ = run_node({"model": "sgbm", "max_disparity": 32}, "/diag_level")
-    statuses = []
+def _node_statuses(client: StereoClient, name_part: str) -> list[DiagnosticStatus]:
+    """A list that collects, as they arrive, the /diagnostics statuses whose name contains
+    `name_part`."""
+    statuses: list[DiagnosticStatus] = []
     client.node.create_subscription(
         DiagnosticArray, "/diagnostics",
-        lambda array: statuses.extend(s for s in array.status if "diag_level" in s.name), 10)
+        lambda array: statuses.extend(s for s in array.status if name_part in s.name), 10)
+    return statuses
+
+
+def test_diagnostics_warn_while_errors_are_recent_and_recover(run_node):
+    process, client, _ = run_node({"model": "sgbm", "max_disparity": 32}, "/diag_level")
+    statuses = _node_statuses(client, "diag_level")
     left, right = render_plane_pair(64, 96, 8.0, seed=2)
     bad = stereo_set(left, right, 5.0)
     bad["left/camera_info"].width = 50  # the image is 96 px wide
@@ -235,10 +242,7 @@ def test_inputs_without_messages_are_named_with_their_publishers_until_they_arri
         assert process.wait_for_log(f"no message yet on {none}: a set needs all four inputs",
                                     10), process.log()
         client = StereoClient("/silent", "silent_client")
-        statuses = []
-        client.node.create_subscription(
-            DiagnosticArray, "/diagnostics",
-            lambda array: statuses.extend(s for s in array.status if "silent" in s.name), 10)
+        statuses = _node_statuses(client, "silent")
         left, right = render_plane_pair(64, 96, 8.0, seed=2)
         messages = stereo_set(left, right, 3.0)
         left_only = {topic: messages[topic] for topic in ("left/image_rect", "left/camera_info")}
