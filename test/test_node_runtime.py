@@ -68,7 +68,11 @@ def test_exact_and_approximate_sync(run_node, approximate, mode):
     if not approximate:
         # The unpaired messages are reported once a later set consumes them.
         send_and_wait(client, stereo_set(left, right, 60.0))
-        assert process.wait_for_log("found no partners (exact stamps)", 10)
+        assert process.wait_for_log(
+            "right/image_rect: message stamped 50.003000 s found no partners (exact stamps); "
+            "nearest: left/image_rect 3.0 ms, left/camera_info 3.0 ms, right/camera_info 0.0 ms; "
+            "images stamped apart pair with approximate_sync:=true and a sync_tolerance above the "
+            "gap", 10), process.log()
 
 
 def test_the_node_warms_up_before_it_reports_ready_and_then_serves(run_node):

@@ -299,10 +299,14 @@ class StereoDepthNode(Node):
                          for i, gap in sorted(unmatched.nearest_gap_ns.items()))
         tolerance = self._inputs.tolerance_s
         rule = f"within sync_tolerance {tolerance} s" if tolerance is not None else "exact stamps"
+        # Two camera drivers, or one that stamps each image on arrival, never share stamps: the
+        # default exact sync then pairs nothing, and the fix is one parameter away.
+        hint = ("; images stamped apart pair with approximate_sync:=true and a sync_tolerance "
+                "above the gap" if tolerance is None and gaps else "")
         # Keyed by topic: the text names the stamp, so it is new for every message.
         self._report(f"{names[unmatched.stream]}: message stamped "
                      f"{unmatched.stamp_ns / 1e9:.6f} s found no partners ({rule}); nearest: "
-                     f"{gaps or 'none'}", dropped=None, kind=f"unmatched {unmatched.stream}")
+                     f"{gaps or 'none'}{hint}", dropped=None, kind=f"unmatched {unmatched.stream}")
 
     def _report(self, text: str, dropped: str | None = "rejected", kind: str | None = None
                 ) -> None:
