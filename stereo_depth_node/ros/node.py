@@ -172,6 +172,8 @@ class StereoDepthNode(Node):
             # its RCLError (a RuntimeError) for one the middleware refuses (depth -3).
             raise ConfigurationError(f"a topic could not be made with its QoS (check the "
                                      f"qos_overrides parameters): {exc}") from exc
+        # As remapped: what the ready line and the silent-input warnings name.
+        self._input_names = [self.resolve_topic_name(t) for t in self._inputs.subscribed]
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._apply_runtime({spec.name: configured[spec.name]
                              for spec in PARAMETERS if spec.runtime})
@@ -207,7 +209,6 @@ class StereoDepthNode(Node):
         images = self._topics.image_transport + (
             f" raw images, rectified here ({self._rectifier.backend})" if self._rectifier
             else " images")
-        subscribed = ", ".join(self.resolve_topic_name(t) for t in self._inputs.subscribed)
         compiled = (" with torch.compile (each image size not warmed up compiles at its first "
                     "frame: about 75 s on an H200; frames meanwhile are dropped and counted)"
                     if getattr(self.estimator.matcher, "compile_backend", None) else "")
@@ -217,7 +218,7 @@ class StereoDepthNode(Node):
             f"{f' ({precision})' if precision else ''}{compiled}, max disparity "
             f"{self.estimator.max_disparity}, {'approximate' if approximate else 'exact'} sync "
             f"({self._inputs.backend}), image decoder {decoder}, {images}; "
-            f"subscribed to {subscribed}")
+            f"subscribed to {', '.join(self._input_names)}")
 
     # --- configuration --------------------------------------------------------------------------
     def _build_estimator(self, configured: dict[str, Any]) -> StereoEstimator:
@@ -475,10 +476,8 @@ class StereoDepthNode(Node):
     def _inputs_without_messages(self) -> list[str]:
         """The inputs that have had no message since the start, each with its publisher count."""
         silent = []
-        for topic, count in zip(self._inputs.subscribed,
-                                self._inputs.tracker.received_per_stream):
+        for name, count in zip(self._input_names, self._inputs.tracker.received_per_stream):
             if count == 0:
-                name = self.resolve_topic_name(topic)
                 publishers = self.count_publishers(name)
                 silent.append(f"{name} ({publishers} publisher{'' if publishers == 1 else 's'})")
         return silent
