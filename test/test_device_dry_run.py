@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -27,33 +28,63 @@ MAX_FILES, MAX_FOLDERS_DOWN, MAX_FILE_BYTES = 8, 2, 16 * 2**20
 NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
+def _crop_scene(source: Path, scene: Path, window: tuple[slice, slice]) -> None:
+    """`source` with every image, mask and disparity map cut to `window`; other files copied."""
+    scene.mkdir(parents=True)
+    for path in source.iterdir():
+        if path.suffix == ".png":
+            cv2.imwrite(str(scene / path.name), cv2.imread(str(path), cv2.IMREAD_UNCHANGED)[window])
+        elif path.suffix == ".pfm":
+            write_pfm(scene / path.name, read_pfm(path)[window])
+        else:
+            shutil.copy(path, scene / path.name)
+
+
 @pytest.fixture(scope="module")
 def tiny_eval(tmp_path_factory, stereo_eval) -> Path:
-    """stereo_eval cut down so a CPU scores it in seconds: tsukuba (range 16), no KITTI frame,
-    and the ETH3D pair cropped to 160x96 with range 32."""
+    """stereo_eval cut down so a CPU scores it in seconds: tsukuba cropped to 160x96 (range 16,
+    with occluded pixels), no KITTI frame, and the ETH3D pair cropped to 160x96 with range 32."""
     root = tmp_path_factory.mktemp("stereo_eval")
-    shutil.copytree(stereo_eval / "middlebury2003" / "tsukuba",
-                    root / "middlebury2003" / "tsukuba")
     (root / "kitti2015").mkdir()
-    source, scene = stereo_eval / "eth3d" / "playground", root / "eth3d" / "playground"
-    scene.mkdir(parents=True)
-    window = (slice(200, 296), slice(400, 560))
-    for name in ("im0.png", "im1.png"):
-        image = cv2.imread(str(source / name), cv2.IMREAD_UNCHANGED)
-        cv2.imwrite(str(scene / name), image[window])
-    write_pfm(scene / "disp0.pfm", read_pfm(source / "disp0.pfm")[window])
-    (scene / "calib.txt").write_text("ndisp=32\n")
+    _crop_scene(stereo_eval / "middlebury2003" / "tsukuba", root / "middlebury2003" / "tsukuba",
+                (slice(96, 192), slice(112, 272)))
+    eth3d = root / "eth3d" / "playground"
+    _crop_scene(stereo_eval / "eth3d" / "playground", eth3d, (slice(200, 296), slice(400, 560)))
+    (eth3d / "calib.txt").write_text("ndisp=32\n")
     return root
 
 
-def run_step(step: str, out: Path, data: Path) -> str:
+def _start_step(step: str, out: Path, data: Path) -> subprocess.Popen:
     env = {**os.environ, "DEVICE_DRY_RUN": "1", "OUT": str(out), "PYTHON": sys.executable,
            "DEVICE_DATA": str(data)}
-    done = subprocess.run(["bash", str(SCRIPT), step], env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-    assert f"== summary: {step}" in done.stdout and "failed parts: none" in done.stdout
-    return done.stdout
+    return subprocess.Popen(["bash", str(SCRIPT), step], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _finish_step(step: str, process: subprocess.Popen) -> str:
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, f"{stdout[-4000:]}\n{stderr[-4000:]}"
+    assert f"== summary: {step}" in stdout and "failed parts: none" in stdout
+    return stdout
+
+
+def run_step(step: str, out: Path, data: Path) -> str:
+    return _finish_step(step, _start_step(step, out, data))
+
+
+@pytest.fixture(scope="module")
+def training_steps(tmp_path_factory, tiny_eval):
+    """The train and compare steps side by side: a dry run trains on one thread (OMP_NUM_THREADS
+    in the script), so on two cores the two take the time of one. The check step runs alone
+    before them: its benchmarks have a budget that a busy CPU would cut short."""
+    root = tmp_path_factory.mktemp("training_steps")
+    running = {step: (root / step, _start_step(step, root / step, tiny_eval))
+               for step in ("train", "compare")}
+    yield running
+    for _, process in running.values():
+        if process.poll() is None:  # a test that failed early, or one step run alone (-k)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
 
 
 def returned_files(out: Path) -> set[str]:
@@ -115,9 +146,10 @@ def test_check_step_runs_tests_and_the_benchmarks(tmp_path, tiny_eval):
     assert stdout.rstrip().endswith(table.rstrip())
 
 
-def test_train_step_returns_weights_a_resumable_state_and_the_evaluation(tmp_path, tiny_eval):
-    out = tmp_path / "out"
-    run_step("train", out, tiny_eval)
+def test_train_step_returns_weights_a_resumable_state_and_the_evaluation(tmp_path,
+                                                                        training_steps):
+    out, process = training_steps["train"]
+    _finish_step("train", process)
     files = returned_files(out)
     parts = sorted(f for f in files if f.startswith("ckpt/last.pt.part"))
     assert files == {"log_train.txt", "psmnet_dws_gpu.pt", "results.tar", *parts} and parts
@@ -143,9 +175,9 @@ def test_train_step_returns_weights_a_resumable_state_and_the_evaluation(tmp_pat
     assert step["profile"]["operators"] and step["profile"]["device_busy_share"] is None
 
 
-def test_compare_step_trains_both_networks_alike(tmp_path, tiny_eval):
-    out = tmp_path / "out"
-    run_step("compare", out, tiny_eval)
+def test_compare_step_trains_both_networks_alike(training_steps):
+    out, process = training_steps["compare"]
+    _finish_step("compare", process)
     assert returned_files(out) == {"log_compare.txt", "psmnet_compare.pt",
                                    "psmnet_dws_compare.pt", "results.tar"}
     evaluation = _tar_json(out, "eval.json")
