@@ -14,11 +14,9 @@ import sys
 import tarfile
 from pathlib import Path
 
-import cv2
 import pytest
 import torch
 
-from stereo_depth_node.data.pfm import read_pfm, write_pfm
 from stereo_depth_node.paper_comparison import comparison_markdown, read_results
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -28,29 +26,15 @@ MAX_FILES, MAX_FOLDERS_DOWN, MAX_FILE_BYTES = 8, 2, 16 * 2**20
 NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
-def _crop_scene(source: Path, scene: Path, window: tuple[slice, slice]) -> None:
-    """`source` with every image, mask and disparity map cut to `window`; other files copied."""
-    scene.mkdir(parents=True)
-    for path in source.iterdir():
-        if path.suffix == ".png":
-            cv2.imwrite(str(scene / path.name), cv2.imread(str(path), cv2.IMREAD_UNCHANGED)[window])
-        elif path.suffix == ".pfm":
-            write_pfm(scene / path.name, read_pfm(path)[window])
-        else:
-            shutil.copy(path, scene / path.name)
-
-
 @pytest.fixture(scope="module")
-def tiny_eval(tmp_path_factory, stereo_eval) -> Path:
-    """stereo_eval cut down so a CPU scores it in seconds: tsukuba cropped to 160x96 (range 16,
-    with occluded pixels), no KITTI frame, and the ETH3D pair cropped to 160x96 with range 32."""
+def tiny_eval(tmp_path_factory, small_stereo_eval) -> Path:
+    """stereo_eval cut down so a CPU scores it in seconds: tsukuba (range 16) and the ETH3D pair
+    (range 32 instead of 192) at 160x96, and no KITTI frame."""
     root = tmp_path_factory.mktemp("stereo_eval")
     (root / "kitti2015").mkdir()
-    _crop_scene(stereo_eval / "middlebury2003" / "tsukuba", root / "middlebury2003" / "tsukuba",
-                (slice(96, 192), slice(112, 272)))
-    eth3d = root / "eth3d" / "playground"
-    _crop_scene(stereo_eval / "eth3d" / "playground", eth3d, (slice(200, 296), slice(400, 560)))
-    (eth3d / "calib.txt").write_text("ndisp=32\n")
+    for scene in ("middlebury2003/tsukuba", "eth3d/playground"):
+        shutil.copytree(small_stereo_eval / scene, root / scene)
+    (root / "eth3d" / "playground" / "calib.txt").write_text("ndisp=32\n")
     return root
 
 
