@@ -246,7 +246,8 @@ def synthetic_epe(model: torch.nn.Module, batches: list[StereoBatch], max_dispar
 
 def stereo_eval_epe(model: torch.nn.Module, samples: list, device: torch.device
                     ) -> dict[str, float]:
-    """Mean EPE per dataset of the stereo_eval pairs (ground truth below the max disparity)."""
+    """Mean EPE per dataset of the stereo_eval pairs (ground truth below the max disparity); a
+    dataset none of whose truth lies below it is left out."""
     from .metrics import disparity_metrics
     from .neural import NeuralMatcher
 
@@ -257,6 +258,8 @@ def stereo_eval_epe(model: torch.nn.Module, samples: list, device: torch.device
             disparity, _ = matcher.match(sample.left, sample.right)
             metrics = disparity_metrics(disparity, sample.disparity, sample.occlusion,
                                         model.max_disparity)
+            if not metrics["all"]["pixels"]:
+                continue  # all its truth lies beyond the range this run trains
             per_dataset.setdefault(sample.name.split("/")[0], []).append(metrics["all"]["epe"])
     return {f"val_{name}_epe": float(np.mean(values)) for name, values in per_dataset.items()}
 

@@ -12,9 +12,10 @@ import torch
 
 from stereo_depth_node.checkpoints import load_model
 from stereo_depth_node.data.datasets import kitti2015
+from stereo_depth_node.data.datasets import stereo_eval as stereo_eval_samples
 from stereo_depth_node.errors import ConfigurationError
-from stereo_depth_node.train import (TrainConfig, dataset_batches, sequence_loss, train,
-                                     valid_mask)
+from stereo_depth_node.train import (TrainConfig, dataset_batches, sequence_loss, stereo_eval_epe,
+                                     train, valid_mask)
 
 
 def tiny_config(tmp_path, **overrides) -> TrainConfig:
@@ -146,15 +147,29 @@ def test_train_command_writes_checkpoint_log_and_config(tmp_path):
     assert bad.returncode == 2 and "unknown training settings" in bad.stderr
 
 
-def test_periodic_validation_on_synthetic_and_real_pairs(tmp_path, stereo_eval):
+def test_periodic_validation_on_synthetic_and_real_pairs(tmp_path, small_stereo_eval):
     lines = []
     train(tiny_config(tmp_path, steps=1, validate_every=1, validation_batches=1,
-                      eval_root=str(stereo_eval)), progress=lines.append)
+                      eval_root=str(small_stereo_eval)), progress=lines.append)
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     scores = next(entry for entry in log if "val_synthetic_epe" in entry)
     for name in ("synthetic", "middlebury2003", "kitti2015", "eth3d"):
         assert 0 < scores[f"val_{name}_epe"] < 100, name
     assert any(line.startswith("step 1: validation EPE (px) synthetic") for line in lines)
+
+
+def test_validation_leaves_out_pairs_whose_truth_lies_beyond_the_trained_range(small_stereo_eval):
+    # At max disparity 16, cones's 160x96 window has no true disparity below 16: it was a
+    # KeyError mid-training. Tsukuba's (up to 14 px) is scored; cones alone scores nothing.
+    model = load_model(None, "psmnet_dws", 16)
+    samples = {s.name: s for s in stereo_eval_samples(small_stereo_eval)}
+    cones, tsukuba = samples["middlebury2003/cones"], samples["middlebury2003/tsukuba"]
+    assert np.nanmin(cones.disparity) >= 16 > np.nanmax(tsukuba.disparity)
+    device = torch.device("cpu")
+    assert stereo_eval_epe(model, [cones], device) == {}
+    with_cones = stereo_eval_epe(model, [cones, tsukuba], device)
+    assert with_cones == stereo_eval_epe(model, [tsukuba], device)
+    assert 0 < with_cones["val_middlebury2003_epe"] < 16
 
 
 def test_resume_from_shipped_weights_is_refused(tmp_path):
