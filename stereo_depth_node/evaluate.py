@@ -26,7 +26,7 @@ from .data.datasets import Pair, StereoSample, dataset_pairs, stereo_eval_pairs
 from .data.generator import GeneratorConfig, SyntheticStereo
 from .errors import InputError
 from .estimator import StereoEstimator
-from .metrics import disparity_metrics, fill_holes_with_background
+from .metrics import disparity_metrics, fill_holes_with_background, scored_truth
 
 SYNTHETIC = "synthetic"  # the dataset name of the synthetic test set's pairs
 SYNTHETIC_SEED = 4242
@@ -218,7 +218,8 @@ def evaluate(methods: list[Method], data_root: str | os.PathLike | None, synthet
     """Every method on the stereo_eval pairs under `data_root` (None: none), on the pairs of each
     (kind, folder) in `datasets`, on `synthetic_count` plain synthetic scenes and `rich_count`
     rich ones, each pair at its full range; `progress` gets a line per pair and method, and the
-    estimators' notices. Pairs are read one at a time, each once for all methods."""
+    estimators' notices. Pairs are read one at a time, each once for all methods; a pair with no
+    ground truth below its range is named under 'unscored' and counts nowhere else."""
     labels = method_labels(methods)
     pairs: list[Pair] = stereo_eval_pairs(data_root) if data_root is not None else []
     for kind, root in datasets:
@@ -244,9 +245,16 @@ def evaluate(methods: list[Method], data_root: str | os.PathLike | None, synthet
                   for key in sorted({matching(method, full) for method in methods
                                      for full in ranges.values()}, key=str)}
     per_image: dict[str, dict[str, Any]] = {label: {} for label in labels}
+    unscored: dict[str, str] = {}
     for pair in pairs:
         sample = pair.load()
         full = ranges[pair.name]
+        if not scored_truth(sample.disparity, full).any():
+            # One such pair (a wrong range in its calib file, an empty truth file) must not
+            # end a long evaluation, nor count in the means.
+            unscored[pair.name] = f"no ground truth below its scoring range of {full} px"
+            progress(f"{pair.name} not scored: {unscored[pair.name]}")
+            continue
         estimates: dict[tuple, tuple[np.ndarray, float]] = {}
         for method, label in zip(methods, labels):
             key = matching(method, full)
@@ -263,7 +271,9 @@ def evaluate(methods: list[Method], data_root: str | os.PathLike | None, synthet
             per_image[label][pair.name] = metrics
             progress(f"{label:<32} {pair.name:<28} range {search:3d} x{scale:.2f}  "
                      f"EPE {metrics['all']['epe']:6.2f} px  bad-3 {metrics['all']['bad3']:5.1f} %")
-    result: dict[str, Any] = {"scoring_ranges": ranges, "methods": {}, "created": created}
+    result: dict[str, Any] = {
+        "scoring_ranges": {name: full for name, full in ranges.items() if name not in unscored},
+        "unscored": unscored, "methods": {}, "created": created}
     for method, label in zip(methods, labels):
         scored = {"weights_sha256": file_sha256(method.weights),
                   "datasets": _summary(per_image[label]), "images": per_image[label]}
@@ -294,6 +304,9 @@ def format_markdown(result: dict[str, Any]) -> str:
                  f"enlarged by input_scale = min(trained range / range, {MAX_UPSCALE:g}), "
                  f"searching the range at that size."
                  if any(UPSCALED in label for label in result["methods"]) else ""),
+             *(["", "Not scored: " + "; ".join(f"{name} ({why})" for name, why
+                                              in result["unscored"].items()) + "."]
+               if result.get("unscored") else []),
              "", "| dataset | method | EPE | bad-3 all | bad-3 noc | bad-3 occ | D1 | density |",
              "|---|---|---|---|---|---|---|---|"]
     datasets = sorted({d for m in result["methods"].values() for d in m["datasets"]})

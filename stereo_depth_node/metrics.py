@@ -53,6 +53,14 @@ def _region_metrics(error: np.ndarray, filled_error: np.ndarray, truth: np.ndarr
     return result
 
 
+def scored_truth(truth: np.ndarray, max_disparity: float | None = None) -> np.ndarray:
+    """Where the ground truth counts: finite, positive and, with `max_disparity`, below it."""
+    truth = np.asarray(truth, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(truth) & (truth > 0)
+        return valid & (truth < max_disparity) if max_disparity else valid
+
+
 def disparity_metrics(estimate: np.ndarray, truth: np.ndarray,
                       occlusion: np.ndarray | None = None, max_disparity: float | None = None
                       ) -> dict[str, object]:
@@ -66,8 +74,8 @@ def disparity_metrics(estimate: np.ndarray, truth: np.ndarray,
     estimate = np.asarray(estimate, dtype=np.float32)
     if estimate.shape != truth.shape:
         raise ValueError(f"estimate is {estimate.shape} but ground truth is {truth.shape}")
+    valid = scored_truth(truth)
     with np.errstate(invalid="ignore"):
-        valid = np.isfinite(truth) & (truth > 0)
         excluded = valid & (truth >= max_disparity) if max_disparity else np.zeros_like(valid)
     valid &= ~excluded
     answered = np.isfinite(estimate)

@@ -157,6 +157,32 @@ def test_a_dataset_kind_or_range_the_command_cannot_use_is_named(tmp_path, stere
     assert not (tmp_path / "e.json").exists()
 
 
+def test_a_pair_with_no_truth_in_its_range_is_named_and_the_others_are_scored(
+        tmp_path, small_stereo_eval):
+    # ETH3D's true disparities in this window are 5.1-13.1 px: with calib.txt's ndisp at 4 none
+    # can be scored. That read the EPE of an empty region and ended the evaluation (KeyError).
+    for scene, ndisp in (("playground", 32), ("wrong_range", 4)):
+        folder = tmp_path / "eth3d" / scene
+        folder.mkdir(parents=True)
+        for name in ("im0.png", "im1.png", "disp0.pfm"):
+            (folder / name).symlink_to(small_stereo_eval / "eth3d" / "playground" / name)
+        (folder / "calib.txt").write_text(f"ndisp={ndisp}\n")
+    lines = []
+    result = evaluate([Method("sgbm"), Method("sgbm+fill")], None, 0, device="cpu",
+                      progress=lines.append, datasets=[("eth3d", tmp_path / "eth3d")])
+    why = "no ground truth below its scoring range of 4 px"
+    assert result["unscored"] == {"eth3d/wrong_range": why}
+    assert f"eth3d/wrong_range not scored: {why}" in lines
+    assert result["scoring_ranges"] == {"eth3d/playground": 32}
+    for method in result["methods"].values():
+        assert set(method["images"]) == {"eth3d/playground"}
+        assert method["datasets"]["eth3d"]["images"] == 1
+        assert method["real_pair_means"]["images"] == 1
+    assert 0 < result["methods"]["sgbm+fill"]["real_pair_means"]["bad3_over_images"] < 100
+    assert f"Not scored: eth3d/wrong_range ({why})." in format_markdown(result)
+    assert "Not scored" not in format_markdown({**result, "unscored": {}})
+
+
 def test_upscale_fills_the_trained_range_by_at_most_twice_below_seven_eighths_of_it():
     upscaled = Method("psmnet_dws+upscale")
     assert read_checkpoint(upscaled.weights)["max_disparity"] == 64
