@@ -38,18 +38,25 @@ def tiny_eval(tmp_path_factory, small_stereo_eval) -> Path:
     return root
 
 
-def _start_step(step: str, out: Path, data: Path) -> subprocess.Popen:
+def _start_step(step: str, out: Path, data: Path) -> tuple[subprocess.Popen, Path]:
+    """The step running, its output going to a file beside `out`: a pipe nobody reads while
+    another step is awaited would stall it once full."""
     env = {**os.environ, "DEVICE_DRY_RUN": "1", "OUT": str(out), "PYTHON": sys.executable,
            "DEVICE_DATA": str(data)}
-    return subprocess.Popen(["bash", str(SCRIPT), step], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    output = out.parent / f"{step}_output.txt"
+    with output.open("w") as sink:
+        process = subprocess.Popen(["bash", str(SCRIPT), step], env=env, stdout=sink,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    return process, output
 
 
-def _finish_step(step: str, process: subprocess.Popen) -> str:
-    stdout, stderr = process.communicate(timeout=600)
-    assert process.returncode == 0, f"{stdout[-4000:]}\n{stderr[-4000:]}"
-    assert f"== summary: {step}" in stdout and "failed parts: none" in stdout
-    return stdout
+def _finish_step(step: str, running: tuple[subprocess.Popen, Path]) -> str:
+    process, output = running
+    process.wait(timeout=600)
+    text = output.read_text()
+    assert process.returncode == 0, text[-8000:]
+    assert f"== summary: {step}" in text and "failed parts: none" in text
+    return text
 
 
 def run_step(step: str, out: Path, data: Path) -> str:
@@ -65,10 +72,10 @@ def training_steps(tmp_path_factory, tiny_eval):
     running = {step: (root / step, _start_step(step, root / step, tiny_eval))
                for step in ("train", "compare")}
     yield running
-    for _, process in running.values():
+    for _, (process, _) in running.values():
         if process.poll() is None:  # a test that failed early, or one step run alone (-k)
             os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
+            process.wait()
 
 
 def returned_files(out: Path) -> set[str]:
@@ -132,8 +139,8 @@ def test_check_step_runs_tests_and_the_benchmarks(tmp_path, tiny_eval):
 
 def test_train_step_returns_weights_a_resumable_state_and_the_evaluation(tmp_path,
                                                                         training_steps):
-    out, process = training_steps["train"]
-    _finish_step("train", process)
+    out, running = training_steps["train"]
+    _finish_step("train", running)
     files = returned_files(out)
     parts = sorted(f for f in files if f.startswith("ckpt/last.pt.part"))
     assert files == {"log_train.txt", "psmnet_dws_gpu.pt", "results.tar", *parts} and parts
@@ -160,8 +167,8 @@ def test_train_step_returns_weights_a_resumable_state_and_the_evaluation(tmp_pat
 
 
 def test_compare_step_trains_both_networks_alike(training_steps):
-    out, process = training_steps["compare"]
-    _finish_step("compare", process)
+    out, running = training_steps["compare"]
+    _finish_step("compare", running)
     assert returned_files(out) == {"log_compare.txt", "psmnet_compare.pt",
                                    "psmnet_dws_compare.pt", "results.tar"}
     evaluation = _tar_json(out, "eval.json")
