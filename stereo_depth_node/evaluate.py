@@ -218,8 +218,9 @@ def evaluate(methods: list[Method], data_root: str | os.PathLike | None, synthet
     """Every method on the stereo_eval pairs under `data_root` (None: none), on the pairs of each
     (kind, folder) in `datasets`, on `synthetic_count` plain synthetic scenes and `rich_count`
     rich ones, each pair at its full range; `progress` gets a line per pair and method, and the
-    estimators' notices. Pairs are read one at a time, each once for all methods; a pair with no
-    ground truth below its range is named under 'unscored' and counts nowhere else."""
+    estimators' notices. Pairs are read one at a time, each once for all methods; a pair that
+    cannot be read, or has no ground truth below its range, is named under 'unscored' with the
+    reason and counts nowhere else."""
     labels = method_labels(methods)
     pairs: list[Pair] = stereo_eval_pairs(data_root) if data_root is not None else []
     for kind, root in datasets:
@@ -247,13 +248,16 @@ def evaluate(methods: list[Method], data_root: str | os.PathLike | None, synthet
     per_image: dict[str, dict[str, Any]] = {label: {} for label in labels}
     unscored: dict[str, str] = {}
     for pair in pairs:
-        sample = pair.load()
         full = ranges[pair.name]
-        if not scored_truth(sample.disparity, full).any():
-            # One such pair (a wrong range in its calib file, an empty truth file) must not
-            # end a long evaluation, nor count in the means.
-            unscored[pair.name] = f"no ground truth below its scoring range of {full} px"
-            progress(f"{pair.name} not scored: {unscored[pair.name]}")
+        # One pair that cannot be scored (a file unreadable or of another size, a wrong range in
+        # its calib file) must not end a long evaluation, nor count in the means.
+        try:
+            sample = pair.load()
+            if not scored_truth(sample.disparity, full).any():
+                raise InputError(f"no ground truth below its scoring range of {full} px")
+        except InputError as exc:
+            unscored[pair.name] = str(exc)
+            progress(f"{pair.name} not scored: {exc}")
             continue
         estimates: dict[tuple, tuple[np.ndarray, float]] = {}
         for method, label in zip(methods, labels):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from stereo_depth_node.checkpoints import SHIPPED_DIR, read_checkpoint
+from stereo_depth_node.data.pfm import read_pfm, write_pfm
 from stereo_depth_node.data.datasets import stereo_eval as stereo_eval_samples
 from stereo_depth_node.data.datasets import stereo_eval_pairs
 from stereo_depth_node.errors import InputError
@@ -157,29 +158,45 @@ def test_a_dataset_kind_or_range_the_command_cannot_use_is_named(tmp_path, stere
     assert not (tmp_path / "e.json").exists()
 
 
-def test_a_pair_with_no_truth_in_its_range_is_named_and_the_others_are_scored(
+def test_pairs_that_cannot_be_scored_are_named_and_the_others_are_scored(
         tmp_path, small_stereo_eval):
-    # ETH3D's true disparities in this window are 5.1-13.1 px: with calib.txt's ndisp at 4 none
-    # can be scored. That read the EPE of an empty region and ended the evaluation (KeyError).
-    for scene, ndisp in (("playground", 32), ("wrong_range", 4)):
+    # Each of these ended the whole evaluation: ETH3D's true disparities in this window are
+    # 5.1-13.1 px, so with calib.txt's ndisp at 4 none could be scored (KeyError on the empty
+    # region's EPE); a truth file of another size than the views failed inside scoring
+    # (ValueError, without the pair's name); a missing view, with the reader's InputError.
+    source = small_stereo_eval / "eth3d" / "playground"
+    for scene, ndisp in (("playground", 32), ("wrong_range", 4), ("other_size", 32),
+                         ("no_right_view", 32)):
         folder = tmp_path / "eth3d" / scene
         folder.mkdir(parents=True)
         for name in ("im0.png", "im1.png", "disp0.pfm"):
-            (folder / name).symlink_to(small_stereo_eval / "eth3d" / "playground" / name)
+            (folder / name).symlink_to(source / name)
         (folder / "calib.txt").write_text(f"ndisp={ndisp}\n")
+    (tmp_path / "eth3d" / "other_size" / "disp0.pfm").unlink()
+    write_pfm(tmp_path / "eth3d" / "other_size" / "disp0.pfm", read_pfm(source / "disp0.pfm")[:90])
+    (tmp_path / "eth3d" / "no_right_view" / "im1.png").unlink()
+    (tmp_path / "eth3d" / "no_right_view" / "im1.png").write_bytes(b"not a png")
     lines = []
     result = evaluate([Method("sgbm"), Method("sgbm+fill")], None, 0, device="cpu",
                       progress=lines.append, datasets=[("eth3d", tmp_path / "eth3d")])
-    why = "no ground truth below its scoring range of 4 px"
-    assert result["unscored"] == {"eth3d/wrong_range": why}
-    assert f"eth3d/wrong_range not scored: {why}" in lines
+    reasons = {
+        "eth3d/wrong_range": "no ground truth below its scoring range of 4 px",
+        "eth3d/other_size": "eth3d/other_size: left image 160x96, right image 160x96, ground "
+                            "truth 160x90; a pair's views and truth must be the same size",
+        "eth3d/no_right_view": f"cannot read image '{tmp_path}/eth3d/no_right_view/im1.png' "
+                               f"(missing or not an image)"}
+    assert result["unscored"] == reasons
+    assert all(f"{name} not scored: {why}" in lines for name, why in reasons.items())
     assert result["scoring_ranges"] == {"eth3d/playground": 32}
     for method in result["methods"].values():
         assert set(method["images"]) == {"eth3d/playground"}
         assert method["datasets"]["eth3d"]["images"] == 1
         assert method["real_pair_means"]["images"] == 1
     assert 0 < result["methods"]["sgbm+fill"]["real_pair_means"]["bad3_over_images"] < 100
-    assert f"Not scored: eth3d/wrong_range ({why})." in format_markdown(result)
+    markdown = format_markdown(result)
+    (line,) = [line for line in markdown.splitlines() if line.startswith("Not scored: ")]
+    assert line == "Not scored: " + "; ".join(f"{name} ({why})" for name, why
+                                              in sorted(reasons.items())) + "."
     assert "Not scored" not in format_markdown({**result, "unscored": {}})
 
 
