@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -163,10 +164,11 @@ def test_pairs_that_cannot_be_scored_are_named_and_the_others_are_scored(
     # Each of these ended the whole evaluation: ETH3D's true disparities in this window are
     # 5.1-13.1 px, so with calib.txt's ndisp at 4 none could be scored (KeyError on the empty
     # region's EPE); a truth file of another size than the views failed inside scoring
-    # (ValueError, without the pair's name); a missing view, with the reader's InputError.
+    # (ValueError, without the pair's name), and so did a mask of another size; a missing
+    # view, with the reader's InputError.
     source = small_stereo_eval / "eth3d" / "playground"
     for scene, ndisp in (("playground", 32), ("wrong_range", 4), ("other_size", 32),
-                         ("no_right_view", 32)):
+                         ("no_right_view", 32), ("other_size_mask", 32)):
         folder = tmp_path / "eth3d" / scene
         folder.mkdir(parents=True)
         for name in ("im0.png", "im1.png", "disp0.pfm"):
@@ -176,6 +178,8 @@ def test_pairs_that_cannot_be_scored_are_named_and_the_others_are_scored(
     write_pfm(tmp_path / "eth3d" / "other_size" / "disp0.pfm", read_pfm(source / "disp0.pfm")[:90])
     (tmp_path / "eth3d" / "no_right_view" / "im1.png").unlink()
     (tmp_path / "eth3d" / "no_right_view" / "im1.png").write_bytes(b"not a png")
+    mask = tmp_path / "eth3d" / "other_size_mask" / "mask0nocc.png"
+    cv2.imwrite(str(mask), np.full((96, 150), 255, np.uint8))
     lines = []
     result = evaluate([Method("sgbm"), Method("sgbm+fill")], None, 0, device="cpu",
                       progress=lines.append, datasets=[("eth3d", tmp_path / "eth3d")])
@@ -184,7 +188,8 @@ def test_pairs_that_cannot_be_scored_are_named_and_the_others_are_scored(
         "eth3d/other_size": "eth3d/other_size: left image 160x96, right image 160x96, ground "
                             "truth 160x90; a pair's views and truth must be the same size",
         "eth3d/no_right_view": f"cannot read image '{tmp_path}/eth3d/no_right_view/im1.png' "
-                               f"(missing or not an image)"}
+                               f"(missing or not an image)",
+        "eth3d/other_size_mask": f"'{mask}' is 150x96 px but the ground truth is 160x96"}
     assert result["unscored"] == reasons
     assert all(f"{name} not scored: {why}" in lines for name, why in reasons.items())
     assert result["scoring_ranges"] == {"eth3d/playground": 32}

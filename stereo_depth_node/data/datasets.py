@@ -74,6 +74,17 @@ def _gray(path: Path) -> np.ndarray:
     return image
 
 
+def _read_sized_like(truth: np.ndarray, path: Path,
+                     read: Callable[[Path], np.ndarray] = _gray) -> np.ndarray:
+    """A mask or second truth file beside the ground truth, refused by name when its size is not
+    the truth's (it would fail inside numpy, without the file's name)."""
+    array = read(path)
+    if array.shape[:2] != truth.shape[:2]:
+        raise InputError(f"{os.fspath(path)!r} is {array.shape[1]}x{array.shape[0]} px but the "
+                         f"ground truth is {truth.shape[1]}x{truth.shape[0]}")
+    return array
+
+
 def _positive_or_nan(disparity: np.ndarray) -> np.ndarray:
     return np.where(disparity > 0, disparity, np.nan).astype(np.float32)
 
@@ -95,7 +106,7 @@ def _kitti_sample(base: Path, file_name: str, left: str, right: str, occ: str, n
     disparity = _kitti_png(base / occ / file_name)
     occlusion = None
     if (base / noc / file_name).exists():
-        visible = np.isfinite(_kitti_png(base / noc / file_name))
+        visible = np.isfinite(_read_sized_like(disparity, base / noc / file_name, _kitti_png))
         occlusion = np.isfinite(disparity) & ~visible
     return StereoSample(name, read_image(base / left / file_name),
                         read_image(base / right / file_name), disparity, occlusion)
@@ -143,10 +154,11 @@ def _middlebury2003_sample(scene: Path, scale: float, name: str) -> StereoSample
     if (scene / "all.png").exists():
         # venus's truth covers a border the official evaluation leaves out; scored, it also
         # counted as occluded, since nonocc.png leaves it out too.
-        disparity[_gray(scene / "all.png") < 128] = np.nan
+        disparity[_read_sized_like(disparity, scene / "all.png") < 128] = np.nan
     occlusion = None
     if (scene / "nonocc.png").exists():
-        occlusion = np.isfinite(disparity) & (_gray(scene / "nonocc.png") < 128)
+        occlusion = np.isfinite(disparity) & (_read_sized_like(disparity,
+                                                               scene / "nonocc.png") < 128)
     return StereoSample(name, read_image(scene / "imL.png"), read_image(scene / "imR.png"),
                         disparity, occlusion)
 
@@ -186,7 +198,8 @@ def _two_view_sample(scene: Path, disparity_name: str, name: str) -> StereoSampl
     disparity = _finite_or_nan(read_pfm(scene / disparity_name))
     occlusion = None
     if (scene / "mask0nocc.png").exists():
-        mask = _gray(scene / "mask0nocc.png")  # 255 visible, 128 occluded, 0 unknown
+        # 255 visible, 128 occluded, 0 unknown
+        mask = _read_sized_like(disparity, scene / "mask0nocc.png")
         occlusion = np.isfinite(disparity) & (mask == 128)
     return StereoSample(name, read_image(scene / "im0.png"), read_image(scene / "im1.png"),
                         disparity, occlusion)
