@@ -35,6 +35,18 @@ def as_rgb(image: np.ndarray, name: str) -> np.ndarray:
     return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
 
 
+def matching_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """(height, width) a pair is matched at under `input_scale`; an InputError when a side falls
+    below MIN_SIDE_PX, where a network's quarter-resolution features have almost nothing left
+    and the answer would be noise scaled back up to the input."""
+    size = (round(height * scale), round(width * scale))
+    if min(size) < MIN_SIDE_PX:
+        raise InputError(f"input_scale {scale:g} makes the {width}x{height} px pair "
+                         f"{size[1]}x{size[0]} px for matching; both sides must be at least "
+                         f"{MIN_SIDE_PX} px (raise input_scale)")
+    return size
+
+
 def check_pair(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both images as H x W x 3 of one dtype and size, or an InputError naming what differs."""
     left_rgb, right_rgb = as_rgb(left, "left"), as_rgb(right, "right")

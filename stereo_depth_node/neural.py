@@ -14,7 +14,7 @@ from torch import nn
 from .checkpoints import load_model
 from .devices import DTYPES, resolve_device, resolve_precision
 from .errors import ConfigurationError
-from .images import unit_scale
+from .images import matching_size, unit_scale
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -153,7 +153,7 @@ class NeuralMatcher:
         """2 x H x W float32 on this matcher's device: disparity (px at input resolution) and
         confidence. Left there, so that the frame's post-processing runs there too."""
         height, width = left_rgb.shape[:2]
-        size = (max(round(height * scale), 1), max(round(width * scale), 1))
+        size = matching_size(height, width, scale)
         left = self.to_network_input(left_rgb, size)
         right = self.to_network_input(right_rgb, size)
         disparity, confidence = self.infer(left, right)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigurationError, InputError
-from .images import to_uint8
+from .images import matching_size, to_uint8
 
 
 class SGBMMatcher:
@@ -30,7 +30,7 @@ class SGBMMatcher:
         """Disparity (float32 px at input resolution, NaN where SGBM found none) and a 0/1
         validity map as confidence."""
         height, width = left_rgb.shape[:2]
-        size = (max(round(width * scale), 1), max(round(height * scale), 1))
+        size = matching_size(height, width, scale)[::-1]  # OpenCV's (width, height)
         if size[0] <= self.max_disparity:
             # OpenCV would fail with an allocation of 2**64 bytes, naming no reason.
             raise InputError(

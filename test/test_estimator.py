@@ -217,6 +217,18 @@ def test_bad_pairs_are_named_and_the_estimator_keeps_working(model, corrupt, mes
     assert result.disparity.shape == (64, 96)
 
 
+@pytest.mark.parametrize("model", ["sgbm", "psmnet_dws"])
+def test_a_scale_that_shrinks_a_side_below_32_px_is_refused_and_another_scale_works(model):
+    # At 0.3 the networks matched a 29x19 px image and scaled noise back up to the input.
+    estimator = StereoEstimator(model, max_disparity=16, device="cpu", input_scale=0.3)
+    left, right = render_plane_pair(64, 96, 5.0, seed=0)
+    with pytest.raises(InputError, match=r"^input_scale 0.3 makes the 96x64 px pair 29x19 px "
+                                         r"for matching; both sides must be at least 32 px"):
+        estimator.estimate(left, right)
+    estimator.input_scale = 1.0  # as the node sets it at runtime
+    assert estimator.estimate(left, right).disparity.shape == (64, 96)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(model="sgbm", max_disparity=40), "multiple of 16 for sgbm, got 40"),
     (dict(model="sgbm", max_disparity=-16), "multiple of 16 for sgbm, got -16"),

@@ -362,7 +362,15 @@ def test_runtime_parameters(node, client, plane):
     # 63 px at twice the size are 31.5 input pixels: the range now ends twice as far away.
     assert node.wait_for_log(f"search range: depths from {FX * BASELINE / 31.5:.3g} m on "
                              f"(max_disparity 64 at input_scale 2)", timeout=10)
+    # Shrunk below 32 px a side the frame is refused by name (the networks answered noise there),
+    # and the next frame at a usable scale is served.
+    [accepted] = set_parameters(Parameter("input_scale", value=0.1))
+    assert accepted.successful
+    client.publish(stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE))
+    assert node.wait_for_log(f"input_scale 0.1 makes the {WIDTH}x{HEIGHT} px pair 32x24 px for "
+                             f"matching; both sides must be at least 32 px", timeout=20)
     set_parameters(Parameter("input_scale", value=1.0))
+    _good_frame_still_works(client, plane)
 
 
 def test_diagnostics_report_counts(node, client, plane):
