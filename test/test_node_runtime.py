@@ -426,6 +426,8 @@ def test_a_stream_goes_out_whole_and_in_order_with_one_thread_or_two(run_node, p
      "warmup_size must be WIDTHxHEIGHT (e.g. 640x480) or empty, got '640by480'"),
     ({"model": "sgbm", "warmup_size": "16x16"},
      "warmup_size sides must be 32 to 8192 px, got 16x16"),
+    ({"model": "sgbm", "warmup_size": "64x48", "input_scale": 0.5},
+     "configuration error: input_scale 0.5 makes the 64x48 px pair 32x24 px for matching"),
     ({"model": "sgbm", "image_transport": "theora"},
      "image_transport must be one of raw, compressed, got 'theora'"),
     ({"model": "sgbm", "approximate_sync": True, "sync_tolerance": 0.0},
