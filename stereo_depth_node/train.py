@@ -81,14 +81,43 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> "TrainConfig":
         values = yaml.safe_load(Path(path).read_text()) or {}
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(values, dict):
+            raise ConfigurationError(f"{os.fspath(path)!r} must hold training settings as "
+                                     f"'name: value' lines, not a {type(values).__name__}")
+        kinds = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = set(values) - set(kinds)
         if unknown:
             raise ConfigurationError(f"unknown training settings in {os.fspath(path)!r}: "
                                      f"{', '.join(sorted(unknown))}")
+        for name, value in values.items():
+            _check_setting(path, name, value, kinds[name])
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "betas" in values:
             values["betas"] = tuple(values["betas"])
         return cls(**values)
+
+
+def _is_number(value: Any) -> bool:
+    # YAML reads `yes` and `true` as booleans, which Python would take for 1.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# What a YAML value of each annotated setting type may be (a whole number passes for a float).
+_SETTING_VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "int": (lambda v: _is_number(v) and isinstance(v, int), "a whole number"),
+    "float": (_is_number, "a number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "str | None": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    "tuple[float, float]": (lambda v: isinstance(v, list) and len(v) == 2
+                            and all(map(_is_number, v)), "a list of two numbers")}
+
+
+def _check_setting(path: str | os.PathLike, name: str, value: Any, annotation: str) -> None:
+    fits, wanted = _SETTING_VALUES[annotation]
+    if not fits(value):
+        raise ConfigurationError(f"{os.fspath(path)!r}: {name} must be {wanted}, "
+                                 f"got {value!r}")
 
 
 def sequence_loss(predictions: tuple[torch.Tensor, ...], target: torch.Tensor,

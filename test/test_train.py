@@ -1,14 +1,18 @@
 """Training: the loss falls on a fixed batch, resume is bit-exact, bad resumes are refused."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from stereo_depth_node.checkpoints import load_model
 from stereo_depth_node.data.datasets import kitti2015
@@ -16,6 +20,9 @@ from stereo_depth_node.data.datasets import stereo_eval as stereo_eval_samples
 from stereo_depth_node.errors import ConfigurationError
 from stereo_depth_node.train import (TrainConfig, dataset_batches, sequence_loss, stereo_eval_epe,
                                      train, valid_mask)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_config(tmp_path, **overrides) -> TrainConfig:
@@ -145,6 +152,32 @@ def test_train_command_writes_checkpoint_log_and_config(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "stereo_depth_node.cli", "train", "--config",
                           str(tmp_path / "bad.yaml")], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown training settings" in bad.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ("lr: fast", "lr must be a number, got 'fast'"),  # was a TypeError from the first step
+    ("lr: yes", "lr must be a number, got True"),
+    ("steps: 1.5", "steps must be a whole number, got 1.5"),
+    ("augment: 'yes'", "augment must be true or false, got 'yes'"),
+    ("betas: [0.9]", "betas must be a list of two numbers, got [0.9]"),
+    ("dataset: 2015", "dataset must be a string or null, got 2015"),
+    ("[1, 2]", "must hold training settings as 'name: value' lines, not a list"),
+])
+def test_a_setting_of_the_wrong_kind_is_named(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigurationError, match=re.escape(f"{str(path)!r}") + ".*" +
+                       re.escape(message)):
+        TrainConfig.from_yaml(path)
+
+
+def test_every_setting_of_the_shipped_configs_and_the_defaults_passes_the_check(tmp_path):
+    for config in sorted((REPO_ROOT / "config").glob("train_*.yaml")):
+        TrainConfig.from_yaml(config)
+    defaults = dataclasses.asdict(TrainConfig())
+    (tmp_path / "defaults.yaml").write_text(yaml.safe_dump(
+        {**defaults, "betas": list(defaults["betas"])}))
+    assert TrainConfig.from_yaml(tmp_path / "defaults.yaml") == TrainConfig()
 
 
 def test_periodic_validation_on_synthetic_and_real_pairs(tmp_path, small_stereo_eval):
