@@ -42,6 +42,18 @@ def detect_architecture(state_dict: dict[str, torch.Tensor]) -> str | None:
     return "psmnet_dws" if probe.shape[1] == 1 else "psmnet"
 
 
+def _load_failure(exc: Exception) -> str:
+    """torch.load's failure in one line. Under weights_only its first lines advise loading with
+    weights_only=False, which this package never does (a checkpoint must not run code) and which
+    would not help a file that is no checkpoint; the unpickler's own reason follows them."""
+    text = str(exc)
+    _, marker, reason = text.partition("WeightsUnpickler error:")
+    if not marker:
+        return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+    reason = reason.strip().split("\n")[0].split(". Please")[0]
+    return f"{reason}; weights are read with weights_only=True, tensors and plain containers only"
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint file into `{'state_dict': ..., 'model': ..., 'max_disparity': ...}`.
 
@@ -54,9 +66,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise ConfigurationError(
-            f"weights file {str(path)!r} is not a readable PyTorch checkpoint "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        raise ConfigurationError(f"weights file {str(path)!r} is not a readable PyTorch "
+                                 f"checkpoint ({_load_failure(exc)})") from exc
     if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
         state_dict = raw["state_dict"]
     elif isinstance(raw, dict) and raw and all(isinstance(v, torch.Tensor) for v in raw.values()):

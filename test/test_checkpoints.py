@@ -76,8 +76,9 @@ def test_corrupt_weights_file_is_refused(tmp_path):
     path = tmp_path / "corrupt.pt"
     path.write_bytes(np.random.default_rng(0).bytes(4096))
     with pytest.raises(ConfigurationError,
-                       match="corrupt.pt' is not a readable PyTorch checkpoint"):
+                       match="corrupt.pt' is not a readable PyTorch checkpoint") as refused:
         load_model(path, "psmnet", 16)
+    assert "weights_only` set to `False`" not in str(refused.value)  # torch's advice, not ours
 
 
 def test_truncated_weights_file_is_refused(tmp_path):
@@ -91,8 +92,13 @@ def test_truncated_weights_file_is_refused(tmp_path):
 def test_checkpoint_that_would_run_code_is_refused(tmp_path):
     # weights_only=True: a pickle that names an arbitrary callable must not load.
     torch.save({"state_dict": {}, "hook": np.random.default_rng}, tmp_path / "evil.pt")
-    with pytest.raises(ConfigurationError, match="evil.pt' is not a readable PyTorch checkpoint"):
+    with pytest.raises(ConfigurationError) as refused:
         load_model(tmp_path / "evil.pt", "psmnet", 16)
+    # The unpickler's reason, without torch's advice to load with weights_only=False.
+    assert str(refused.value) == (
+        f"weights file {str(tmp_path / 'evil.pt')!r} is not a readable PyTorch checkpoint "
+        f"(Unsupported global: GLOBAL numpy.random.default_rng was not an allowed global by "
+        f"default; weights are read with weights_only=True, tensors and plain containers only)")
 
 
 @pytest.mark.parametrize("saved, requested", [("psmnet", "psmnet_dws"), ("psmnet_dws", "psmnet")])
