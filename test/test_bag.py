@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import shutil
 import subprocess
 import sys
 import threading
@@ -239,6 +240,27 @@ def test_process_refuses_a_bag_without_stereo_topics(tmp_path, input_bag):
                           timeout=120, env=ros_environment())
     assert done.returncode == 2
     assert "expected one topic ending in left/image_rect, found none" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["process", "play"])
+def test_a_damaged_bag_is_named_with_the_readers_reason(tmp_path, input_bag, command):
+    # Both ended in a rosbags traceback (AnyReaderError, ReaderError) instead of one line.
+    damaged = {"metadata": "cannot be read: Invalid bag metadata",
+               "storage": "cannot be read: File end magic is invalid"}
+    for part, reason in damaged.items():
+        bag = tmp_path / part
+        shutil.copytree(input_bag, bag)
+        if part == "metadata":
+            (bag / "metadata.yaml").write_text("x\n")
+        else:
+            (storage,) = bag.glob("*.mcap")
+            storage.write_bytes(storage.read_bytes()[:storage.stat().st_size // 2])
+        arguments = [str(tmp_path / f"out_{part}"), "--model", "sgbm"] * (command == "process")
+        done = subprocess.run([*CLI, command, str(bag), *arguments], capture_output=True,
+                              text=True, timeout=120, env=ros_environment())
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(f"stereo-depth bag: error: bag '{bag}' {reason}")
+        assert "Traceback" not in done.stderr
 
 
 @pytest.fixture(scope="module")

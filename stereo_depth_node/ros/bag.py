@@ -10,14 +10,15 @@ import importlib
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 from rclpy.serialization import deserialize_message, serialize_message
-from rosbags.highlevel import AnyReader
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.highlevel import AnyReader, AnyReaderError
+from rosbags.rosbag2 import ReaderError, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from ..camera import StereoCamera
@@ -86,13 +87,25 @@ class RawMessage:
     data: bytes
 
 
-def read_raw(path: str | os.PathLike, topics: Iterable[str] | None = None
-             ) -> Iterator[RawMessage]:
-    """Every message of the bag in time order, as stored."""
+@contextmanager
+def open_bag(path: str | os.PathLike) -> Iterator[AnyReader]:
+    """A reader on the bag at `path`. A bag that is missing, or that rosbags cannot read (its
+    metadata.yaml or storage file damaged), is an InputError naming it, also when the damage is
+    met while its messages are read."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"bag {os.fspath(path)!r} does not exist")
-    with AnyReader([path], default_typestore=TYPESTORE) as reader:
+    try:
+        with AnyReader([path], default_typestore=TYPESTORE) as reader:
+            yield reader
+    except (AnyReaderError, ReaderError) as exc:
+        raise InputError(f"bag {os.fspath(path)!r} cannot be read: {exc}") from exc
+
+
+def read_raw(path: str | os.PathLike, topics: Iterable[str] | None = None
+             ) -> Iterator[RawMessage]:
+    """Every message of the bag in time order, as stored."""
+    with open_bag(path) as reader:
         wanted = [c for c in reader.connections if topics is None or c.topic in set(topics)]
         for connection, timestamp, data in reader.messages(connections=wanted):
             yield RawMessage(connection.topic, connection.msgtype, timestamp, bytes(data))
@@ -226,7 +239,7 @@ def _input_topics(path: str | os.PathLike, namespace: str | None, rectify: bool
                   ) -> tuple[InputTopics, dict[str, str]]:
     """Which inputs the bag holds (raw Image or CompressedImage) and, for each input name
     (left/image_rect, ...), its topic in the bag."""
-    with AnyReader([Path(path)], default_typestore=TYPESTORE) as reader:
+    with open_bag(path) as reader:
         available = sorted({c.topic for c in reader.connections})
     candidates = [InputTopics(transport, rectify) for transport in IMAGE_TRANSPORTS]
     topics = next((c for c in candidates if _matching(available, c.names[0], namespace)),
