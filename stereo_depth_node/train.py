@@ -277,18 +277,18 @@ def stereo_eval_epe(model: torch.nn.Module, samples: list, device: torch.device
                     ) -> dict[str, float]:
     """Mean EPE per dataset of the stereo_eval pairs (ground truth below the max disparity); a
     dataset none of whose truth lies below it is left out."""
-    from .metrics import disparity_metrics
+    from .metrics import disparity_metrics, scored_truth
     from .neural import NeuralMatcher
 
     per_dataset: dict[str, list[float]] = {}
     with evaluation_mode(model):
         matcher = NeuralMatcher(model, "validation", device, "fp32")
         for sample in samples:
+            if not scored_truth(sample.disparity, model.max_disparity).any():
+                continue  # all its truth lies beyond the range this run trains
             disparity, _ = matcher.match(sample.left, sample.right)
             metrics = disparity_metrics(disparity, sample.disparity, sample.occlusion,
                                         model.max_disparity)
-            if not metrics["all"]["pixels"]:
-                continue  # all its truth lies beyond the range this run trains
             per_dataset.setdefault(sample.name.split("/")[0], []).append(metrics["all"]["epe"])
     return {f"val_{name}_epe": float(np.mean(values)) for name, values in per_dataset.items()}
 

@@ -33,9 +33,9 @@ class StereoSample:
     def __post_init__(self) -> None:
         # A view and a truth file of different resolutions (Middlebury's F, H and Q sets side by
         # side) would fail deep inside matching or scoring, without the pair's name.
-        sizes = {"left image": self.left, "right image": self.right,
-                 "ground truth": self.disparity, "occlusion mask": self.occlusion}
-        sizes = {what: array.shape[:2] for what, array in sizes.items() if array is not None}
+        arrays = {"left image": self.left, "right image": self.right,
+                  "ground truth": self.disparity, "occlusion mask": self.occlusion}
+        sizes = {what: array.shape[:2] for what, array in arrays.items() if array is not None}
         if len(set(sizes.values())) > 1:
             raise InputError(f"{self.name}: " + ", ".join(
                 f"{what} {width}x{height}" for what, (height, width) in sizes.items()) +
