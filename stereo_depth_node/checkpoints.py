@@ -45,12 +45,19 @@ def detect_architecture(state_dict: dict[str, torch.Tensor]) -> str | None:
 def _load_failure(exc: Exception) -> str:
     """torch.load's failure in one line. Under weights_only its first lines advise loading with
     weights_only=False, which this package never does (a checkpoint must not run code) and which
-    would not help a file that is no checkpoint; the unpickler's own reason follows them."""
+    would not help a file that is no checkpoint; the unpickler's own reason follows them, either
+    after 'WeightsUnpickler error:' (a global off the allowlist) or as the next paragraph (a
+    global from a blocked module such as os or subprocess)."""
     text = str(exc)
     _, marker, reason = text.partition("WeightsUnpickler error:")
-    if not marker:
+    if marker:
+        reason = reason.strip().split("\n")[0].split(". Please")[0]
+    elif text.startswith("Weights only load failed"):
+        paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
+        reason = next((p.rstrip(".") for p in paragraphs[1:]
+                       if not p.startswith("Check the documentation")), "")
+    if not reason:
         return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
-    reason = reason.strip().split("\n")[0].split(". Please")[0]
     return f"{reason}; weights are read with weights_only=True, tensors and plain containers only"
 
 

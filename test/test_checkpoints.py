@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -89,16 +90,28 @@ def test_truncated_weights_file_is_refused(tmp_path):
         load_model(tmp_path / "cut.pt", "psmnet", 16)
 
 
-def test_checkpoint_that_would_run_code_is_refused(tmp_path):
+# The pickle names a function by the module that defines it: 'posix' on Linux, and
+# 'numpy.random._generator' before NumPy 2 (Ubuntu 22.04's NumPy 1.21).
+RNG = f"{np.random.default_rng.__module__}.default_rng"
+SYSTEM = f"{os.system.__module__}.system"
+
+
+@pytest.mark.parametrize("hook, reason", [
+    (np.random.default_rng, f"Unsupported global: GLOBAL {RNG} was not an allowed global by "
+                            f"default"),
+    # torch blocks the os module outright, with a reason of another form
+    (os.system, f"Trying to load unsupported GLOBAL {SYSTEM} whose module "
+                f"{os.system.__module__} is blocked"),
+], ids=["off_the_allowlist", "blocked_module"])
+def test_checkpoint_that_would_run_code_is_refused(tmp_path, hook, reason):
     # weights_only=True: a pickle that names an arbitrary callable must not load.
-    torch.save({"state_dict": {}, "hook": np.random.default_rng}, tmp_path / "evil.pt")
+    torch.save({"state_dict": {}, "hook": hook}, tmp_path / "evil.pt")
     with pytest.raises(ConfigurationError) as refused:
         load_model(tmp_path / "evil.pt", "psmnet", 16)
     # The unpickler's reason, without torch's advice to load with weights_only=False.
     assert str(refused.value) == (
         f"weights file {str(tmp_path / 'evil.pt')!r} is not a readable PyTorch checkpoint "
-        f"(Unsupported global: GLOBAL numpy.random.default_rng was not an allowed global by "
-        f"default; weights are read with weights_only=True, tensors and plain containers only)")
+        f"({reason}; weights are read with weights_only=True, tensors and plain containers only)")
 
 
 @pytest.mark.parametrize("saved, requested", [("psmnet", "psmnet_dws"), ("psmnet_dws", "psmnet")])
