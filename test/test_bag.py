@@ -5,13 +5,11 @@ import signal
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
 import cv2
 import numpy as np
 import pytest
-from rclpy.executors import SingleThreadedExecutor
 from rosbags.highlevel import AnyReader
 from rosgraph_msgs.msg import Clock
 
@@ -22,6 +20,7 @@ from stereo_depth_node.ros.bag import TYPESTORE
 from stereo_depth_node.ros.conversions import float_image_to_array
 from stereo_depth_node.ros.frame import OUTPUT_TYPES as ROS_OUTPUT_TYPES
 from stereo_depth_node.ros.messages import stamp_ns, stereo_messages
+from stereo_depth_node.ros.spin_thread import SpinThread
 
 CLI = [sys.executable, "-m", "stereo_depth_node.cli", "bag"]
 FX, BASELINE, PAIRS = 500.0, 0.12, 3
@@ -121,9 +120,7 @@ def test_play_node_record_round_trip(ros_context, input_bag, tmp_path):
     clock_node = ros_context.create_node("clock_listener")
     clocks = []
     clock_node.create_subscription(Clock, "/clock", clocks.append, 10)
-    executor = SingleThreadedExecutor()
-    executor.add_node(clock_node)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    spin = SpinThread(clock_node)
     try:
         assert recorder.stdout.readline().startswith("recording /cam/disparity")
         time.sleep(0.5)  # the node's side of the discovery settles too
@@ -139,7 +136,7 @@ def test_play_node_record_round_trip(ros_context, input_bag, tmp_path):
     finally:
         if recorder.poll() is None:
             recorder.kill()
-        executor.shutdown(timeout_sec=1.0)
+        spin.close()
         clock_node.destroy_node()
         assert node.stop() == 0
     bag_times = {t for _, (_, messages) in read_bag(input_bag).items() for t, _ in messages}

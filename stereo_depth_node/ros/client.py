@@ -6,11 +6,11 @@ import time
 from collections import defaultdict
 from typing import Callable
 
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from .frame import DEFAULT_INPUTS, OUTPUT_TYPES, InputTopics
 from .messages import stamp_ns
+from .spin_thread import SpinThread
 
 
 class StereoClient:
@@ -34,10 +34,7 @@ class StereoClient:
             self.node.create_subscription(msg_type, f"{self.namespace}/{topic}",
                                           self._collector(topic), reliable)
             for topic, msg_type in OUTPUT_TYPES.items()]
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
+        self._spin = SpinThread(self.node)
 
     def _collector(self, topic: str) -> Callable:
         def collect(msg) -> None:
@@ -116,7 +113,5 @@ class StereoClient:
         return {t: self.arrival(t, stamp)[1] for t in topics}
 
     def close(self) -> None:
-        self.executor.shutdown(timeout_sec=1.0)
-        # A spin thread still running at interpreter exit aborts the process.
-        self._thread.join(timeout=2.0)
+        self._spin.close()
         self.node.destroy_node()
