@@ -23,7 +23,7 @@ from ros_harness import (HANGING_TEARDOWN, NODE_COMMAND, SYNC_MODES, NodeProcess
                          fastdds_segments, reliable_inputs, remove_segments, ros_environment,
                          stereo_set)
 from stereo_depth_node.data.plane import render_plane_pair
-from stereo_depth_node.ros.frame import OUTPUT_TYPES
+from stereo_depth_node.ros.frame import DEFAULT_INPUTS, OUTPUT_TYPES
 from test_conversions import BROKEN_CV_BRIDGE
 from test_node_sgbm import ALL, as_array, cloud_array, send_and_wait
 
@@ -445,6 +445,41 @@ def test_a_stream_goes_out_whole_and_in_order_with_one_thread_or_two(run_node, p
 ])
 def test_bad_configuration_exits_with_one_message(ros_context, parameters, message):
     _assert_refused_at_start(parameters, message)
+
+
+@pytest.mark.parametrize("mode", SYNC_MODES)
+def test_a_qos_override_changes_its_own_topic_only(ros_context, tmp_path, mode):
+    # rclpy writes an override into the QoSProfile object it is given, so one profile object
+    # shared by several topics carried an override to every topic made after it.
+    namespace = f"/qos_{mode}"
+    node = NodeProcess(tmp_path / "node.log", {
+        "model": "sgbm", "max_disparity": 16,
+        f"qos_overrides.{namespace}/left/image_rect.subscription.reliability": "reliable",
+        f"qos_overrides.{namespace}/disparity.publisher.reliability": "best_effort"},
+        namespace, mode=mode)
+    observer = ros_context.create_node(f"qos_observer_{mode}")
+    reliable, best_effort = ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT
+    expected = {
+        **{(topic, "subscription"): best_effort for topic in DEFAULT_INPUTS.names},
+        ("left/image_rect", "subscription"): reliable,
+        **{(topic, "publisher"): reliable for topic in OUTPUT_TYPES},
+        ("disparity", "publisher"): best_effort}
+
+    def seen():
+        return {(topic, kind): [info.qos_profile.reliability for info in (
+                    observer.get_subscriptions_info_by_topic if kind == "subscription"
+                    else observer.get_publishers_info_by_topic)(f"{namespace}/{topic}")]
+                for topic, kind in expected}
+
+    try:
+        node.wait_ready()
+        deadline = time.monotonic() + 20  # the graph fills as discovery runs
+        while any(not found for found in seen().values()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert seen() == {key: [policy] for key, policy in expected.items()}
+    finally:
+        observer.destroy_node()
+        assert node.stop() == 0
 
 
 def test_huge_sync_tolerance_is_refused_before_message_filters_sees_it(ros_context):

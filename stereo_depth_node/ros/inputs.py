@@ -2,6 +2,7 @@
 ROS installation), else through this package's own synchroniser (a pip-only install)."""
 from __future__ import annotations
 
+import copy
 from typing import Callable
 
 from rclpy.duration import Duration
@@ -60,14 +61,12 @@ class StereoInputs:
         types = list(topics.types.values())
         if message_filters is not None:
             self.backend = "message_filters"
-            self._filters = [
-                message_filters.Subscriber(node, msg_type, topic,
-                                           qos_profile=qos_profile_sensor_data,
-                                           qos_overriding_options=overrides)
-                for topic, msg_type in zip(self.subscribed, types)]
+            # The node subscribes itself and feeds message_filters' SimpleFilters: the
+            # signature of message_filters.Subscriber changed between releases (Humble 4.3.12,
+            # Jazzy 4.11.10 and Kilted 7.1.5 took no qos_overriding_options; ros2/message_filters
+            # #226, #247), and the synchroniser is the part a robot's user expects.
             self._gates = [message_filters.SimpleFilter() for _ in types]
-            for index, (subscriber, gate) in enumerate(zip(self._filters, self._gates)):
-                subscriber.registerCallback(self._gated(index, gate.signalMessage))
+            forwards = [gate.signalMessage for gate in self._gates]
             self._synchronizer = (
                 message_filters.ApproximateTimeSynchronizer(self._gates, queue_size, tolerance_s)
                 if approximate else message_filters.TimeSynchronizer(self._gates, queue_size))
@@ -76,10 +75,15 @@ class StereoInputs:
             self.backend = "internal"
             self._synchronizer = TimeSynchronizer(len(types), queue_size, self.tolerance_s,
                                                   self._emit)
-            self._subscribers = [
-                node.create_subscription(msg_type, topic, self._gated(index, self._internal(index)),
-                                         qos_profile_sensor_data, qos_overriding_options=overrides)
-                for index, (topic, msg_type) in enumerate(zip(self.subscribed, types))]
+            forwards = [self._internal(index) for index in range(len(types))]
+        # A profile of its own for each: rclpy writes a topic's qos_overrides into the profile
+        # object it is given, which would carry one topic's override to the topics after it.
+        self._subscriptions = [
+            node.create_subscription(msg_type, topic, self._gated(index, forward),
+                                     copy.copy(qos_profile_sensor_data),
+                                     qos_overriding_options=overrides)
+            for index, (topic, msg_type, forward) in enumerate(
+                zip(self.subscribed, types, forwards))]
 
     def _gated(self, index: int, forward: Callable[[object], None]) -> Callable:
         def gate(msg) -> None:

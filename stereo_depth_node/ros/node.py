@@ -154,7 +154,6 @@ class StereoDepthNode(Node):
         self._abandoned = False  # shutdown stopped waiting: the middleware is going away
 
         overrides = QoSOverridingOptions.with_default_policies()
-        reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
         approximate = configured["approximate_sync"]
         self._topics = InputTopics(configured["image_transport"], configured["rectify"])
         self._rectifier = self._build_rectifier() if self._topics.rectify else None
@@ -163,9 +162,12 @@ class StereoDepthNode(Node):
                                         configured["sync_tolerance"], configured["queue_size"],
                                         overrides, self._on_synchronised, self._on_unmatched,
                                         self._on_refused_message, self.get_logger().warning)
+            # A new profile for each: rclpy writes a topic's qos_overrides into the profile
+            # object it is given.
             self._outputs = {
-                topic: self.create_publisher(msg_type, topic, reliable,
-                                             qos_overriding_options=overrides)
+                topic: self.create_publisher(
+                    msg_type, topic, QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE),
+                    qos_overriding_options=overrides)
                 for topic, msg_type in OUTPUT_TYPES.items()}
         except RuntimeError as exc:
             # rclpy's RuntimeError for a qos_overrides value it does not know ('reliabel'), and
