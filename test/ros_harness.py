@@ -167,6 +167,10 @@ def raw_stereo_set(left, right, left_model, right_model, stamp_s: float,
     return messages
 
 
+# Segment names: fastdds_ since Fast DDS 3 (Kilted), fastrtps_ in Fast DDS 2 (Humble, Jazzy).
+SEGMENT_PREFIXES = ("fastdds_", "fastrtps_")
+
+
 def fastdds_segments(pid: int) -> set[str]:
     """The Fast DDS segments in /dev/shm that process `pid` has mapped (none where /proc cannot
     be read). Port files (fastdds_port*) are left out: every participant of a domain shares them,
@@ -177,7 +181,8 @@ def fastdds_segments(pid: int) -> set[str]:
         return set()
     names = {line.split()[-1].removeprefix("/dev/shm/") for line in maps.splitlines()}
     return {f"/dev/shm/{name}" for name in names
-            if name.startswith("fastdds_") and not name.startswith("fastdds_port")}
+            if name.startswith(SEGMENT_PREFIXES)
+            and not name.startswith(tuple(f"{p}port" for p in SEGMENT_PREFIXES))}
 
 
 def abandoned_segments(segments: set[str]) -> set[str]:

@@ -127,8 +127,12 @@ class Counters:
 
 
 class StereoDepthNode(Node):
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, on_created: Callable[[Node], None] | None = None, **kwargs: Any) -> None:
+        """`on_created` gets the node as soon as it is an rclpy Node, before the network loads:
+        a signal during the loading or the warm-up must be able to destroy it."""
         super().__init__("stereo_depth_node", **kwargs)
+        if on_created is not None:
+            on_created(self)
         for spec in PARAMETERS:
             self.declare_parameter(spec.name, spec.default, descriptor(spec))
         configured = {spec.name: parameter_value(spec, self.get_parameter(spec.name).value)
@@ -535,16 +539,20 @@ def _ignore_signals_while_stopping() -> None:
         signal.signal(signum, note)
 
 
-def _release_ros() -> None:
+def _release_ros(nodes: Sequence[Node]) -> None:
     """Before leaving mid-start (loading the network, warming up), from the signal handler.
-    Shutting the context down destroys the node built so far, which frees its middleware
-    participant: os._exit alone left Fast DDS's shared-memory segments in /dev/shm for good (two
-    of about 67 MB each with this package's profile, RAM on a robot, at every Ctrl-C during a
-    warm-up). It also closes ROS logging, which writes what its file sink buffered (rcl's spdlog
-    sink flushes only every few seconds). The node is a whole rclpy Node once its constructor
-    runs our code, and the main thread, which the handler interrupts, never resumes."""
+    Destroying the node built so far frees its middleware participant: os._exit alone left Fast
+    DDS's shared-memory segments in /dev/shm for good (two of about 67 MB each with this
+    package's profile, RAM on a robot, at every Ctrl-C during a warm-up). rclpy 9 (Kilted) would
+    destroy it when the context shuts down; rclpy 7 (Jazzy) and older leave it alive, so it is
+    destroyed here. Shutting the context down also closes ROS logging, which writes what its
+    file sink buffered (rcl's spdlog sink flushes only every few seconds). The node is a whole
+    rclpy Node once its constructor runs our code, and the main thread, which the handler
+    interrupts, never resumes."""
     try:
         with bounded_teardown():
+            for node in nodes:
+                node.destroy_node()
             rclpy.try_shutdown()
     except Exception:  # still leave; at least write the ROS log
         from rclpy.impl.implementation_singleton import rclpy_implementation
@@ -569,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     for an unexpected error)."""
     args = sys.argv if argv is None else argv
     ros_initialised, spinning, stop = threading.Event(), threading.Event(), threading.Event()
+    built: list[Node] = []  # the node from its first line on, for _release_ros
 
     def on_stop_signal(_signum: int, _frame) -> None:
         """While loading, leave at once, from here: an exception raised here could surface
@@ -578,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         ... 'Task' object has no attribute '_exception'" (1 stop in 25 under a stream of sets)."""
         if not spinning.is_set():
             if ros_initialised.is_set():
-                _release_ros()
+                _release_ros(built)
             _exit(0)
         stop.set()
 
@@ -592,11 +601,13 @@ def main(argv: list[str] | None = None) -> int:
     ros_initialised.set()
     executor = SingleThreadedExecutor()
     try:
-        node = StereoDepthNode()
+        node = StereoDepthNode(on_created=built.append)
     except (ConfigurationError, InputError, ValueError, ParameterException) as exc:
         # ParameterException: a value of the wrong type for a parameter (`queue_size:=2.5`)
         print(f"stereo_depth_node: configuration error: {exc}", file=sys.stderr)
         with bounded_teardown():
+            for half_built in built:
+                half_built.destroy_node()
             rclpy.try_shutdown()
         return 2
     code = 0
