@@ -20,7 +20,8 @@ from stereo_depth_node.ros.client import OUTPUT_TYPES, StereoClient  # noqa: F40
 from stereo_depth_node.ros.conversions import array_to_image_fields
 from stereo_depth_node.ros import node_process
 from stereo_depth_node.ros.frame import DEFAULT_INPUTS, InputTopics
-from stereo_depth_node.ros.node_process import NODE_COMMAND  # noqa: F401 (re-export)
+from stereo_depth_node.ros.node_process import (NODE_COMMAND,  # noqa: F401 (re-export)
+                                                reliable_inputs)
 from stereo_depth_node.ros.teardown import TEARDOWN_LIMIT_S
 from stereo_depth_node.ros.messages import image_message as input_image, stereo_messages
 
@@ -115,13 +116,6 @@ class NodesUnderTest:
             else:
                 codes.append(item.stop())
         return codes
-
-
-def reliable_inputs(namespace: str, inputs: InputTopics = DEFAULT_INPUTS) -> dict[str, str]:
-    """Node parameters (rclpy's QoS overrides) that make the four inputs reliable: a set sent
-    before the node's side of discovery completes is then resent, not lost."""
-    return {f"qos_overrides.{namespace.rstrip('/')}/{topic}.subscription.reliability": "reliable"
-            for topic in inputs.names}
 
 
 def header(stamp_s: float) -> Header:

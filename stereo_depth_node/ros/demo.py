@@ -21,7 +21,8 @@ from .bag import TYPESTORE  # noqa: F401  (fails early when rosbags is missing)
 from .client import OUTPUT_TYPES, StereoClient
 from .conversions import float_image_to_array, point_cloud_to_array
 from .messages import stereo_messages
-from .node_process import NodeProcess, tool_arguments, use_local_shared_memory
+from .node_process import (NodeProcess, reliable_inputs, tool_arguments,
+                           use_local_shared_memory)
 from .teardown import bounded_teardown
 
 START_NS = 1_700_000_000 * 10**9
@@ -42,8 +43,10 @@ def _write_figures(out: Path, frame: DemoFrame, outputs: dict[str, Any]) -> None
 def _run_model(model: str, frames: list[DemoFrame], out: Path, device: str) -> dict[str, Any]:
     namespace = f"/demo_{model}"
     out.mkdir(parents=True, exist_ok=True)
+    # Each frame is sent once, so the node's inputs are reliable.
     process = NodeProcess(namespace, {"model": model, "max_disparity": DEMO_MAX_DISPARITY,
-                                      "device": device, "summary_period": 0.0},
+                                      "device": device, "summary_period": 0.0,
+                                      **reliable_inputs(namespace)},
                           out / "node.log")
     client = StereoClient(namespace, f"demo_client_{model}")
     try:

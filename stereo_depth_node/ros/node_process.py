@@ -12,6 +12,7 @@ from typing import Any
 
 from ..bench_memory import resident_memory_mib
 from ..errors import ConfigurationError
+from .frame import DEFAULT_INPUTS, InputTopics
 from .launch_support import READY_LINE
 
 SHM_PROFILE = Path(__file__).with_name("fastdds_shm.xml")
@@ -30,6 +31,15 @@ def use_local_shared_memory() -> None:
     """
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", os.fspath(SHM_PROFILE))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+
+
+def reliable_inputs(namespace: str, inputs: InputTopics = DEFAULT_INPUTS) -> dict[str, str]:
+    """Node parameters (rclpy's QoS overrides) that make the four inputs reliable: a set sent
+    before the node's side of discovery completes is then resent, not lost, and so is an image
+    that a best-effort subscriber drops (Fast DDS 2.14, Jazzy's, lost about half of 1.1 MB
+    best-effort messages between two processes here, with or without this package's profile)."""
+    return {f"qos_overrides.{namespace.rstrip('/')}/{topic}.subscription.reliability": "reliable"
+            for topic in inputs.names}
 
 
 def tool_arguments() -> list[str]:
