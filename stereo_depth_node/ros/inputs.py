@@ -62,9 +62,9 @@ class StereoInputs:
         if message_filters is not None:
             self.backend = "message_filters"
             # The node subscribes itself and feeds message_filters' SimpleFilters: the
-            # signature of message_filters.Subscriber changed between releases (Humble 4.3.12,
-            # Jazzy 4.11.10 and Kilted 7.1.5 took no qos_overriding_options; ros2/message_filters
-            # #226, #247), and the synchroniser is the part a robot's user expects.
+            # signature of message_filters.Subscriber changed between releases (some 2025 ones
+            # take node, type, topic and qos_profile only, so qos_overriding_options would be a
+            # TypeError), and the synchroniser is the part a robot's user expects.
             self._gates = [message_filters.SimpleFilter() for _ in types]
             forwards = [gate.signalMessage for gate in self._gates]
             self._synchronizer = (
