@@ -621,13 +621,17 @@ def test_a_signal_during_the_warm_up_stops_at_once_keeps_the_ros_log_and_frees_s
     process = NodeProcess(tmp_path / "node.log",
                           {"model": "psmnet_dws", "weights": "none", "device": "cpu",
                            "max_disparity": 64, "warmup_size": "1280x720"}, "/warm_stop")
-    assert process.wait_for_log("warming up on one 1280x720 frame before reporting ready")
-    time.sleep(0.5)
-    segments = fastdds_segments(process.process.pid)
-    assert segments, "the node maps no Fast DDS segment: the test would prove nothing"
-    sent = time.monotonic()
-    assert process.stop(sig) == 0
-    assert time.monotonic() - sent < 5.0
+    try:
+        assert process.wait_for_log("warming up on one 1280x720 frame before reporting ready")
+        time.sleep(0.5)
+        segments = fastdds_segments(process.process.pid)
+        assert segments, "the node maps no Fast DDS segment: the test would prove nothing"
+        sent = time.monotonic()
+        assert process.stop(sig) == 0
+        assert time.monotonic() - sent < 5.0
+    finally:  # a failed assertion above must not leave the node warming up for minutes
+        if process.process.poll() is None:
+            process.process.kill()
     assert "warmed up" not in process.log() and "Traceback" not in process.log()
     [file] = log_dir.glob("*.log")
     assert ROS_LOG_LINE.findall(file.read_text()) == ROS_LOG_LINE.findall(process.log())
