@@ -539,21 +539,26 @@ def _ignore_signals_while_stopping() -> None:
         signal.signal(signum, note)
 
 
+def _shut_down_half_built(nodes: Sequence[Node]) -> None:
+    """Destroy the node whose constructor did not finish, then shut the context down, in bounded
+    time. Destroying the node frees its middleware participant: os._exit alone left Fast DDS's
+    shared-memory segments in /dev/shm for good (two of about 67 MB each with this package's
+    profile, RAM on a robot, at every Ctrl-C during a warm-up). rclpy 9 (Kilted) would destroy it
+    when the context shuts down; rclpy 7 (Jazzy) and older leave it alive. Shutting the context
+    down also closes ROS logging, which writes what its file sink buffered (rcl's spdlog sink
+    flushes only every few seconds)."""
+    with bounded_teardown():
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
 def _release_ros(nodes: Sequence[Node]) -> None:
-    """Before leaving mid-start (loading the network, warming up), from the signal handler.
-    Destroying the node built so far frees its middleware participant: os._exit alone left Fast
-    DDS's shared-memory segments in /dev/shm for good (two of about 67 MB each with this
-    package's profile, RAM on a robot, at every Ctrl-C during a warm-up). rclpy 9 (Kilted) would
-    destroy it when the context shuts down; rclpy 7 (Jazzy) and older leave it alive, so it is
-    destroyed here. Shutting the context down also closes ROS logging, which writes what its
-    file sink buffered (rcl's spdlog sink flushes only every few seconds). The node is a whole
-    rclpy Node once its constructor runs our code, and the main thread, which the handler
-    interrupts, never resumes."""
+    """Before leaving mid-start (loading the network, warming up), from the signal handler. The
+    node is a whole rclpy Node once its constructor runs our code, and the main thread, which the
+    handler interrupts, never resumes."""
     try:
-        with bounded_teardown():
-            for node in nodes:
-                node.destroy_node()
-            rclpy.try_shutdown()
+        _shut_down_half_built(nodes)
     except Exception:  # still leave; at least write the ROS log
         from rclpy.impl.implementation_singleton import rclpy_implementation
         try:
@@ -605,10 +610,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigurationError, InputError, ValueError, ParameterException) as exc:
         # ParameterException: a value of the wrong type for a parameter (`queue_size:=2.5`)
         print(f"stereo_depth_node: configuration error: {exc}", file=sys.stderr)
-        with bounded_teardown():
-            for half_built in built:
-                half_built.destroy_node()
-            rclpy.try_shutdown()
+        _shut_down_half_built(built)
         return 2
     code = 0
     try:
