@@ -124,6 +124,10 @@ def cmd_bench_estimator(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train
 
+    if args.resume is not None and (args.seed is not None or args.init_weights is not None):
+        raise ConfigurationError("--resume continues a run on its own seed and from its own "
+                                 "start; --seed and --init-weights begin a new run (give "
+                                 "--init-weights the checkpoint and a new --out-dir)")
     overrides = {"model": args.model, "steps": args.steps, "out_dir": args.out_dir,
                  "device": args.device, "time_budget_s": args.time_budget,
                  "init_weights": args.init_weights, "dataset": args.dataset, "seed": args.seed}
@@ -334,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init-weights", help="fine-tune from these weights")
     train.add_argument("--dataset", help="fine-tune on KIND:PATH (e.g. kitti2015:/data/kitti)")
     train.add_argument("--seed", type=int, help="the synthetic data stream and initialisation "
-                       "(a continuation on a new seed sees scenes its weights have not)")
+                       "of a new run (a continuation on a new seed sees scenes its weights "
+                       "have not); a resumed run keeps its own")
     train.set_defaults(func=cmd_train)
 
     evaluation = commands.add_parser("eval", help="methods side by side against ground truth")

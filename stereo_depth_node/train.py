@@ -349,6 +349,9 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
         device_name = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     device = resolve_device(device_name)
     precision = resolve_precision(config.precision, device)
+    state = _training_state(resume, config) if resume is not None else None
+    if state is not None:
+        config = _continued(config, state, progress)
     out_dir = Path(config.out_dir)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -359,27 +362,15 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
     random.seed(config.seed)
 
     model = (load_model(config.init_weights, config.model, config.max_disparity)
-             if config.init_weights else build_model(config.model, config.max_disparity))
+             if config.init_weights and state is None
+             else build_model(config.model, config.max_disparity))
     model = model.to(device)
     train_mode(model, config.freeze_batch_norm)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
     step, samples, wall_before = 0, 0, 0.0
     history = (history_of_weights(config.init_weights)
-               if config.init_weights and resume is None else [])
-    if resume is not None:
-        state = torch.load(resume, map_location="cpu", weights_only=True)
-        if state.get("model") != config.model:
-            raise ConfigurationError(
-                f"cannot resume {config.model!r} from {os.fspath(resume)!r}: it holds a "
-                f"{state.get('model')!r} network")
-        if int(state.get("max_disparity", -1)) != config.max_disparity:
-            raise ConfigurationError(
-                f"cannot resume with max_disparity {config.max_disparity} from "
-                f"{os.fspath(resume)!r}: it was trained with {state.get('max_disparity')}")
-        if "optimizer" not in state or "rng" not in state:
-            raise ConfigurationError(
-                f"{os.fspath(resume)!r} holds weights only, not a training state to resume; "
-                f"use --init-weights to start a new run from it")
+               if config.init_weights and state is None else [])
+    if state is not None:
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"])
@@ -456,6 +447,44 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
         save_training_state(final, model, optimizer, config, step, samples, wall, history)
     return {"step": step, "samples_seen": samples, "wall_time_s": wall, "device": str(device),
             "precision": precision, "checkpoint": os.fspath(final)}
+
+
+def _training_state(resume: str | os.PathLike, config: TrainConfig) -> dict[str, Any]:
+    """The training checkpoint a run resumes from, refused when it cannot continue this run."""
+    state = torch.load(resume, map_location="cpu", weights_only=True)
+    if state.get("model") != config.model:
+        raise ConfigurationError(
+            f"cannot resume {config.model!r} from {os.fspath(resume)!r}: it holds a "
+            f"{state.get('model')!r} network")
+    if int(state.get("max_disparity", -1)) != config.max_disparity:
+        raise ConfigurationError(
+            f"cannot resume with max_disparity {config.max_disparity} from "
+            f"{os.fspath(resume)!r}: it was trained with {state.get('max_disparity')}")
+    if "optimizer" not in state or "rng" not in state:
+        raise ConfigurationError(
+            f"{os.fspath(resume)!r} holds weights only, not a training state to resume; "
+            f"use --init-weights to start a new run from it")
+    return state
+
+
+# What makes a run the run it is: the seed picks its scenes, augmentations and held-out set, and
+# init_weights is where it began (the record a card reads).
+RUN_IDENTITY = ("seed", "init_weights")
+
+
+def _continued(config: TrainConfig, state: dict[str, Any],
+               progress: Callable[[str], None]) -> TrainConfig:
+    """The settings of a resumed run: its own seed and starting weights, whatever the settings
+    given say. A resume reads the same YAML file as a fresh start, whose seed is the file's, so
+    taking the given seed would switch a run on a seed of its own to another scene stream."""
+    stored = state.get("config", {})
+    kept = {key: stored[key] for key in RUN_IDENTITY
+            if key in stored and stored[key] != getattr(config, key)}
+    if kept:
+        progress("resuming keeps the run's " + ", ".join(
+            f"{key} {value!r} (the settings say {getattr(config, key)!r})"
+            for key, value in kept.items()))
+    return dataclasses.replace(config, **kept)
 
 
 def dataset_batches(config: TrainConfig, device: torch.device, rank: int

@@ -60,6 +60,37 @@ def test_resume_continues_bit_exactly(tmp_path):
         assert torch.equal(value["exp_avg"], b["optimizer"]["state"][key]["exp_avg"])
 
 
+def test_a_resumed_run_keeps_its_own_seed_and_start(tmp_path):
+    # make train-cpu resumes with the YAML file's settings (seed 0, no init_weights) a run that
+    # began from shipped weights on a seed of its own; it must go on with that run's scenes.
+    from stereo_depth_node.checkpoints import save_checkpoint
+    train(tiny_config(tmp_path / "base", steps=1), progress=lambda _: None)
+    start = tmp_path / "start.pt"
+    save_checkpoint(start, load_model(tmp_path / "base/last.pt", "psmnet_dws", 16), "psmnet_dws")
+    own = dict(seed=20261206, init_weights=str(start))
+    train(tiny_config(tmp_path / "straight", **own), progress=lambda _: None)
+    train(tiny_config(tmp_path / "split", steps=2, **own), progress=lambda _: None)
+    start.unlink()  # a resume starts from its checkpoint and never reads these again
+    lines: list[str] = []
+    train(tiny_config(tmp_path / "split"), resume=tmp_path / "split/last.pt",
+          progress=lines.append)
+    assert lines[0] == (f"resuming keeps the run's seed 20261206 (the settings say 0), "
+                        f"init_weights {str(start)!r} (the settings say None)")
+    a = torch.load(tmp_path / "straight/last.pt", weights_only=True)
+    b = torch.load(tmp_path / "split/last.pt", weights_only=True)
+    for name, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][name]), name
+    assert (b["config"]["seed"], b["config"]["init_weights"]) == (20261206, str(start))
+    assert yaml.safe_load((tmp_path / "split/config.yaml").read_text())["seed"] == 20261206
+    refused = subprocess.run([sys.executable, "-m", "stereo_depth_node.cli", "train", "--resume",
+                              str(tmp_path / "split/last.pt"), "--seed", "7", "--out-dir",
+                              str(tmp_path / "split")], capture_output=True, text=True,
+                             timeout=60)
+    assert refused.returncode == 2
+    assert ("--resume continues a run on its own seed and from its own start; --seed and "
+            "--init-weights begin a new run") in refused.stderr
+
+
 def test_resume_with_rich_scenes_and_augmentation_is_bit_exact(tmp_path):
     rich = dict(rich_scenes=True, augment=True)
     train(tiny_config(tmp_path / "straight", **rich), progress=lambda _: None)
