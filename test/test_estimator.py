@@ -296,7 +296,12 @@ def test_channels_last_weights_give_the_contiguous_disparity_on_a_real_pair(mode
     assert not weight.is_contiguous()
     ours, theirs = default.estimate(left, right), contiguous.estimate(left, right)
     assert np.abs(ours.disparity - theirs.disparity).max() < 1e-3
-    assert np.abs(ours.confidence - theirs.confidence).max() < 1e-4
+    # Confidence is the probability of the candidates within 2 px of the estimate: where the
+    # estimate is a whole number, to rounding, a candidate on the window's edge counts on one
+    # side and not the other (one teddy pixel, 0.0017, with the weights shipped 2026-12-07).
+    on_edge = np.abs(ours.disparity - np.round(ours.disparity)) < 1e-3
+    assert on_edge.mean() < 0.01
+    assert np.abs(ours.confidence - theirs.confidence)[~on_edge].max() < 1e-4
 
 
 def test_bf16_on_cpu_runs():
