@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import random
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ class TrainConfig:
     precision: str = "auto"              # autocast on CUDA; fp32 on the CPU
     checkpoint_every: int = 500
     checkpoint_every_s: float = 0.0      # also save every this many seconds (0 = off)
+    # Also keep a copy of the state at every multiple of this step (0 = off) as
+    # steps/step_N.pt: the copies a run's shipped average is taken over (stereo-depth average).
+    keep_every: int = 0
     validate_every: int = 500
     validation_batches: int = 4
     log_every: int = 10
@@ -71,6 +75,9 @@ class TrainConfig:
     batches_ahead: bool = True           # make the next batch while a step trains (batch_source.py)
 
     def __post_init__(self) -> None:
+        if self.keep_every < 0:
+            raise ConfigurationError(f"keep_every must be >= 0 (0 keeps no step copies), not "
+                                     f"{self.keep_every}")
         for name in ("ground_share", "small_range_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigurationError(f"{name} must lie in [0, 1], not {getattr(self, name)}")
@@ -433,12 +440,16 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
                 logger.log(step, **scores)
                 progress(f"step {step}: validation EPE (px) " + ", ".join(
                     f"{k[4:-4]} {v:.3f}" for k, v in scores.items()))
-            due = step % config.checkpoint_every == 0 or (
+            kept = bool(config.keep_every) and step % config.keep_every == 0
+            due = kept or step % config.checkpoint_every == 0 or (
                 config.checkpoint_every_s and now - last_checkpoint >= config.checkpoint_every_s)
             if rank == 0 and due:
                 save_training_state(final, model, optimizer, config, step, samples,
                                     now - start + wall_before, history)
                 last_checkpoint = now
+                if kept:
+                    (out_dir / "steps").mkdir(exist_ok=True)
+                    shutil.copyfile(final, out_dir / "steps" / f"step_{step}.pt")
     finally:
         source.close()
         logger.close()

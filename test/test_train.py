@@ -91,6 +91,23 @@ def test_a_resumed_run_keeps_its_own_seed_and_start(tmp_path):
             "--init-weights begin a new run") in refused.stderr
 
 
+def test_step_copies_are_the_state_at_their_step(tmp_path):
+    # The copies a shipped average is taken over: each one the run as it was at that step,
+    # whatever the periodic checkpoints do in between.
+    train(tiny_config(tmp_path / "kept", keep_every=2, checkpoint_every=3),
+          progress=lambda _: None)
+    assert sorted(p.name for p in (tmp_path / "kept/steps").iterdir()) == ["step_2.pt",
+                                                                           "step_4.pt"]
+    train(tiny_config(tmp_path / "short", steps=2), progress=lambda _: None)
+    copy = torch.load(tmp_path / "kept/steps/step_2.pt", weights_only=True)
+    at_two = torch.load(tmp_path / "short/last.pt", weights_only=True)
+    assert copy["step"] == 2 and copy["samples_seen"] == 4
+    for name, value in at_two["state_dict"].items():
+        assert torch.equal(value, copy["state_dict"][name]), name
+    with pytest.raises(ConfigurationError, match="keep_every must be >= 0"):
+        tiny_config(tmp_path, keep_every=-100)
+
+
 def test_resume_with_rich_scenes_and_augmentation_is_bit_exact(tmp_path):
     rich = dict(rich_scenes=True, augment=True)
     train(tiny_config(tmp_path / "straight", **rich), progress=lambda _: None)
