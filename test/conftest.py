@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 
 from stereo_depth_node.data.pfm import read_pfm, write_pfm
+from stereo_depth_node.ros.node_process import SHM_PROFILE, profile_variable
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(0, 101)))
-# Shared memory only, with segments large enough for whole images (see README, "DDS").
-os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(
-    Path(__file__).resolve().parents[1] / "stereo_depth_node" / "ros" / "fastdds_shm.xml"))
+# Shared memory only, with segments large enough for whole images (see README, "DDS"), under
+# the name this Fast DDS reads.
+os.environ.setdefault(profile_variable(), str(SHM_PROFILE))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STEREO_EVAL = REPO_ROOT.parent / "shared" / "data" / "stereo_eval"

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
-from stereo_depth_node.ros.node_process import (SHM_PROFILE, process_gpu_memory_mib,
-                                                use_local_shared_memory)
+from stereo_depth_node.ros import node_process
+from stereo_depth_node.ros.node_process import (FAST_DDS_2_VARIABLE, FAST_DDS_3_VARIABLE,
+                                                SHM_PROFILE, process_gpu_memory_mib,
+                                                profile_variable, use_local_shared_memory)
 
 # nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits, two GPUs
 LISTING = "4242, 5120\n77, 300\n4242, 100\n"
@@ -25,7 +29,57 @@ def test_the_tools_own_participant_discovers_on_this_machine_only(monkeypatch):
     # demo and bench live start their nodes with LOCALHOST; their own participant took the
     # shell's range (SUBNET by default) and found no node where multicast does not work.
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "SUBNET")
-    monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
+    for name in (FAST_DDS_2_VARIABLE, FAST_DDS_3_VARIABLE):
+        monkeypatch.delenv(name, raising=False)
     use_local_shared_memory()
     assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
-    assert os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] == os.fspath(SHM_PROFILE)
+    assert os.environ[profile_variable()] == os.fspath(SHM_PROFILE)
+    # A profile the user set, under either name, is theirs to keep.
+    monkeypatch.delenv(profile_variable())
+    monkeypatch.setenv(FAST_DDS_2_VARIABLE, "/robot/profile.xml")
+    use_local_shared_memory()
+    assert os.environ[FAST_DDS_2_VARIABLE] == "/robot/profile.xml"
+    assert FAST_DDS_3_VARIABLE not in os.environ
+
+
+# A participant of a process that set the profile: the largest Fast DDS segment it maps (the
+# profile's are 64 MiB; Fast DDS's own about 0.5 MiB), and a clean exit that frees them.
+PARTICIPANT = """
+import os, rclpy
+from stereo_depth_node.ros.node_process import use_local_shared_memory
+use_local_shared_memory()
+rclpy.init()
+node = rclpy.create_node("profile_probe")
+mapped = [line.split()[-1] for line in open("/proc/self/maps").read().splitlines()
+          if "/dev/shm/fast" in line and "_port" not in line]
+print(max(os.path.getsize(path) for path in mapped))
+node.destroy_node()
+rclpy.shutdown()
+"""
+
+
+def test_the_tools_profile_goes_under_the_name_this_fast_dds_reads():
+    # Fast DDS 2 (Humble, Jazzy) reads only FASTRTPS_DEFAULT_PROFILES_FILE, and Fast DDS 3
+    # only FASTDDS_DEFAULT_PROFILES_FILE: under the other name the profile is silently unused.
+    env = {k: v for k, v in os.environ.items()
+           if k not in (FAST_DDS_2_VARIABLE, FAST_DDS_3_VARIABLE)}
+    done = subprocess.run([sys.executable, "-c", PARTICIPANT], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) >= 64 * 2**20, done.stdout
+    assert "deprecated" not in done.stderr, done.stderr  # Fast DDS 3's word for the old name
+
+
+def test_without_ros_from_pip_the_distro_names_the_variable(monkeypatch):
+    # A ROS installation's Python holds no ros-fastdds / ros-fastrtps distribution; its setup
+    # script's ROS_DISTRO tells Fast DDS 2 from 3.
+    def not_installed(name):
+        raise node_process.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(node_process.metadata, "version", not_installed)
+    for distro, variable in (("humble", FAST_DDS_2_VARIABLE), ("jazzy", FAST_DDS_2_VARIABLE),
+                             ("kilted", FAST_DDS_3_VARIABLE), ("rolling", FAST_DDS_3_VARIABLE)):
+        monkeypatch.setenv("ROS_DISTRO", distro)
+        assert profile_variable() == variable, distro
+    monkeypatch.delenv("ROS_DISTRO")
+    assert profile_variable() == FAST_DDS_3_VARIABLE

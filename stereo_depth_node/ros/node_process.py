@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,28 @@ from .frame import DEFAULT_INPUTS, InputTopics
 from .launch_support import READY_LINE
 
 SHM_PROFILE = Path(__file__).with_name("fastdds_shm.xml")
+# Where each Fast DDS reads an XML profile from: version 2 (Humble, Jazzy) knows only the first
+# name and ignores the second; version 3 (Kilted on) reads the second and warns on the first.
+FAST_DDS_2_VARIABLE = "FASTRTPS_DEFAULT_PROFILES_FILE"
+FAST_DDS_3_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+FAST_DDS_2_DISTROS = frozenset({"foxy", "galactic", "humble", "iron", "jazzy"})
 # The node's executable as the console script runs it, from this interpreter.
 NODE_COMMAND = [sys.executable, "-m", "stereo_depth_node.ros.entry"]
+
+
+def profile_variable() -> str:
+    """The environment variable that the Fast DDS this process loads reads its profile from.
+    ROS from pip names Fast DDS in its distributions (ros-fastrtps is version 2, ros-fastdds
+    version 3); a ROS installation's setup script sets ROS_DISTRO."""
+    for distribution, variable in (("ros-fastdds", FAST_DDS_3_VARIABLE),
+                                   ("ros-fastrtps", FAST_DDS_2_VARIABLE)):
+        try:
+            metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+        return variable
+    distro = os.environ.get("ROS_DISTRO", "").strip().lower()
+    return FAST_DDS_2_VARIABLE if distro in FAST_DDS_2_DISTROS else FAST_DDS_3_VARIABLE
 
 
 def use_local_shared_memory() -> None:
@@ -29,7 +50,8 @@ def use_local_shared_memory() -> None:
     tool whose own participant used the shell's range (SUBNET by default) found none of its
     nodes where multicast does not work (`stereo-depth demo` here: "no node subscribes to ...").
     """
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", os.fspath(SHM_PROFILE))
+    if not any(os.environ.get(name) for name in (FAST_DDS_2_VARIABLE, FAST_DDS_3_VARIABLE)):
+        os.environ[profile_variable()] = os.fspath(SHM_PROFILE)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 
