@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+from ros_harness import fastdds_segments
 from stereo_depth_node.ros import node_process
 from stereo_depth_node.ros.node_process import (FAST_DDS_2_VARIABLE, FAST_DDS_3_VARIABLE,
                                                 SHM_PROFILE, process_gpu_memory_mib,
@@ -42,17 +43,16 @@ def test_the_tools_own_participant_discovers_on_this_machine_only(monkeypatch):
     assert FAST_DDS_3_VARIABLE not in os.environ
 
 
-# A participant of a process that set the profile: the largest Fast DDS segment it maps (the
-# profile's are 64 MiB; Fast DDS's own about 0.5 MiB), and a clean exit that frees them.
+# A participant in a process that set the profile the tools' way; it holds until stdin closes,
+# so that its segments can be read from here, and then leaves cleanly (freeing them).
 PARTICIPANT = """
-import os, rclpy
+import sys, rclpy
 from stereo_depth_node.ros.node_process import use_local_shared_memory
 use_local_shared_memory()
 rclpy.init()
 node = rclpy.create_node("profile_probe")
-mapped = [line.split()[-1] for line in open("/proc/self/maps").read().splitlines()
-          if "/dev/shm/fast" in line and "_port" not in line]
-print(max(os.path.getsize(path) for path in mapped))
+print("up", flush=True)
+sys.stdin.read()
 node.destroy_node()
 rclpy.shutdown()
 """
@@ -61,13 +61,21 @@ rclpy.shutdown()
 def test_the_tools_profile_goes_under_the_name_this_fast_dds_reads():
     # Fast DDS 2 (Humble, Jazzy) reads only FASTRTPS_DEFAULT_PROFILES_FILE, and Fast DDS 3
     # only FASTDDS_DEFAULT_PROFILES_FILE: under the other name the profile is silently unused.
+    # With it, the participant maps the profile's 64 MiB segment; without, Fast DDS's own
+    # (about 0.5 MiB).
     env = {k: v for k, v in os.environ.items()
            if k not in (FAST_DDS_2_VARIABLE, FAST_DDS_3_VARIABLE)}
-    done = subprocess.run([sys.executable, "-c", PARTICIPANT], env=env, capture_output=True,
-                          text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert int(done.stdout.split()[-1]) >= 64 * 2**20, done.stdout
-    assert "deprecated" not in done.stderr, done.stderr  # Fast DDS 3's word for the old name
+    probe = subprocess.Popen([sys.executable, "-c", PARTICIPANT], env=env, text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    try:
+        assert probe.stdout.readline() == "up\n"
+        sizes = [os.path.getsize(path) for path in fastdds_segments(probe.pid)]
+    finally:
+        _, stderr = probe.communicate(timeout=60)
+    assert probe.returncode == 0, stderr
+    assert max(sizes) >= 64 * 2**20, sizes
+    assert "deprecated" not in stderr, stderr  # Fast DDS 3's word for the old name
 
 
 def test_without_ros_from_pip_the_distro_names_the_variable(monkeypatch):
