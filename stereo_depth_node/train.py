@@ -30,7 +30,8 @@ from .data.generator import GeneratorConfig, StereoBatch, SyntheticStereo
 from .devices import DTYPES, resolve_device, resolve_precision
 from .errors import ConfigurationError
 from .models import build_model
-from .neural import IMAGENET_MEAN, IMAGENET_STD
+from .neural import (IMAGENET_MEAN, IMAGENET_STD, MEMORY_FORMATS, resolve_memory_format,
+                     use_channels_last)
 from .training_history import history_of_weights
 
 LOSS_WEIGHTS = (0.5, 0.7, 1.0)
@@ -73,8 +74,15 @@ class TrainConfig:
     ground_share: float = 0.0            # rich scenes with a ground plane (generator.py)
     small_range_share: float = 0.0       # scenes with every disparity scaled down (generator.py)
     batches_ahead: bool = True           # make the next batch while a step trains (batch_source.py)
+    # The weights' order (neural.MEMORY_FORMATS). auto: channels-last on the CPU, where a step of
+    # config/train_cpu_continue.yaml took 1.10-1.14x less time in it (docs/training_notes.md);
+    # torch's order on CUDA, which nothing has measured against it yet.
+    memory_format: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.memory_format not in MEMORY_FORMATS:
+            raise ConfigurationError(f"memory_format must be one of {', '.join(MEMORY_FORMATS)}, "
+                                     f"not {self.memory_format!r}")
         if self.keep_every < 0:
             raise ConfigurationError(f"keep_every must be >= 0 (0 keeps no step copies), not "
                                      f"{self.keep_every}")
@@ -152,6 +160,17 @@ def train_mode(model: torch.nn.Module, freeze_batch_norm: bool) -> None:
         for module in model.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.eval()
+
+
+def place_for_training(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> str:
+    """Moves `model` to `device` in the config's weight order and sets it training; returns the
+    order. An optimiser made afterwards keeps its moments in the same order."""
+    model.to(device)
+    memory_format = resolve_memory_format(config.memory_format, device)
+    if memory_format == "channels_last":
+        use_channels_last(model)
+    train_mode(model, config.freeze_batch_norm)
+    return memory_format
 
 
 @contextmanager
@@ -371,8 +390,7 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
     model = (load_model(config.init_weights, config.model, config.max_disparity)
              if config.init_weights and state is None
              else build_model(config.model, config.max_disparity))
-    model = model.to(device)
-    train_mode(model, config.freeze_batch_norm)
+    place_for_training(model, config, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
     step, samples, wall_before = 0, 0, 0.0
     history = (history_of_weights(config.init_weights)

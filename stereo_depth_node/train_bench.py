@@ -28,7 +28,9 @@ from .bench_cli import module_main, register_kind
 from .data.batch_source import BatchSource
 from .devices import finished_clock, resolve_device, resolve_precision
 from .models import build_model
-from .train import TrainConfig, synthetic_batches, train_mode, training_step, training_tools
+from .neural import MEMORY_FORMATS
+from .train import (TrainConfig, place_for_training, synthetic_batches, training_step,
+                    training_tools)
 
 PHASES = ("data", "forward", "backward", "optimizer")
 WAYS = ("in_turn", "ahead")  # the batch made between steps, or during the step before
@@ -131,8 +133,8 @@ def bench_train_step(config: TrainConfig, warmup: int = 3, repeats: int = 5,
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     torch.manual_seed(config.seed)
-    model = build_model(config.model, config.max_disparity).to(device)
-    train_mode(model, config.freeze_batch_norm)
+    model = build_model(config.model, config.max_disparity)
+    memory_format = place_for_training(model, config, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
     sizes = [config.batch_size] + [b for b in batch_sizes or [] if b != config.batch_size]
     rows = []
@@ -148,7 +150,7 @@ def bench_train_step(config: TrainConfig, warmup: int = 3, repeats: int = 5,
             optimizer.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
     return {"benchmark": "train-step", "machine": machine_description(device),
-            "warmup": warmup, "repeats": repeats, "rows": rows,
+            "memory_format": memory_format, "warmup": warmup, "repeats": repeats, "rows": rows,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
@@ -157,7 +159,8 @@ def format_table(result: dict[str, Any]) -> str:
                "step ms, batch in turn", "step ms, batch ahead", "samples/s in turn",
                "samples/s ahead", "peak device GiB", "device busy", "device events a step"]
     lines = ["A training step, phases waited for one by one; the step whole without the waits, "
-             "with the batch made in turn and made ahead in a worker thread", "",
+             "with the batch made in turn and made ahead in a worker thread; weights in "
+             f"{result['memory_format']} order", "",
              "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in result["rows"]:
         if row.get("out_of_memory"):
@@ -191,6 +194,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True,
                         help="a training config (config/train_gpu_continue.yaml)")
     parser.add_argument("--device", help="overrides the config's device")
+    parser.add_argument("--memory-format", choices=MEMORY_FORMATS,
+                        help="overrides the config's weight order (memory_format)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--profile-steps", type=int, default=3, help="0: no profile")
@@ -201,7 +206,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = TrainConfig.from_yaml(args.config, device=args.device)
+    config = TrainConfig.from_yaml(args.config, device=args.device,
+                                   memory_format=args.memory_format)
     result = bench_train_step(config, args.warmup, args.repeats, args.profile_steps,
                               args.batch_sizes)
     publish_result(result, format_table(result), args.json, args.markdown)

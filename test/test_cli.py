@@ -246,7 +246,8 @@ def test_train_step_table_names_a_batch_size_that_did_not_fit():
     from stereo_depth_node.train_bench import format_table
     # The row bench_train_step writes when a batch size runs out of GPU memory; the table is
     # printed after the whole run, so it must not fail on it.
-    table = format_table({"rows": [{"model": "psmnet_dws", "batch_size": 32,
+    table = format_table({"memory_format": "contiguous",
+                          "rows": [{"model": "psmnet_dws", "batch_size": 32,
                                     "out_of_memory": True}]})
     row = table.splitlines()[-1]
     assert row.startswith("| psmnet_dws | | 32 | out of device memory |")

@@ -18,8 +18,10 @@ from stereo_depth_node.checkpoints import load_model
 from stereo_depth_node.data.datasets import kitti2015
 from stereo_depth_node.data.datasets import stereo_eval as stereo_eval_samples
 from stereo_depth_node.errors import ConfigurationError
-from stereo_depth_node.train import (TrainConfig, dataset_batches, sequence_loss, stereo_eval_epe,
-                                     train, valid_mask)
+from stereo_depth_node.models import build_model
+from stereo_depth_node.train import (TrainConfig, dataset_batches, place_for_training,
+                                     sequence_loss, stereo_eval_epe, synthetic_batches, train,
+                                     training_step, training_tools, valid_mask)
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +91,59 @@ def test_a_resumed_run_keeps_its_own_seed_and_start(tmp_path):
     assert refused.returncode == 2
     assert ("--resume continues a run on its own seed and from its own start; --seed and "
             "--init-weights begin a new run") in refused.stderr
+
+
+def test_the_weight_order_changes_the_speed_and_not_the_gradients(tmp_path):
+    # auto trains the CPU's weights channels-last (1.10-1.14x a step there). Adam turns the
+    # rounding of tiny gradients into whole steps of lr, so two orders' runs drift apart as two
+    # thread counts' do; what must hold is each step's loss and gradients. Some of these
+    # gradients cancel heavily (fp32 gets them to about 1e-3 of their largest element in either
+    # order), so both orders are held to a float64 run.
+    config = tiny_config(tmp_path)
+    cpu = torch.device("cpu")
+    batch = synthetic_batches(config, cpu, rank=0)(0)
+    autocast, scaler = training_tools(cpu, "fp32")
+
+    def one_step(order: str, dtype: torch.dtype) -> tuple[str, float, dict[str, torch.Tensor]]:
+        torch.manual_seed(0)
+        model = build_model(config.model, config.max_disparity).to(dtype)
+        placed = place_for_training(model, dataclasses.replace(config, memory_format=order), cpu)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        typed = dataclasses.replace(batch, left=batch.left.to(dtype),
+                                    right=batch.right.to(dtype),
+                                    disparity=batch.disparity.to(dtype))
+        loss = training_step(model, typed, optimizer, scaler, autocast, config.max_disparity)
+        return placed, loss.item(), {name: p.grad.double() for name, p in
+                                     model.named_parameters()}
+
+    _, exact_loss, exact = one_step("contiguous", torch.float64)
+    for order, expected in (("contiguous", "contiguous"), ("auto", "channels_last")):
+        placed, loss, gradients = one_step(order, torch.float32)
+        assert placed == expected
+        assert loss == pytest.approx(exact_loss, rel=1e-6)
+        for name, gradient in exact.items():
+            error = (gradients[name] - gradient).abs().max() / gradient.abs().max()
+            assert error < 3e-3, (order, name, float(error))
+    with pytest.raises(ConfigurationError, match="memory_format must be one of auto, contiguous, "
+                                                 "channels_last, not 'nhwc'"):
+        tiny_config(tmp_path, memory_format="nhwc")
+
+
+def test_a_run_begun_in_torchs_order_resumes_channels_last(tmp_path):
+    # Every run before memory_format was in torch's order; make train-cpu resumes them with auto.
+    train(tiny_config(tmp_path, steps=2, memory_format="contiguous"), progress=lambda _: None)
+    before = torch.load(tmp_path / "last.pt", weights_only=True)
+    train(tiny_config(tmp_path), resume=tmp_path / "last.pt", progress=lambda _: None)
+    after = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert (before["step"], after["step"]) == (2, 4)
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "log.jsonl").read_text().splitlines()
+              if '"loss"' in line]
+    assert len(losses) == 4 and all(np.isfinite(losses))
+    kernels = {name: value for name, value in after["state_dict"].items() if value.dim() == 4}
+    assert kernels and all(value.is_contiguous(memory_format=torch.channels_last)
+                           for value in kernels.values())
+    assert not all(value.is_contiguous(memory_format=torch.channels_last)
+                   for name, value in before["state_dict"].items() if name in kernels)
 
 
 def test_step_copies_are_the_state_at_their_step(tmp_path):
