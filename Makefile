@@ -29,7 +29,7 @@ demo: setup
 	$(BIN)/stereo-depth demo --out demo_output
 
 test: setup
-	$(BIN)/ruff check stereo_depth_node test launch
+	$(BIN)/ruff check stereo_depth_node test launch scripts
 	$(BIN)/python -m pytest -q --durations=15 test
 
 bench: setup
