@@ -75,7 +75,7 @@ class TrainConfig:
     small_range_share: float = 0.0       # scenes with every disparity scaled down (generator.py)
     batches_ahead: bool = True           # make the next batch while a step trains (batch_source.py)
     # The weights' order (neural.MEMORY_FORMATS). auto: channels-last on the CPU, where a step of
-    # config/train_cpu_continue.yaml took 1.10-1.14x less time in it (docs/training_notes.md);
+    # config/train_cpu_continue.yaml ran 1.10-1.14x faster in it (docs/training_notes.md);
     # torch's order on CUDA, which nothing has measured against it yet.
     memory_format: str = "auto"
 
