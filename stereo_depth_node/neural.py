@@ -44,10 +44,14 @@ def _ieee_fp32() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32 = previous
 
 
-def resolve_memory_format(memory_format: str, device: torch.device) -> str:
+def check_memory_format(memory_format: str) -> None:
     if memory_format not in MEMORY_FORMATS:
-        raise ConfigurationError(f"memory format {memory_format!r} is not one of "
+        raise ConfigurationError(f"memory_format {memory_format!r} is not one of "
                                  f"{', '.join(MEMORY_FORMATS)}")
+
+
+def resolve_memory_format(memory_format: str, device: torch.device) -> str:
+    check_memory_format(memory_format)
     if memory_format == "auto":
         return "channels_last" if device.type == "cpu" else "contiguous"
     return memory_format

@@ -30,7 +30,7 @@ from .data.generator import GeneratorConfig, StereoBatch, SyntheticStereo
 from .devices import DTYPES, resolve_device, resolve_precision
 from .errors import ConfigurationError
 from .models import build_model
-from .neural import (IMAGENET_MEAN, IMAGENET_STD, MEMORY_FORMATS, resolve_memory_format,
+from .neural import (IMAGENET_MEAN, IMAGENET_STD, check_memory_format, resolve_memory_format,
                      use_channels_last)
 from .training_history import history_of_weights
 
@@ -80,9 +80,7 @@ class TrainConfig:
     memory_format: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.memory_format not in MEMORY_FORMATS:
-            raise ConfigurationError(f"memory_format must be one of {', '.join(MEMORY_FORMATS)}, "
-                                     f"not {self.memory_format!r}")
+        check_memory_format(self.memory_format)
         if self.keep_every < 0:
             raise ConfigurationError(f"keep_every must be >= 0 (0 keeps no step copies), not "
                                      f"{self.keep_every}")

@@ -246,7 +246,7 @@ def test_a_scale_that_shrinks_a_side_below_32_px_is_refused_and_another_scale_wo
      "compile needs a CUDA device; the network runs on cpu"),
     (dict(model="psmnet_dws", compile_backend="tvm"), "compile backend 'tvm' is not one of"),
     (dict(model="psmnet_dws", memory_format="nhwc"),
-     "memory format 'nhwc' is not one of auto, contiguous, channels_last"),
+     "memory_format 'nhwc' is not one of auto, contiguous, channels_last"),
     (dict(model="sgbm", input_scale=0.0), r"input_scale must be in \(0, 4\], got 0.0"),
     (dict(model="psmnet_dws", input_scale=4.5), r"input_scale must be in \(0, 4\], got 4.5"),
 ])

@@ -124,8 +124,8 @@ def test_the_weight_order_changes_the_speed_and_not_the_gradients(tmp_path):
         for name, gradient in exact.items():
             error = (gradients[name] - gradient).abs().max() / gradient.abs().max()
             assert error < 3e-3, (order, name, float(error))
-    with pytest.raises(ConfigurationError, match="memory_format must be one of auto, contiguous, "
-                                                 "channels_last, not 'nhwc'"):
+    with pytest.raises(ConfigurationError,
+                       match="memory_format 'nhwc' is not one of auto, contiguous, channels_last"):
         tiny_config(tmp_path, memory_format="nhwc")
 
 
