@@ -5,10 +5,12 @@
 #
 #   prepare  here, before any device time: copy ../shared/data/stereo_eval and message_filters
 #            to .device_data/, download rclpy wheels for the GPU machine (PYTHON=.venv/bin/python)
-#   check    CUDA tests, the node frame path, the node over DDS (defaults, publish thread,
-#            kept memory, compiled), the network benchmark matrix in what is left      ~6 min
+#   check    CUDA tests, the node frame path (both weight orders), the node over DDS
+#            (defaults, publish thread, kept memory, compiled), the network benchmark matrix
+#            in what is left                                                             ~6 min
 #   train    the shipped psmnet_dws continued (config/train_gpu_continue.yaml), then eval, then
-#            where a training step's time goes (bench train-step, batches 8, 16, 32)     ~6 min
+#            where a training step's time goes (bench train-step, batches 8, 16, 32; then
+#            batch 8 with the weights channels-last)                                     ~6 min
 #   compare  psmnet and psmnet_dws from scratch: same recipe, seed, data and budget, eval  ~6 min
 #
 # It runs from the repository root with the machine's python3 and the package not installed
@@ -42,22 +44,26 @@ if [[ ${DEVICE_DRY_RUN:-0} == 1 ]]; then
     MATRIX_OPTS=(--models psmnet_dws --precisions fp32 --variants eager compile
                  --compile-backend eager --compile-reserve 0
                  --warmup 1 --repeats 2 --estimator-repeats 1)
-    NODE_OPTS=(--warmup 1 --repeats 2 --compile no eager)
+    NODE_OPTS=(--warmup 1 --repeats 2 --compile no eager
+               --memory-formats contiguous channels_last)
     LIVE_OPTS=(--latency-sets 2 --seconds 2) MIN_MATRIX_S=0
     TRAIN_BENCH_OPTS=(--warmup 1 --repeats 1 --profile-steps 1 --batch-sizes 3)
+    TRAIN_ORDER_OPTS=(--warmup 1 --repeats 1 --profile-steps 0)
     LIVE_PASSES=(eager eager_publish_thread eager_malloc_kept)
 else
     DEVICE=cuda SIZES="640x480 1242x375" MAXD=192 SYNTHETIC=8
     BENCH_BUDGET=${DEVICE_BENCH_BUDGET_S:-60} CHECK_DEADLINE_S=${DEVICE_CHECK_DEADLINE_S:-330}
     TRAIN_BUDGET=${DEVICE_TRAIN_BUDGET_S:-240} COMPARE_BUDGET=${DEVICE_COMPARE_BUDGET_S:-150}
     MATRIX_OPTS=()
-    # The frame path per stage as the node runs by default; compile:=true is measured end to
-    # end by bench live (compiling takes about 75 s a size on an H200).
-    NODE_OPTS=(--warmup 3 --repeats 20 --compile no)
+    # The frame path per stage as the node runs by default (torch's order on CUDA) and with the
+    # weights channels-last, whose 3-D convolutions cuDNN may run without converting layouts;
+    # compile:=true is measured end to end by bench live (about 75 s a size on an H200).
+    NODE_OPTS=(--warmup 3 --repeats 20 --compile no --memory-formats contiguous channels_last)
     LIVE_OPTS=(--latency-sets 20 --seconds 6) MIN_MATRIX_S=20
     # Batches of 16 and 32 beside the config's 8: whether a larger batch uses the card better
     # (about 50 s more; 32 may not fit, and then its row says so).
     TRAIN_BENCH_OPTS=(--warmup 3 --repeats 5 --profile-steps 3 --batch-sizes 16 32)
+    TRAIN_ORDER_OPTS=(--warmup 3 --repeats 5 --profile-steps 0)
     LIVE_PASSES=(eager eager_publish_thread eager_malloc_kept
                  compiled_publish_thread_malloc_kept)
 fi
@@ -269,6 +275,14 @@ train() {
         --device "$DEVICE" "${TRAIN_BENCH_OPTS[@]}" --json "$run/bench_train_step.json" \
         --markdown "$run/bench_train_step.md"
     part pack pack "$run" "${results[@]}" bench_train_step.json bench_train_step.md
+    # The config's step again with the weights channels-last (on CUDA `auto` keeps torch's
+    # order, which the pass above ran): whether cuDNN's bf16 3-D convolutions train faster so.
+    part bench-train-step-channels-last "$PYTHON" -m stereo_depth_node.train_bench \
+        --config "$config" --device "$DEVICE" --memory-format channels_last \
+        "${TRAIN_ORDER_OPTS[@]}" --json "$run/bench_train_step_channels_last.json" \
+        --markdown "$run/bench_train_step_channels_last.md"
+    part pack pack "$run" "${results[@]}" bench_train_step.json bench_train_step.md \
+        bench_train_step_channels_last.json bench_train_step_channels_last.md
     summary
     tail -n 3 "$run/log.jsonl"
     cat "$run/eval.md"

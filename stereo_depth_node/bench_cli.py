@@ -20,6 +20,19 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def count_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type of a count (repetitions, scenes) that must be at least `minimum`."""
+    def count(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+    return count
+
+
 def add_sizes(parser: argparse.ArgumentParser, default: list[tuple[int, int]] | None) -> None:
     parser.add_argument("--sizes", nargs="+", type=parse_size, default=default,
                         metavar="WIDTHxHEIGHT")
@@ -33,6 +46,16 @@ def add_node_arguments(parser: argparse.ArgumentParser, sizes: list[tuple[int, i
     parser.add_argument("--max-disparity", type=int, default=192)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+
+
+def add_memory_formats(parser: argparse.ArgumentParser) -> None:
+    """The networks' weight orders to time, one after the other (neural.MEMORY_FORMATS)."""
+    from .neural import MEMORY_FORMATS
+
+    parser.add_argument("--memory-formats", nargs="+", default=["auto"], choices=MEMORY_FORMATS,
+                        metavar="FORMAT",
+                        help="the networks' weight orders to time: auto (channels_last on "
+                             "the CPU, contiguous on CUDA), contiguous, channels_last")
 
 
 def register_kind(subparsers: argparse._SubParsersAction, name: str, help_text: str,

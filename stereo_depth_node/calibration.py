@@ -27,12 +27,15 @@ def camera_from_options(calib: str | os.PathLike | None, focal: float | None,
     if (focal is None) != (baseline is None):
         raise ConfigurationError("--focal and --baseline go together")
     if calib:
-        return read_middlebury_calib(calib)
+        return read_middlebury_calib(calib, (width, height))
     return None if focal is None else StereoCamera.centred(width, height, focal, baseline)
 
 
-def read_middlebury_calib(path: str | os.PathLike) -> StereoCamera:
-    """Middlebury 2014 / ETH3D `calib.txt`: cam0, cam1 (3x3), baseline in millimetres."""
+def read_middlebury_calib(path: str | os.PathLike, image_size: tuple[int, int] | None = None
+                          ) -> StereoCamera:
+    """Middlebury 2014 / ETH3D `calib.txt`: cam0, cam1 (3x3), baseline in millimetres. With
+    `image_size` (width, height), a file whose width and height name another size is refused:
+    its principal point would place every point wrongly."""
     fields: dict[str, str] = {}
     try:
         for line in Path(path).read_text().splitlines():
@@ -41,8 +44,12 @@ def read_middlebury_calib(path: str | os.PathLike) -> StereoCamera:
                 fields[key.strip()] = value.strip()
         left, right = _camera_matrix(fields["cam0"]), _camera_matrix(fields["cam1"])
         baseline_m = float(fields["baseline"]) / 1000.0
+        size = (int(fields["width"]), int(fields["height"])) if "width" in fields else None
     except (OSError, KeyError, ValueError) as exc:
         raise InputError(f"cannot read calibration {os.fspath(path)!r} (Middlebury calib.txt "
                          f"with cam0, cam1 and baseline in mm): {exc}") from exc
+    if image_size and size and size != image_size:
+        raise InputError(f"calibration {os.fspath(path)!r} is for {size[0]}x{size[1]} px "
+                         f"images, but the images are {image_size[0]}x{image_size[1]} px")
     return StereoCamera(fx=left[0, 0], fy=left[1, 1], cx=left[0, 2], cy=left[1, 2],
                         cx_right=right[0, 2], baseline=baseline_m)

@@ -150,6 +150,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         data = DEFAULT_STEREO_EVAL
     if args.no_real:
         data = None
+    if data is None and not args.dataset and not args.synthetic and not args.synthetic_rich:
+        raise ConfigurationError("nothing to score: --no-real without --dataset, and no "
+                                 "synthetic scenes (--synthetic 0)")
+    # Checked before the evaluation, which takes minutes, rather than after it.
+    if args.update_cards and not args.update_cards.is_dir():
+        raise ConfigurationError(f"--update-cards: no folder {os.fspath(args.update_cards)!r}")
     result = evaluate([Method(spec) for spec in args.methods], data, args.synthetic,
                       args.device, rich_count=args.synthetic_rich, datasets=args.dataset)
     # Recorded with the numbers, so that a card or a README table says how to reproduce them.
@@ -166,21 +172,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     write_result(result, args.json, args.markdown)
     print(f"wrote {args.json}" + (f" and {args.markdown}" if args.markdown else ""))
     if args.update_cards:
-        for card in update_card_evaluations(result, args.update_cards):
+        cards = update_card_evaluations(result, args.update_cards)
+        for card in cards:
             print(f"updated the evaluation in {card}")
+        if not cards:
+            print(f"no model card in {os.fspath(args.update_cards)!r} describes weights this "
+                  f"evaluation scored (a card is matched by its weights file's sha256); none "
+                  f"updated", file=sys.stderr)
     return 0
 
 
 def cmd_ship(args: argparse.Namespace) -> int:
-    from .model_card import ship, write_loss_plot
+    from .model_card import ship
 
     weights, card = ship(args.checkpoint, args.name, args.evaluation, args.out_dir,
-                         args.loss_curve, args.notes)
+                         args.loss_curve, args.notes, args.loss_plot)
     print(f"wrote {weights} ({weights.stat().st_size / 2**20:.1f} MiB) and {card}")
     if args.loss_plot:
-        if not args.loss_curve:
-            raise ConfigurationError("--loss-plot draws the run in --loss-curve; give both")
-        write_loss_plot(args.loss_curve, args.loss_plot, f"{args.name}: training loss")
         print(f"wrote {args.loss_plot}")
     return 0
 
@@ -293,10 +301,9 @@ def image_side(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import bench_memory, device_bench, train_bench
-    from .bench_cli import parse_size
+    from .bench_cli import add_memory_formats, count_at_least, parse_size
     from .estimator import BACKENDS
     from .models import NEURAL_MODELS
-    from .neural import MEMORY_FORMATS
     from .ros import bench_live, bench_node
 
     parser = argparse.ArgumentParser(prog="stereo-depth", description=__doc__)
@@ -359,9 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  "read one pair at a time; repeatable")
     evaluation.add_argument("--no-real", action="store_true",
                             help="no stereo_eval folder (with no --dataset: synthetic only)")
-    evaluation.add_argument("--synthetic", type=int, default=8,
+    evaluation.add_argument("--synthetic", type=count_at_least(0), default=8,
                             help="size of the fixed synthetic test set (256x512)")
-    evaluation.add_argument("--synthetic-rich", type=int, default=0,
+    evaluation.add_argument("--synthetic-rich", type=count_at_least(0), default=0,
                             help="size of a second one, drawn like the CPU continuation's "
                                  "training scenes (rich, ground planes; not augmented)")
     evaluation.add_argument("--device", default="auto")
@@ -377,11 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
     ship.add_argument("checkpoint", type=Path)
     ship.add_argument("--name", required=True, help="file name under weights/, e.g. psmnet_dws")
     ship.add_argument("--evaluation", type=Path,
-                      help="JSON of stereo-depth eval run on the shipped file")
+                      help="JSON of stereo-depth eval run on the shipped file (refused "
+                           "without a row for these bytes)")
     ship.add_argument("--notes", default="", help="free text for the card (machine, caveats)")
     ship.add_argument("--loss-curve", type=Path, help="log.jsonl of the run (for the curve)")
-    ship.add_argument("--loss-plot", type=Path, help="also draw that curve into this PNG")
-    ship.add_argument("--out-dir", type=Path,
+    ship.add_argument("--loss-plot", type=output_file, help="also draw that curve into this PNG")
+    ship.add_argument("--out-dir", type=output_folder,
                       default=Path(__file__).resolve().parent / "weights")
     ship.set_defaults(func=cmd_ship)
 
@@ -423,19 +431,16 @@ def build_parser() -> argparse.ArgumentParser:
                            help="default: 320x240 640x480 1242x375")
     estimator.add_argument("--max-disparity", type=int, default=192)
     _add_device_options(estimator)
-    estimator.add_argument("--warmup", type=int, default=1)
-    estimator.add_argument("--repeats", type=int, default=3)
-    estimator.add_argument("--memory-formats", nargs="+", default=["auto"],
-                           choices=MEMORY_FORMATS, metavar="FORMAT",
-                           help="the networks' weight order, each timed in turn: auto "
-                                "(channels_last on the CPU), contiguous, channels_last")
+    estimator.add_argument("--warmup", type=count_at_least(0), default=1)
+    estimator.add_argument("--repeats", type=count_at_least(1), default=3)
+    add_memory_formats(estimator)
     estimator.add_argument("--json", type=Path, default=Path("bench_estimator.json"))
     estimator.set_defaults(func=cmd_bench_estimator)
     inputs = bench_kinds.add_parser("inputs", help="JPEG decoding and rectification per set")
     inputs.add_argument("--sizes", nargs="+", type=parse_size, metavar="WIDTHxHEIGHT",
                         help="default: 640x480 1280x720")
     inputs.add_argument("--quality", type=int, default=95, help="JPEG quality of the input")
-    inputs.add_argument("--repeats", type=int, default=20)
+    inputs.add_argument("--repeats", type=count_at_least(1), default=20)
     inputs.add_argument("--device", default="cpu",
                         help="also rectify with torch on this device when it is a GPU")
     inputs.add_argument("--json", type=Path, default=Path("bench_inputs.json"))
@@ -443,8 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
     generator = bench_kinds.add_parser("generator", help="synthetic training data, samples/s")
     generator.add_argument("--height", type=int, default=256)
     generator.add_argument("--width", type=int, default=512)
-    generator.add_argument("--batch-size", type=int, default=4)
-    generator.add_argument("--batches", type=int, default=5)
+    generator.add_argument("--batch-size", type=count_at_least(1), default=4)
+    generator.add_argument("--batches", type=count_at_least(1), default=5)
     generator.add_argument("--device", default="auto")
     generator.add_argument("--json", type=Path, default=Path("bench_generator.json"))
     generator.set_defaults(func=cmd_bench_generator)

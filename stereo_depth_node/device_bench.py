@@ -22,7 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .bench import bench_estimator, bench_pair, machine_description, publish_result
-from .bench_cli import add_sizes, module_main, register_kind
+from .bench_cli import add_sizes, count_at_least, module_main, register_kind
 from .devices import resolve_device, synchronize
 from .neural import NeuralMatcher
 
@@ -291,11 +291,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds for all network cases together; the rest are skipped")
     parser.add_argument("--compile-reserve", type=float, default=45.0,
                         help="seconds of budget a torch.compile case needs left to start")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--warmup", type=count_at_least(0), default=3)
+    parser.add_argument("--repeats", type=count_at_least(1), default=20)
     parser.add_argument("--compile-backend", default="inductor",
                         help="torch.compile backend ('eager' checks the path cheaply on a CPU)")
-    parser.add_argument("--estimator-repeats", type=int, default=10,
+    parser.add_argument("--estimator-repeats", type=count_at_least(1), default=10,
                         help="timed runs of the whole estimator per backend and size (0: none)")
     parser.add_argument("--json", type=Path, default=Path("bench_matrix.json"))
     parser.add_argument("--markdown", type=Path)

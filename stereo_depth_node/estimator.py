@@ -12,7 +12,7 @@ import torch
 
 from .checkpoints import range_notice, resolve_weights, weights_and_range
 from .data.plane import render_plane_pair
-from .devices import finished_clock
+from .devices import finished_clock, resolve_device
 from .errors import ConfigurationError
 from .images import MAX_INPUT_SCALE, check_pair
 from .models import NEURAL_MODELS
@@ -75,6 +75,12 @@ def check_input_scale(scale: float) -> None:
         raise ConfigurationError(f"input_scale must be in (0, {MAX_INPUT_SCALE:g}], got {scale}")
 
 
+def check_lr_threshold(threshold: float) -> None:
+    # A negative threshold would mark every pixel inconsistent (NaN too: no comparison holds).
+    if not threshold >= 0.0:
+        raise ConfigurationError(f"lr_threshold must be >= 0, got {threshold}")
+
+
 class StereoEstimator:
     """One entry point for the neural networks and OpenCV SGBM.
 
@@ -108,10 +114,14 @@ class StereoEstimator:
         if not max_disparity:  # the weights' own range
             _, max_disparity = weights_and_range(model, weights or "none", 0)
         check_input_scale(input_scale)
+        check_lr_threshold(lr_threshold)
         self.input_scale = input_scale
         self.lr_check = lr_check
         self.lr_threshold = lr_threshold
         if model == "sgbm":
+            # SGBM runs on the CPU whatever the device, but a device that names nothing, or
+            # CUDA where there is none, is still a configuration error, as for the networks.
+            resolve_device(device)
             if compile_backend is not None:
                 raise ConfigurationError("model 'sgbm' is OpenCV's: there is no network to "
                                          "compile")

@@ -96,9 +96,12 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """An image file as uint8/uint16 mono (H x W) or RGB (H x W x 3); alpha is dropped."""
+    # Checked first: OpenCV would also print a warning of its own for a file it cannot open.
+    if not os.path.isfile(path):
+        raise InputError(f"cannot read image {os.fspath(path)!r}: no such file")
     image = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise InputError(f"cannot read image {os.fspath(path)!r} (missing or not an image)")
+        raise InputError(f"cannot read image {os.fspath(path)!r} (not an image OpenCV reads)")
     if image.ndim == 3 and image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
     if image.ndim == 3:

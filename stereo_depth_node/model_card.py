@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import torch
 
 from .bench import machine_description
@@ -24,56 +26,120 @@ RECIPE_KEYS = (*(key for key in RUN_KEYS if key != "model"), "betas", "steps", "
                "min_layers", "max_layers", "init_weights")
 
 
-def _log_entries(log_path: Path | None) -> list[dict[str, Any]]:
-    """A run's log.jsonl, one dict a line; none without a log."""
-    if log_path is None or not log_path.exists():
-        return []
-    return [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+def _reason(exc: Exception) -> str:
+    """Why a file could not be read, without repeating its name (OSError's text names it)."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
-def _losses(log_path: Path | None) -> list[tuple[int, float]]:
-    return [(e["step"], e["loss"]) for e in _log_entries(log_path) if "loss" in e]
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{what} {str(path)!r} cannot be read ({_reason(exc)})"
+                                 ) from exc
 
 
-def _loss_curve(log_path: Path | None, points: int = 50) -> list[list[float]]:
-    losses = _losses(log_path)
+def _parse_json(text: str, path: Path, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{what} {str(path)!r} is not JSON ({exc})") from exc
+
+
+def _read_log(log_path: Path) -> list[dict[str, Any]]:
+    """A run's log.jsonl, one dict a line. A missing log is refused rather than read as empty:
+    the card would then say the run logged no loss."""
+    entries = []
+    for number, line in enumerate(_read_text(log_path, "loss curve").splitlines(), 1):
+        if line.strip():
+            entry = _parse_json(line, log_path, f"line {number} of loss curve")
+            if not isinstance(entry, dict):
+                raise ConfigurationError(f"line {number} of loss curve {str(log_path)!r} is "
+                                         f"not a JSON object")
+            entries.append(entry)
+    return entries
+
+
+def _losses(log: list[dict[str, Any]]) -> list[tuple[int, float]]:
+    return [(e["step"], e["loss"]) for e in log if "loss" in e]
+
+
+def _loss_curve(log: list[dict[str, Any]], points: int = 50) -> list[list[float]]:
+    losses = _losses(log)
     stride = max(len(losses) // points, 1)
     return [[step, round(loss, 4)] for step, loss in losses[::stride]]
 
 
-def write_loss_plot(log_path: str | os.PathLike, png_path: str | os.PathLike, title: str
-                    ) -> None:
-    """Every logged training loss of a run against its step, as a PNG."""
-    losses = _losses(Path(log_path))
+def _loss_plot(log: list[dict[str, Any]], log_path: Path, title: str) -> np.ndarray:
+    """Every logged training loss of a run against its step."""
+    losses = _losses(log)
     if len(losses) < 2:
-        raise ConfigurationError(f"{os.fspath(log_path)!r} has {len(losses)} logged losses; a "
-                                 f"curve needs 2")
-    cv2.imwrite(os.fspath(png_path), line_plot(losses, title, "step"))
+        raise ConfigurationError(f"{str(log_path)!r} has {len(losses)} logged losses; a curve "
+                                 f"needs 2")
+    return line_plot(losses, title, "step")
 
 
-def _validation_curve(log_path: Path | None) -> list[list[float]]:
-    return [[e["step"], round(e["val_synthetic_epe"], 4)] for e in _log_entries(log_path)
+def _write_png(path: Path, image: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        written = cv2.imwrite(os.fspath(path), image)
+    except cv2.error as exc:  # an extension OpenCV has no writer for
+        raise ConfigurationError(f"cannot write the loss plot {str(path)!r}: give a .png") from exc
+    if not written:
+        raise ConfigurationError(f"cannot write the loss plot {str(path)!r}")
+
+
+def _validation_curve(log: list[dict[str, Any]]) -> list[list[float]]:
+    return [[e["step"], round(e["val_synthetic_epe"], 4)] for e in log
             if "val_synthetic_epe" in e]
 
 
-def ship(checkpoint: str | os.PathLike, name: str, evaluation: str | os.PathLike | None,
-         out_dir: str | os.PathLike, loss_log: str | os.PathLike | None = None,
-         notes: str = "") -> tuple[Path, Path]:
-    """weights/<name>.pt (fp16, weights only) and weights/<name>.json from a training checkpoint.
+def _check_name(name: str) -> None:
+    """The files go to out_dir/<name>.pt and .json, and the staging folder beside them starts
+    with '.', so a name must neither leave out_dir nor be hidden."""
+    if not name or name.startswith(".") or Path(name).name != name:
+        raise ConfigurationError(f"--name {name!r} must be a plain file name: not empty, no "
+                                 f"path separator, not starting with '.'")
 
-    The card's steps, samples and wall time add up every run behind the weights (`history`);
-    `recipe` and the curves are those of the last run."""
+
+def _read_training_checkpoint(checkpoint: Path) -> dict[str, Any]:
     source = read_checkpoint(checkpoint)
+    if source["max_disparity"] is None:
+        raise ConfigurationError(f"weights file {str(checkpoint)!r} records no max disparity: "
+                                 f"ship takes the checkpoints of stereo-depth train or average")
+    return source
+
+
+def _read_evaluation(path: Path) -> dict[str, Any]:
+    """The JSON that `stereo-depth eval --json` wrote, with the parts a card keeps."""
+    result = _parse_json(_read_text(path, "evaluation"), path, "evaluation")
+    methods = result.get("methods") if isinstance(result, dict) else None
+    if not isinstance(methods, dict) or not all(isinstance(m, dict) and "datasets" in m
+                                                for m in methods.values()):
+        raise ConfigurationError(f"evaluation {str(path)!r} is not the JSON of stereo-depth "
+                                 f"eval (no 'methods' with their 'datasets')")
+    return result
+
+
+def _check_scored(result: dict[str, Any], weights_sha256: str, path: Path, name: str) -> None:
+    """The card keeps the baselines' rows and those of these bytes; without the latter it would
+    show only other methods' numbers under these weights' name."""
+    methods = result["methods"]
+    if any(m.get("weights_sha256") == weights_sha256 for m in methods.values()):
+        return
+    held = ", ".join(methods) or "no method"
+    raise ConfigurationError(
+        f"evaluation {str(path)!r} did not score the weights being shipped (sha256 "
+        f"{weights_sha256[:12]}...); it holds {held}. Ship without --evaluation, then score "
+        f"{name}.pt with stereo-depth eval --methods MODEL:PATH --update-cards OUT_DIR")
+
+
+def _card(name: str, weights_path: Path, model: torch.nn.Module, source: dict[str, Any],
+          log: list[dict[str, Any]], notes: str) -> dict[str, Any]:
     meta = source["meta"]
-    model = load_model(checkpoint, source["model"], int(source["max_disparity"]))
-    out_dir = Path(out_dir)
-    weights_path, card_path = out_dir / f"{name}.pt", out_dir / f"{name}.json"
-    save_checkpoint(weights_path, model, source["model"], half=True, step=meta.get("step"),
-                    samples_seen=meta.get("samples_seen"))
     config = meta.get("config", {})
-    log_path = Path(loss_log) if loss_log else None
     history = [*meta.get("history", []), run_entry(meta)]
-    card: dict[str, Any] = {
+    return {
         "name": name, "model": source["model"], "file": weights_path.name,
         "file_mib": round(weights_path.stat().st_size / 2**20, 2), "storage": "float16",
         "parameters": count_parameters(model),
@@ -87,14 +153,69 @@ def ship(checkpoint: str | os.PathLike, name: str, evaluation: str | os.PathLike
         **({"averaged_steps": meta["averaged_steps"]} if "averaged_steps" in meta else {}),
         "weights_sha256": file_sha256(weights_path), "torch": torch.__version__,
         "shipped_on": machine_description(), "notes": notes,
-        "loss_curve": _loss_curve(log_path),
-        "validation_synthetic_epe": _validation_curve(log_path),
+        "loss_curve": _loss_curve(log), "validation_synthetic_epe": _validation_curve(log),
     }
-    if evaluation is not None:
-        card["evaluation"] = card_evaluation(json.loads(Path(evaluation).read_text()),
-                                             card["weights_sha256"])
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
-    return weights_path, card_path
+
+
+def _install(staging: Path, out_dir: Path, names: tuple[str, ...]) -> None:
+    """Move the staged files over their namesakes in out_dir, all or none: each old file stays
+    linked in `staging` until every new one is in place, so that a failed move puts the old ones
+    back instead of leaving new weights beside an old card."""
+    moved = []
+    try:
+        for name in names:
+            if (out_dir / name).is_file():
+                os.link(out_dir / name, staging / f"previous-{name}")
+            os.replace(staging / name, out_dir / name)
+            moved.append(name)
+    except OSError:
+        for name in moved:
+            previous = staging / f"previous-{name}"
+            if previous.exists():
+                os.replace(previous, out_dir / name)
+            else:
+                (out_dir / name).unlink()
+        raise
+
+
+def ship(checkpoint: str | os.PathLike, name: str, evaluation: str | os.PathLike | None,
+         out_dir: str | os.PathLike, loss_log: str | os.PathLike | None = None,
+         notes: str = "", loss_plot: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """out_dir/<name>.pt (fp16, weights only) and out_dir/<name>.json from a training checkpoint,
+    and the run's losses drawn into `loss_plot` when given.
+
+    The card's steps, samples and wall time add up every run behind the weights (`history`);
+    `recipe` and the curves are those of the last run. Every input is read and checked before
+    anything is written, and both files replace their predecessors together or not at all."""
+    _check_name(name)
+    source = _read_training_checkpoint(Path(checkpoint))
+    model = load_model(checkpoint, source["model"], int(source["max_disparity"]))
+    result = None if evaluation is None else _read_evaluation(Path(evaluation))
+    if loss_plot is not None and loss_log is None:
+        raise ConfigurationError("--loss-plot draws the run in --loss-curve; give both")
+    log = [] if loss_log is None else _read_log(Path(loss_log))
+    plot = None if loss_plot is None else _loss_plot(log, Path(loss_log),
+                                                     f"{name}: training loss")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = (f"{name}.pt", f"{name}.json")
+    # Staged in out_dir (one file system, so the moves are renames) under the final file names:
+    # torch.save names its archive after the file, so another name would change the bytes and
+    # the sha256 an evaluation of the shipped file recorded.
+    with tempfile.TemporaryDirectory(prefix=".ship-", dir=out_dir) as staging:
+        staged = Path(staging) / files[0]
+        meta = source["meta"]
+        save_checkpoint(staged, model, source["model"], half=True, step=meta.get("step"),
+                        samples_seen=meta.get("samples_seen"))
+        card = _card(name, staged, model, source, log, notes)
+        if result is not None:
+            _check_scored(result, card["weights_sha256"], Path(evaluation), name)
+            card["evaluation"] = card_evaluation(result, card["weights_sha256"])
+        (Path(staging) / files[1]).write_text(json.dumps(card, indent=2) + "\n")
+        if plot is not None:
+            _write_png(Path(loss_plot), plot)
+        _install(Path(staging), out_dir, files)
+    return out_dir / files[0], out_dir / files[1]
 
 
 def card_evaluation(result: dict[str, Any], weights_sha256: str) -> dict[str, Any]:

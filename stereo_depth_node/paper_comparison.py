@@ -27,7 +27,12 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
     """eval.json, both model cards and both loss logs from the compare step's results.tar."""
     names = {"eval": "eval.json", **{f"card_{m}": f"{m}_compare.json" for m in MODELS},
              **{f"log_{m}": f"{m}_log.jsonl" for m in MODELS}}
-    with tarfile.open(path) as archive:
+    try:
+        archive = tarfile.open(path)
+    except tarfile.ReadError:
+        raise ConfigurationError(f"{os.fspath(path)!r} is not a tar archive: not the compare "
+                                 f"step's results.tar") from None
+    with archive:
         present = set(archive.getnames())
         missing = sorted(set(names.values()) - present)
         if missing:

@@ -93,7 +93,14 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> "TrainConfig":
-        values = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            raise ConfigurationError(f"{os.fspath(path)!r} is not valid YAML: "
+                                     f"{getattr(error, 'problem', None) or error}{where}"
+                                     ) from None
         if not isinstance(values, dict):
             raise ConfigurationError(f"{os.fspath(path)!r} must hold training settings as "
                                      f"'name: value' lines, not a {type(values).__name__}")

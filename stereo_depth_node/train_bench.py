@@ -24,7 +24,7 @@ from typing import Any, Callable
 import torch
 
 from .bench import machine_description, publish_result
-from .bench_cli import module_main, register_kind
+from .bench_cli import count_at_least, module_main, register_kind
 from .data.batch_source import BatchSource
 from .devices import finished_clock, resolve_device, resolve_precision
 from .models import build_model
@@ -196,8 +196,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="overrides the config's device")
     parser.add_argument("--memory-format", choices=MEMORY_FORMATS,
                         help="overrides the config's weight order (memory_format)")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=count_at_least(0), default=3)
+    parser.add_argument("--repeats", type=count_at_least(1), default=5)
     parser.add_argument("--profile-steps", type=int, default=3, help="0: no profile")
     parser.add_argument("--batch-sizes", type=int, nargs="+", metavar="N",
                         help="also time these batch sizes (not profiled)")

@@ -114,16 +114,26 @@ def test_shipped_weights_run_at_192_and_find_disparities_above_their_trained_64(
     (("{left}", "{right}", "--weights", "{left}"), "is not a readable PyTorch checkpoint"),
     (("{left}", "{right}", "--device", "cuda"), "device 'cuda' requested"),
     (("{left}", "{right}", "--focal", "500"), "--focal and --baseline go together"),
+    (("{left}", "{right}", "--model", "sgbm", "--device", "gpu"),
+     "device 'gpu' is not one of auto, cpu, cuda, cuda:N"),
+    (("{left}", "{right}", "--model", "sgbm", "--lr-check", "--lr-threshold", "-1"),
+     "lr_threshold must be >= 0, got -1.0"),
+    (("{left}", "{right}", "--model", "sgbm", "--calib", "{eth3d_calib}"),
+     "calibration '{eth3d_calib}' is for 941x490 px images, but the images are 434x383 px"),
 ])
 def test_infer_errors_exit_2_with_one_line(stereo_eval, tmp_path, args, message):
     scene = stereo_eval / "middlebury2003/venus"
-    filled = [a.format(left=scene / "imL.png", right=scene / "imR.png") for a in args]
-    done = run_cli("infer", *filled, "--out", tmp_path)
+    values = {"left": scene / "imL.png", "right": scene / "imR.png",
+              "eth3d_calib": stereo_eval / "eth3d/playground/calib.txt"}
+    done = run_cli("infer", *(a.format(**values) for a in args), "--out", tmp_path)
     if "cuda" in args and "CUDA is not available" not in done.stderr and done.returncode == 0:
         pytest.skip("this machine has CUDA")
     assert done.returncode == 2
-    assert message in done.stderr
-    assert "Traceback" not in done.stderr
+    # One line: a missing image also drew OpenCV's own warning before the error.
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("stereo-depth infer: error: ")
+    assert message.format(**values) in done.stderr
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("args, message", [
@@ -230,6 +240,48 @@ def test_bench_live_node_parameters_are_name_value_pairs_the_node_accepts(tmp_pa
                                   "error: "), done.stderr
     assert "publish_thread" in done.stderr and "'maybe'" in done.stderr, done.stderr
     assert not (tmp_path / "b.json").exists()
+    # A name the node does not declare would be ignored by it, yet label the row.
+    done = run_cli("bench", "live", "--model", "sgbm", "--param", "publish_threads:=true",
+                   "--json", tmp_path / "b.json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert ("error: argument --param: the node has no parameter 'publish_threads'; it has "
+            "model, weights, ") in done.stderr
+    assert not (tmp_path / "b.json").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("train", "--config", "{bad_yaml}"), "stereo-depth train: error: '{bad_yaml}' is not valid "
+     "YAML: expected ',' or ']', but got '<stream end>' (line 2, column 1)"),
+    (("paper-comparison", "{bad_yaml}"), "stereo-depth paper-comparison: error: '{bad_yaml}' is "
+     "not a tar archive: not the compare step's results.tar"),
+    (("bench", "estimator", "--backends", "sgbm", "--repeats", "0", "--json", "{tmp}/b.json"),
+     "stereo-depth bench estimator: error: argument --repeats: 0 is below 1"),
+    (("eval", "--methods", "sgbm", "--no-real", "--synthetic", "0", "--json", "{tmp}/e.json"),
+     "stereo-depth eval: error: nothing to score: --no-real without --dataset, and no synthetic "
+     "scenes (--synthetic 0)"),
+    (("eval", "--methods", "sgbm", "--no-real", "--synthetic", "1", "--json", "{tmp}/e.json",
+      "--update-cards", "{tmp}/no_cards"),
+     "stereo-depth eval: error: --update-cards: no folder '{tmp}/no_cards'"),
+])
+def test_bad_files_and_counts_end_in_one_line_before_any_work(tmp_path, args, message):
+    # Each ended in a traceback, a crash after the work, or a run that scored nothing.
+    values = {"bad_yaml": tmp_path / "bad.yaml", "tmp": tmp_path}
+    values["bad_yaml"].write_text("crop_height: [1\n")
+    done = run_cli(*(a.format(**values) for a in args))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == message.format(**values)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+def test_eval_says_when_no_card_matched_the_scored_weights(tmp_path):
+    (tmp_path / "cards").mkdir()
+    done = run_cli("eval", "--methods", "sgbm", "--no-real", "--synthetic", "1", "--json",
+                   tmp_path / "e.json", "--update-cards", tmp_path / "cards")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "e.json").read_text())["methods"]["sgbm"]
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"no model card in '{tmp_path / 'cards'}' describes weights this evaluation scored (a "
+        f"card is matched by its weights file's sha256); none updated")
 
 
 def test_bench_train_step_refuses_a_config_it_does_not_know(tmp_path):

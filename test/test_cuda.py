@@ -41,8 +41,10 @@ def teddy():
     pytest.fail(f"stereo_eval missing; looked in {[str(r) for r in EVAL_ROOTS if r]}")
 
 
-def _estimate(model: str, weights, device: str, precision: str, sample) -> np.ndarray:
-    estimator = StereoEstimator(model, weights, 64, device, precision, notify=lambda _t: None)
+def _estimate(model: str, weights, device: str, precision: str, sample,
+              memory_format: str = "auto") -> np.ndarray:
+    estimator = StereoEstimator(model, weights, 64, device, precision, notify=lambda _t: None,
+                                memory_format=memory_format)
     return estimator.estimate(sample.left, sample.right).disparity
 
 
@@ -81,6 +83,24 @@ def test_mixed_precision_stays_near_fp32(model, precision, teddy):
     print(f"{model} {precision}: EPE {epe(mixed):.3f} px vs fp32 {epe(fp32):.3f} px; "
           f"mean |{precision} - fp32| {float(np.abs(mixed - fp32).mean()):.3f} px")
     assert abs(epe(mixed) - epe(fp32)) < MIXED_PRECISION_EPE_MARGIN_PX
+
+
+@pytest.mark.parametrize("model", sorted(NEURAL_MODELS))
+def test_channels_last_on_cuda_gives_the_output_of_torchs_order(model, teddy):
+    """The node keeps torch's order on CUDA until channels-last is measured faster there
+    (bench node --memory-formats); this is what would let it switch."""
+    valid = np.isfinite(teddy.disparity)
+    ordered = _estimate(model, "shipped", "cuda", "fp32", teddy, "contiguous")
+    channels_last = _estimate(model, "shipped", "cuda", "fp32", teddy, "channels_last")
+    difference = float(np.nanmax(np.abs(channels_last - ordered)))
+    bf16 = _estimate(model, "shipped", "cuda", "bf16", teddy, "channels_last")
+    epe = {name: float(np.abs(d - teddy.disparity)[valid].mean())
+           for name, d in (("fp32", ordered), ("bf16 channels_last", bf16))}
+    report = (f"{model}: max |channels_last - torch's order| = {difference:.4f} px in fp32; "
+              f"EPE {epe}")
+    print(report)
+    assert difference < FP32_TOLERANCE_PX, report
+    assert abs(epe["bf16 channels_last"] - epe["fp32"]) < MIXED_PRECISION_EPE_MARGIN_PX, report
 
 
 def test_bf16_training_step_lowers_the_loss(tmp_path):

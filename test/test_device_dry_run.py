@@ -111,7 +111,9 @@ def test_check_step_runs_tests_and_the_benchmarks(tmp_path, tiny_eval):
                                                                      ("compile", "ok")}
     assert {r["backend"] for r in matrix["estimator"]["rows"]} == {"psmnet_dws", "sgbm"}
     node = _tar_json(out, "bench_node.json")
-    assert [row["compile"] for row in node["rows"]] == ["no", "eager"]  # "no" on the GPU
+    assert [(row["compile"], row["memory_format"]) for row in node["rows"]] == [
+        ("no", "contiguous"), ("no", "channels_last"), ("eager", "contiguous"),
+        ("eager", "channels_last")]  # compile "no" only on the GPU
     assert all(row["stages_ms"]["end_to_end"] > 0 for row in node["rows"])
     # On the GPU also a compiled pass (compile:=true is refused on the CPU).
     (live,) = _tar_json(out, "bench_live_eager.json")["rows"]
@@ -164,6 +166,11 @@ def test_train_step_returns_weights_a_resumable_state_and_the_evaluation(tmp_pat
     assert step["step_ms"]["in_turn"] > 0 and step["step_ms"]["ahead"] > 0
     assert step["samples_per_s"]["ahead"] == pytest.approx(2e3 / step["step_ms"]["ahead"])
     assert step["profile"]["operators"] and step["profile"]["device_busy_share"] is None
+    # The same step with the weights channels-last, unprofiled (on the GPU the A/B of the order).
+    channels_last = _tar_json(out, "bench_train_step_channels_last.json")
+    assert channels_last["memory_format"] == "channels_last"
+    (ordered,) = channels_last["rows"]
+    assert ordered["profile"] is None and ordered["step_ms"]["ahead"] > 0
 
 
 def test_compare_step_trains_both_networks_alike(training_steps):

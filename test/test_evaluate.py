@@ -188,7 +188,7 @@ def test_pairs_that_cannot_be_scored_are_named_and_the_others_are_scored(
         "eth3d/other_size": "eth3d/other_size: left image 160x96, right image 160x96, ground "
                             "truth 160x90; a pair's views and truth must be the same size",
         "eth3d/no_right_view": f"cannot read image '{tmp_path}/eth3d/no_right_view/im1.png' "
-                               f"(missing or not an image)",
+                               f"(not an image OpenCV reads)",
         "eth3d/other_size_mask": f"'{mask}' is 150x96 px but the ground truth is 160x96"}
     assert result["unscored"] == reasons
     assert all(f"{name} not scored: {why}" in lines for name, why in reasons.items())

@@ -1,12 +1,17 @@
-"""Model cards add up the training behind the weights across runs; fine-tuning warms its rate up
-and can keep BatchNorm frozen."""
+"""Model cards add up the training behind the weights across runs; a ship checks every input
+before it writes, and writes weights and card together or not at all; fine-tuning warms its rate
+up and can keep BatchNorm frozen."""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
+from stereo_depth_node.cli import main
+from stereo_depth_node.evaluate import file_sha256
 from stereo_depth_node.model_card import ship
 from stereo_depth_node.train import learning_rate, train
 from stereo_depth_node.training_history import card_history, history_of_weights, run_entry
@@ -15,6 +20,13 @@ from test_train import tiny_config
 
 def quiet(_: str) -> None:
     pass
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A two-step training run's last.pt, its log.jsonl beside it."""
+    run = train(tiny_config(tmp_path_factory.mktemp("run"), steps=2), progress=quiet)
+    return Path(run["checkpoint"])
 
 
 def test_card_adds_up_runs_chained_through_shipped_weights(tmp_path):
@@ -68,26 +80,138 @@ def test_a_run_on_a_gpu_names_the_gpu():
     assert run_entry({**meta, "gpu": None, "config": {"device": "cpu"}})["trained_on"] == "cpu"
 
 
-def test_loss_plot_draws_the_logged_losses(tmp_path):
+def test_loss_plot_draws_the_logged_losses(checkpoint, tmp_path):
     import cv2
     import numpy as np
-
-    from stereo_depth_node.errors import ConfigurationError
-    from stereo_depth_node.model_card import write_loss_plot
 
     log = tmp_path / "log.jsonl"
     # Falling losses, and a validation line without a loss that the plot must skip.
     log.write_text("".join(json.dumps({"step": s, "loss": 40.0 - s / 10}) + "\n"
                            for s in range(10, 210, 10)) + '{"step": 200, "val_epe": 3.0}\n')
-    write_loss_plot(log, tmp_path / "loss.png", "run: training loss")
+    ship(checkpoint, "net", None, tmp_path / "weights", log, loss_plot=tmp_path / "loss.png")
     image = cv2.imread(str(tmp_path / "loss.png"))
     assert image.shape == (360, 640, 3)
     drawn = np.argwhere((image[..., 0] > 120) & (image[..., 2] < 60))  # the curve's blue
     first, last = drawn[drawn[:, 1].argmin()], drawn[drawn[:, 1].argmax()]
     assert first[0] < last[0]  # left end high, right end low: a falling loss
-    log.write_text(json.dumps({"step": 1, "loss": 3.0}) + "\n")
-    with pytest.raises(ConfigurationError, match="has 1 logged losses; a curve needs 2"):
-        write_loss_plot(log, tmp_path / "one.png", "one")
+
+
+def _evaluation(path: Path, scored: dict[str, str | None]) -> Path:
+    """A `stereo-depth eval` result, reduced to what a card reads, with these labels and sha256s."""
+    methods = {label: {"weights_sha256": sha256, "datasets": {"synthetic": {"epe": 1.0}},
+                       "real_pair_means": None} for label, sha256 in scored.items()}
+    path.write_text(json.dumps({"command": "stereo-depth eval", "methods": methods}))
+    return path
+
+
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every file and folder under `folder`, hidden ones (a staging folder left over) too."""
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
+            for p in sorted(folder.rglob("*"))}
+
+
+def _ship_cli(capsys, *args: str | Path) -> tuple[int, str]:
+    code = main(["ship", *map(str, args)])
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture
+def inputs(tmp_path, checkpoint):
+    """A weights folder that already holds net.pt and net.json, and the files a ship reads."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "net.pt").write_bytes(b"the weights shipped before")
+    (weights / "net.json").write_text('{"name": "net", "file": "net.pt"}\n')
+    (tmp_path / "garbled").write_text("{not json\n")
+    (tmp_path / "one_loss.jsonl").write_text('{"step": 1, "loss": 3.0}\n')
+    _evaluation(tmp_path / "sgbm_only.json",
+                {"sgbm": None, "sgbm+fill": None, "psmnet_dws:runs/a/last.pt": "0" * 64})
+    return {"tmp": tmp_path, "weights": weights, "checkpoint": checkpoint,
+            "log": checkpoint.parent / "log.jsonl"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (("{checkpoint}", "--name", "net", "--loss-plot", "{tmp}/loss.png"),
+     "--loss-plot draws the run in --loss-curve; give both"),
+    (("{checkpoint}", "--name", "net", "--evaluation", "{tmp}/nofile.json"),
+     "evaluation '{tmp}/nofile.json' cannot be read (No such file or directory)"),
+    (("{checkpoint}", "--name", "net", "--evaluation", "{tmp}/garbled"),
+     "evaluation '{tmp}/garbled' is not JSON (Expecting property name"),
+    (("{checkpoint}", "--name", "net", "--evaluation", "{weights}/net.json"),  # a card, not one
+     "evaluation '{weights}/net.json' is not the JSON of stereo-depth eval"),
+    (("{checkpoint}", "--name", "net", "--evaluation", "{tmp}/sgbm_only.json"),
+     "it holds sgbm, sgbm+fill, psmnet_dws:runs/a/last.pt. Ship without --evaluation, then "
+     "score net.pt"),
+    (("{checkpoint}", "--name", "net", "--loss-curve", "{tmp}/nofile.jsonl"),
+     "loss curve '{tmp}/nofile.jsonl' cannot be read (No such file or directory)"),
+    (("{checkpoint}", "--name", "net", "--loss-curve", "{tmp}"),
+     "loss curve '{tmp}' cannot be read (Is a directory)"),
+    (("{checkpoint}", "--name", "net", "--loss-curve", "{tmp}/garbled"),
+     "line 1 of loss curve '{tmp}/garbled' is not JSON"),
+    (("{checkpoint}", "--name", "net", "--loss-curve", "{tmp}/one_loss.jsonl", "--loss-plot",
+      "{tmp}/loss.png"), "'{tmp}/one_loss.jsonl' has 1 logged losses; a curve needs 2"),
+    (("{checkpoint}", "--name", "net", "--loss-curve", "{log}", "--loss-plot", "{tmp}/loss.txt"),
+     "cannot write the loss plot '{tmp}/loss.txt': give a .png"),
+    (("{checkpoint}", "--name", "../evil"), "--name '../evil' must be a plain file name"),
+    (("{checkpoint}", "--name", ".net"), "--name '.net' must be a plain file name"),
+    (("{checkpoint}", "--name", ""), "--name '' must be a plain file name"),
+    (("{tmp}/nofile.pt", "--name", "net"), "weights file '{tmp}/nofile.pt' does not exist"),
+    (("{tmp}/garbled", "--name", "net"), "'{tmp}/garbled' is not a readable PyTorch checkpoint"),
+])
+def test_a_bad_ship_changes_nothing_and_a_good_one_then_works(inputs, capsys, args, message):
+    # Weights were written before the evaluation was read and --loss-plot was checked after the
+    # card, so a bad input left new weights beside the old card.
+    before = _tree(inputs["tmp"])
+    code, err = _ship_cli(capsys, *(a.format(**inputs) for a in args),
+                          "--out-dir", inputs["weights"])
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith("stereo-depth ship: error: ")
+    assert message.format(**inputs) in line
+    assert _tree(inputs["tmp"]) == before
+
+    assert _ship_cli(capsys, inputs["checkpoint"], "--name", "net", "--out-dir",
+                     inputs["weights"]) == (0, "")
+    card = json.loads((inputs["weights"] / "net.json").read_text())
+    assert card["weights_sha256"] == file_sha256(inputs["weights"] / "net.pt")
+    assert sorted(_tree(inputs["weights"])) == ["net.json", "net.pt"]
+
+
+def test_a_failed_move_puts_the_old_weights_back(inputs, capsys):
+    # net.pt moves into place first; net.json cannot (a folder has its name), so net.pt must not
+    # stay new beside a card of other bytes.
+    (inputs["weights"] / "net.json").unlink()
+    (inputs["weights"] / "net.json").mkdir()
+    (inputs["weights"] / "net.json/keep").write_text("in the way")
+    before = _tree(inputs["tmp"])
+    code, err = _ship_cli(capsys, inputs["checkpoint"], "--name", "net", "--out-dir",
+                          inputs["weights"])
+    assert code == 2 and "Is a directory" in err and str(inputs["weights"] / "net.json") in err
+    assert _tree(inputs["tmp"]) == before
+
+    shutil.rmtree(inputs["weights"] / "net.json")
+    assert _ship_cli(capsys, inputs["checkpoint"], "--name", "net", "--out-dir",
+                     inputs["weights"])[0] == 0
+    assert sorted(_tree(inputs["weights"])) == ["net.json", "net.pt"]
+
+
+def test_the_card_keeps_the_evaluation_of_the_bytes_it_ships(inputs, capsys):
+    weights = inputs["weights"]
+    shipped, _ = ship(inputs["checkpoint"], "net", None, weights)
+    # Scored after the first ship; shipping again writes the same bytes, so its rows are found.
+    evaluation = _evaluation(inputs["tmp"] / "eval.json",
+                             {"sgbm": None, "psmnet_dws (net.pt)": file_sha256(shipped),
+                              "psmnet_dws:runs/a/last.pt": "0" * 64})
+    code, _ = _ship_cli(capsys, inputs["checkpoint"], "--name", "net", "--out-dir", weights,
+                        "--evaluation", evaluation, "--loss-curve", inputs["log"],
+                        "--loss-plot", inputs["tmp"] / "plots/loss.png")
+    assert code == 0
+    card = json.loads((weights / "net.json").read_text())
+    assert set(card["evaluation"]["datasets"]) == {"sgbm", "psmnet_dws (net.pt)"}
+    assert card["weights_sha256"] == file_sha256(shipped)
+    assert [step for step, _ in card["loss_curve"]] == [1, 2]
+    assert (inputs["tmp"] / "plots/loss.png").read_bytes().startswith(b"\x89PNG")
+    assert sorted(_tree(weights)) == ["net.json", "net.pt"]
 
 
 def test_warm_up_ramps_the_rate_the_optimiser_uses(tmp_path):

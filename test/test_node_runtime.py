@@ -418,6 +418,8 @@ def test_a_stream_goes_out_whole_and_in_order_with_one_thread_or_two(run_node, p
     ({"model": "sgbm", "max_depth": "far"},
      "max_depth must be a number (e.g. 10 or 10.0), got 'far'"),
     ({"model": "sgbm", "queue_size": 0}, "queue_size must be >= 1, got 0"),
+    ({"model": "sgbm", "lr_threshold": -1.0}, "lr_threshold must be >= 0, got -1.0"),
+    ({"model": "sgbm", "device": "gpu"}, "device 'gpu' is not one of auto, cpu, cuda, cuda:N"),
     ({"model": "sgbm", "approximate_sync": True, "sync_tolerance": 1e10},
      "sync_tolerance must be in [0, 3600] s, got 10000000000.0"),
     ({"model": "sgbm", "queue_size": 2.5},

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..bench import bench_pair, publish_result
-from ..bench_cli import add_node_arguments, module_main, register_kind
+from ..bench_cli import add_node_arguments, count_at_least, module_main, register_kind
 from ..camera import StereoCamera
 from ..errors import ros_missing
 from .bench_node import BASELINE_M, FOCAL_PX, SIZES
@@ -266,9 +266,16 @@ def format_table(result: dict[str, Any]) -> str:
 
 def node_parameter(text: str) -> tuple[str, str]:
     """NAME:=VALUE, as `ros2 run ... -p` takes it."""
+    from .parameters import PARAMETERS
+
     name, sep, value = text.partition(":=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME:=VALUE, got {text!r}")
+    # The node would ignore a name it does not declare, and the row would still carry it.
+    known = [spec.name for spec in PARAMETERS] + ["use_sim_time"]
+    if name not in known and not name.startswith("qos_overrides."):
+        raise argparse.ArgumentTypeError(f"the node has no parameter {name!r}; it has "
+                                         f"{', '.join(known)} and qos_overrides.*")
     return name, value
 
 
@@ -276,7 +283,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_node_arguments(parser, list(SIZES))
     parser.add_argument("--compile", action="store_true",
                         help="the node's compile:=true (torch.compile, CUDA only)")
-    parser.add_argument("--latency-sets", type=int, default=10,
+    parser.add_argument("--latency-sets", type=count_at_least(1), default=10,
                         help="sets sent one at a time for the latency")
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="how long sets are streamed for the throughput")

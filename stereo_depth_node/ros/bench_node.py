@@ -14,6 +14,7 @@ the Image fields, and the three message stages are reported as not measured.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -24,7 +25,8 @@ from typing import Any
 import torch
 
 from ..bench import bench_pair, machine_description, publish_result
-from ..bench_cli import add_node_arguments, module_main, register_kind
+from ..bench_cli import (add_memory_formats, add_node_arguments, count_at_least, module_main,
+                         register_kind)
 from ..device_bench import network_inputs
 from ..devices import finished_clock
 from ..estimator import StereoEstimator
@@ -179,22 +181,27 @@ def _stages(samples: dict[str, list[float]], with_messages: bool) -> dict[str, A
 
 def bench_node(model: str, sizes: list[tuple[int, int]], max_disparity: int = 192,
                device: str = "auto", precision: str = "auto", warmup: int = 2,
-               repeats: int = 10, compile_backends: tuple[str | None, ...] = (None,)
-               ) -> dict[str, Any]:
-    """Every size, once per entry of `compile_backends`: None runs the network as the node does
-    by default, "inductor" as its compile parameter has it (the first frame at each size then
-    compiles, which `first_frame_s` shows), "eager" traces without generating code."""
+               repeats: int = 10, compile_backends: tuple[str | None, ...] = (None,),
+               memory_formats: tuple[str, ...] = ("auto",)) -> dict[str, Any]:
+    """Every size, once per entry of `compile_backends` and of `memory_formats`, one pass after
+    the other. Compile: None runs the network as the node does by default, "inductor" as its
+    compile parameter has it (the first frame at each size then compiles, which `first_frame_s`
+    shows), "eager" traces without generating code. Memory format: the networks' weight order
+    (neural.MEMORY_FORMATS; the node runs "auto"), for the question whether cuDNN's 3-D
+    convolutions run faster channels-last than in torch's order, which the node keeps on CUDA."""
     ros = _ros()
     rows = []
-    for backend in compile_backends:
+    for backend, memory_format in itertools.product(
+            compile_backends, ("auto",) if model == "sgbm" else memory_formats):
         estimator = StereoEstimator(model, None if model == "sgbm" else "shipped", max_disparity,
                                     device, precision, compile_backend=backend,
-                                    notify=lambda _text: None)
+                                    notify=lambda _text: None, memory_format=memory_format)
         for width, height in sizes:
             row = {"model": model, "width": width, "height": height,
                    "device": str(estimator.device),
                    "precision": getattr(estimator.matcher, "precision", "uint8"),
                    "compile": backend or "no",
+                   "memory_format": getattr(estimator.matcher, "memory_format", "-"),
                    **bench_frame(estimator, width, height, warmup, repeats, ros)}
             rows.append(row)
             print(format_row(row), flush=True)
@@ -204,14 +211,16 @@ def bench_node(model: str, sizes: list[tuple[int, int]], max_disparity: int = 19
             "rows": rows, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-TABLE_HEADER = ("| model | size | device | precision | compile | " + " | ".join(STAGES)
-                + " | pairs/s | first frame s |\n" + "|" + "---|" * (len(STAGES) + 7))
+TABLE_HEADER = ("| model | size | device | precision | compile | memory format | "
+                + " | ".join(STAGES) + " | pairs/s | first frame s |\n"
+                + "|" + "---|" * (len(STAGES) + 8))
 
 
 def format_row(row: dict[str, Any]) -> str:
     cells = [row["model"], f"{row['width']}x{row['height']}", row["device"], row["precision"],
-             row["compile"], *("-" if row["stages_ms"][s] is None else f"{row['stages_ms'][s]:.1f}"
-                               for s in STAGES), f"{row['pairs_per_s']:.1f}",
+             row["compile"], row["memory_format"],
+             *("-" if row["stages_ms"][s] is None else f"{row['stages_ms'][s]:.1f}"
+               for s in STAGES), f"{row['pairs_per_s']:.1f}",
              f"{row['first_frame_s']:.1f}"]
     return "| " + " | ".join(cells) + " |"
 
@@ -224,12 +233,13 @@ def format_table(result: dict[str, Any]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_node_arguments(parser, list(SIZES))
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--warmup", type=count_at_least(0), default=2)
+    parser.add_argument("--repeats", type=count_at_least(1), default=10)
     parser.add_argument("--compile", nargs="+", choices=("no", "inductor", "eager"),
                         default=["no"], help="one pass per entry: no torch.compile, or its "
                         "backend (inductor, as the node's compile parameter, CUDA only; eager "
                         "traces without generating code)")
+    add_memory_formats(parser)
     parser.add_argument("--json", type=Path, default=Path("bench_node.json"))
     parser.add_argument("--markdown", type=Path)
 
@@ -237,7 +247,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     result = bench_node(args.model, args.sizes, args.max_disparity, args.device, args.precision,
                         args.warmup, args.repeats,
-                        tuple(None if name == "no" else name for name in args.compile))
+                        tuple(None if name == "no" else name for name in args.compile),
+                        tuple(args.memory_formats))
     publish_result(result, format_table(result), args.json, args.markdown)
     return 0
 

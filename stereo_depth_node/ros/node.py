@@ -41,7 +41,7 @@ from std_msgs.msg import Header
 
 from ..checkpoints import weights_and_range
 from ..errors import ConfigurationError, InputError
-from ..estimator import StereoEstimator, check_input_scale
+from ..estimator import StereoEstimator, check_input_scale, check_lr_threshold
 from ..pipeline import OutputSettings
 from ..rectification import Rectifier
 from .acknowledgements import unacknowledged
@@ -263,8 +263,8 @@ class StereoDepthNode(Node):
         settings.validate()
         if "input_scale" in values:
             check_input_scale(values["input_scale"])
-        if "lr_threshold" in values and values["lr_threshold"] < 0:
-            raise ValueError(f"lr_threshold must be >= 0, got {values['lr_threshold']}")
+        if "lr_threshold" in values:
+            check_lr_threshold(values["lr_threshold"])
         if "sync_tolerance" in values:
             check_sync_tolerance(values["sync_tolerance"], self._inputs.approximate)
         publish = {**self._publish, **{k: v for k, v in values.items()
