@@ -189,10 +189,12 @@ def write_json(result: dict[str, Any], path: str | os.PathLike) -> None:
 
 def publish_result(result: dict[str, Any], table: str, json_path: str | os.PathLike,
                    markdown_path: str | os.PathLike | None = None) -> None:
-    """Print the table last (what a device call's output tail shows) and write JSON and, when
-    asked, the table as Markdown."""
+    """Print the table (what a device call's output tail shows), write JSON and, when asked,
+    the table as Markdown, and say where."""
     print()
     print(table)
     write_json(result, json_path)
     if markdown_path:
         Path(markdown_path).write_text(table + "\n")
+    print(f"wrote {os.fspath(json_path)}" + (f" and {os.fspath(markdown_path)}"
+                                              if markdown_path else ""))

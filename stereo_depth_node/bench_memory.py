@@ -174,7 +174,6 @@ def run(args: argparse.Namespace) -> int:
     result = bench_memory(args.backends, args.sizes, args.max_disparity, args.device,
                           args.precision, args.frames)
     publish_result(result, format_table(result), args.json, args.markdown)
-    print(f"wrote {args.json}")
     return 0
 
 

@@ -1,5 +1,5 @@
-"""`stereo-depth`: the command line of the package (infer, params, export, train, eval, bag, demo,
-bench)."""
+"""`stereo-depth`: the command line of the package (infer, params, export, train, eval, average,
+ship, paper-comparison, bag, demo, bench)."""
 from __future__ import annotations
 
 import argparse
@@ -408,7 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     comparison.add_argument("--out", type=Path, default=Path("docs/paper_comparison.md"))
     comparison.set_defaults(func=cmd_paper_comparison)
 
-    demo = commands.add_parser("demo", help="the embedded motorcycle pair through each backend")
+    demo = commands.add_parser("demo", help="the node over DDS, one process per backend, on the "
+                               "embedded motorcycle pair and 8 synthetic scenes, scored against "
+                               "ground truth")
     demo.add_argument("--models", nargs="+", default=["sgbm", DEFAULT_MODEL], choices=BACKENDS)
     demo.add_argument("--device", default="auto")
     demo.add_argument("--out", type=Path, default=Path("demo_output"))

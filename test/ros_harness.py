@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import signal
 import subprocess
 import time
@@ -116,6 +117,13 @@ class NodesUnderTest:
             else:
                 codes.append(item.stop())
         return codes
+
+
+def as_remapped(text: str, namespace: str) -> str:
+    """An expected log text with the node's input names as it logs them: resolved into its
+    namespace (remapped), e.g. left/image_rect -> /ns/left/image_rect."""
+    return re.sub(r"\b(left|right)/(image_rect|image_raw|camera_info)", rf"{namespace}/\g<0>",
+                  text)
 
 
 def header(stamp_s: float) -> Header:

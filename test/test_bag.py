@@ -33,6 +33,16 @@ OUTPUT_TYPES = {"disparity": "stereo_msgs/msg/DisparityImage", "depth": "sensor_
                 "points2": "sensor_msgs/msg/PointCloud2", "confidence": "sensor_msgs/msg/Image"}
 
 
+def tree(folder):
+    """{relative path: bytes} of every file under `folder`: to show it was left as it was."""
+    return {f.relative_to(folder): f.read_bytes() for f in folder.rglob("*") if f.is_file()}
+
+
+def publish_outputs(node, namespace, topics=tuple(ROS_OUTPUT_TYPES)):
+    """Publishers on the node's outputs under `namespace`, which `bag record` waits for."""
+    return [node.create_publisher(ROS_OUTPUT_TYPES[t], f"{namespace}/{t}", 10) for t in topics]
+
+
 def read_bag(path):
     """{topic: (msgtype, [(timestamp, message), ...])} read with rosbags alone."""
     result = {}
@@ -122,6 +132,8 @@ def test_play_node_record_round_trip(ros_context, input_bag, tmp_path):
     clock_node.create_subscription(Clock, "/clock", clocks.append, 10)
     spin = SpinThread(clock_node)
     try:
+        assert recorder.stdout.readline().startswith(
+            "waiting up to 10 s for a publisher on each of /cam/disparity")
         assert recorder.stdout.readline().startswith("recording /cam/disparity")
         time.sleep(0.5)  # the node's side of the discovery settles too
         played = subprocess.run([*CLI, "play", str(input_bag), "--clock", "--wait", "20"],
@@ -217,7 +229,12 @@ def test_process_writes_outputs_rosbags_can_read(input_bag, tmp_path):
                           capture_output=True, text=True, timeout=300, env=ros_environment())
     assert done.returncode == 0, done.stderr
     assert f"processed {PAIRS} stereo sets (0 rejected" in done.stdout
+    # It said 'wrote 15 messages' of a bag that holds 27: the copied inputs were not counted.
+    outputs, inputs = len(OUTPUT_TYPES) * PAIRS, len(INPUT_TYPES) * PAIRS
+    assert done.stdout.rstrip().endswith(
+        f"wrote {outputs} output messages and {inputs} copied input messages into {out}")
     content = read_bag(out)
+    assert sum(len(messages) for _, messages in content.values()) == outputs + inputs
     expected = {**INPUT_TYPES, **{f"/cam/{t}": k for t, k in OUTPUT_TYPES.items()}}
     assert {t: c[0] for t, c in content.items()} == expected
     for topic in OUTPUT_TYPES:
@@ -232,11 +249,97 @@ def test_process_writes_outputs_rosbags_can_read(input_bag, tmp_path):
 
 
 def test_process_refuses_a_bag_without_stereo_topics(tmp_path, input_bag):
-    done = subprocess.run([*CLI, "process", str(input_bag), str(tmp_path / "x"), "--model",
-                           "sgbm", "--namespace", "/other"], capture_output=True, text=True,
-                          timeout=120, env=ros_environment())
+    # The message named no namespace, so /cam/left/image_rect in its list looked like a match.
+    out = tmp_path / "x"
+    command = [*CLI, "process", str(input_bag), str(out), "--model", "sgbm", "--max-disparity",
+               "64", "--namespace"]
+    done = subprocess.run([*command, "/other"], capture_output=True, text=True, timeout=120,
+                          env=ros_environment())
     assert done.returncode == 2
-    assert "expected one topic ending in left/image_rect, found none" in done.stderr
+    assert done.stderr == (
+        f"stereo-depth bag: error: bag '{input_bag}': expected left/image_rect in namespace "
+        f"/other (/other/left/image_rect), found none; topics: {', '.join(sorted(INPUT_TYPES))}\n")
+    assert not out.exists()
+    done = subprocess.run([*command, "/cam"], capture_output=True, text=True, timeout=120,
+                          env=ros_environment())
+    assert done.returncode == 0, done.stderr
+    assert f"processed {PAIRS} stereo sets (0 rejected" in done.stdout
+
+
+@pytest.mark.parametrize("command", ["make", "process", "record"])
+def test_an_existing_output_bag_is_refused_before_any_work(ros_context, tmp_path, input_bag,
+                                                           pair_files, command):
+    # It ended in rosbags' WriterError traceback, for process after loading the network.
+    existing, fresh = tmp_path / "existing", tmp_path / "fresh"
+    shutil.copytree(input_bag, existing)
+    before = tree(existing)
+    inputs = [str(input_bag)] * (command == "process")
+    options = {"make": pair_files, "process": ["--model", "sgbm", "--max-disparity", "64"],
+               "record": ["--namespace", "/existing", "--duration", "0.2"]}[command]
+
+    def run(out, *more):
+        return subprocess.run([*CLI, command, *inputs, str(out), *options, *more],
+                              capture_output=True, text=True, timeout=120, env=ros_environment())
+
+    refused = (f"stereo-depth bag: error: output bag '{existing}' exists already and rosbags "
+               f"does not overwrite: remove it or give another name\n")
+    done = run(existing)
+    assert (done.returncode, done.stderr) == (2, refused)
+    if command == "process":  # weights that do not exist: not loaded, so not reported
+        done = run(existing, "--model", "psmnet_dws", "--weights", str(tmp_path / "none.pt"))
+        assert (done.returncode, done.stderr) == (2, refused)
+    assert tree(existing) == before
+    node = ros_context.create_node("outputs_for_the_fresh_recording")
+    publish_outputs(node, "/existing")  # record starts at once, not after its wait
+    try:
+        done = run(fresh)
+    finally:
+        node.destroy_node()
+    assert done.returncode == 0, done.stderr
+    read_bag(fresh)  # a whole bag
+
+
+def test_make_refuses_a_rate_that_is_not_above_zero(tmp_path, pair_files):
+    # --rate 0 ended in ZeroDivisionError with half a bag written; --rate -5 was taken.
+    out = tmp_path / "bag"
+    for rate in ("0", "-5", "nan", "inf"):
+        done = subprocess.run([*CLI, "make", str(out), *pair_files, "--rate", rate],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.splitlines()[-1] == (
+            f"stereo-depth bag make: error: argument --rate: rate must be a finite number of Hz "
+            f"above 0, got {float(rate)}")
+        assert not out.exists()
+    done = subprocess.run([*CLI, "make", str(out), *pair_files, "--rate", "0.5"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    stamps = [t for t, _ in read_bag(out)["/stereo/left/image_rect"][1]]
+    assert np.diff(stamps).tolist() == [2 * 10**9] * (PAIRS - 1)
+
+
+def test_record_says_it_waits_for_publishers_and_names_those_that_never_came(ros_context,
+                                                                            tmp_path):
+    # It waited up to 10 s in silence before --duration began, then said only 'recorded 0'.
+    topics = [f"/partial/{t}" for t in ROS_OUTPUT_TYPES]
+    node = ros_context.create_node("some_outputs_for_the_recorder")
+    publish_outputs(node, "/partial", [t for t in ROS_OUTPUT_TYPES if t != "confidence"])
+    out = tmp_path / "outputs"
+    try:
+        begin = time.monotonic()
+        done = subprocess.run([*CLI, "record", str(out), "--namespace", "/partial",
+                               "--duration", "0.2"], capture_output=True, text=True,
+                              timeout=120, env=ros_environment())
+        took = time.monotonic() - begin
+    finally:
+        node.destroy_node()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"waiting up to 10 s for a publisher on each of {', '.join(topics)}",
+        f"recording {', '.join(topics)}", f"recorded 0 messages into {out}"]
+    assert done.stderr == "warning: no publisher on /partial/confidence after 10 s; " \
+                          "recording anyway\n"
+    assert took > 10.2  # the duration counts from the end of the wait
+    assert read_bag(out) == {}
 
 
 @pytest.mark.parametrize("command", ["process", "play"])

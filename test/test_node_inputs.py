@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
-from ros_harness import NodesUnderTest, camera_for, raw_stereo_set, stereo_set
+from ros_harness import NodesUnderTest, as_remapped, camera_for, raw_stereo_set, stereo_set
 from scenes import raw_view
 from stereo_depth_node.data.plane import render_plane_pair
 from stereo_depth_node.estimator import StereoEstimator
@@ -132,7 +132,7 @@ def test_bad_compressed_input_is_named_and_the_next_set_works(compressed, plane,
                                                               message):
     process, client = compressed
     client.publish(make(plane, Frames.next()))
-    assert process.wait_for_log(message, timeout=20), process.log()[-2000:]
+    assert process.wait_for_log(as_remapped(message, "/jpeg"), timeout=20), process.log()[-2000:]
     out = client.send_and_wait(_compressed_set(*plane, Frames.next()), ("depth",), 30)
     assert abs(np.nanmedian(as_array(out["depth"])) - DISTANCE) < 0.02 * DISTANCE
 
@@ -181,9 +181,10 @@ def test_binned_and_cropped_cameras_give_depth_in_their_own_pixels(start, plane)
     wrong = _reduced(stereo_set(*plane, Frames.next()), 2)
     wrong["left/camera_info"].binning_x = wrong["left/camera_info"].binning_y = 4
     client.publish(wrong)
-    assert process.wait_for_log(
+    assert process.wait_for_log(as_remapped(
         "left/image_rect is 320x240 px but left/camera_info says 640x480 with binning 4x4 and roi "
-        "(x_offset 0, y_offset 0, width 0, height 0), i.e. 160x120 px", 20), process.log()[-2000:]
+        "(x_offset 0, y_offset 0, width 0, height 0), i.e. 160x120 px", "/reduced"), 20), \
+        process.log()[-2000:]
     client.send_and_wait(_reduced(stereo_set(*plane, Frames.next()), 2), ALL, 30)
 
 

@@ -19,7 +19,7 @@ from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import ReliabilityPolicy
 
 from ros_harness import (HANGING_TEARDOWN, NODE_COMMAND, SYNC_MODES, NodeProcess, NodesUnderTest,
-                         StereoClient, abandoned_segments, assert_teardown_bounded,
+                         StereoClient, abandoned_segments, as_remapped, assert_teardown_bounded,
                          fastdds_segments, reliable_inputs, remove_segments, ros_environment,
                          stereo_set)
 from stereo_depth_node.data.plane import render_plane_pair
@@ -68,11 +68,11 @@ def test_exact_and_approximate_sync(run_node, approximate, mode):
     if not approximate:
         # The unpaired messages are reported once a later set consumes them.
         send_and_wait(client, stereo_set(left, right, 60.0))
-        assert process.wait_for_log(
+        assert process.wait_for_log(as_remapped(
             "right/image_rect: message stamped 50.003000 s found no partners (exact stamps); "
             "nearest: left/image_rect 3.0 ms, left/camera_info 3.0 ms, right/camera_info 0.0 ms; "
             "images stamped apart pair with approximate_sync:=true and a sync_tolerance above the "
-            "gap", 10), process.log()
+            "gap", client.namespace), 10), process.log()
 
 
 def test_the_node_warms_up_before_it_reports_ready_and_then_serves(run_node):
@@ -95,9 +95,9 @@ def test_stamps_beyond_the_tolerance_are_reported_and_the_next_set_works(run_nod
     time.sleep(0.5)
     assert client.arrival("disparity", messages["left/image_rect"].header.stamp) is None
     send_and_wait(client, stereo_set(left, right, 71.0))
-    assert process.wait_for_log("right/image_rect: message stamped 70.050000 s found no partners "
-                                "(within sync_tolerance 0.01 s); nearest: left/image_rect 50.0 ms",
-                                10), process.log()
+    assert process.wait_for_log(as_remapped(
+        "right/image_rect: message stamped 70.050000 s found no partners (within sync_tolerance "
+        "0.01 s); nearest: left/image_rect 50.0 ms", client.namespace), 10), process.log()
     # Every message of a stream that keeps missing its partners has a text of its own (its stamp):
     # they are logged once per topic per 5 s, not once each, and the node keeps serving.
     for stamp in range(72, 78):
@@ -549,6 +549,7 @@ def test_shutdown_names_the_outputs_a_stalled_subscriber_has_not_acknowledged(ro
         stderr=(tmp_path / "recorder.err").open("w"), text=True, env=ros_environment())
     segments = fastdds_segments(process.process.pid)
     try:
+        assert recorder.stdout.readline().startswith("waiting up to 10 s for a publisher")
         assert recorder.stdout.readline().startswith(f"recording {client.namespace}/disparity")
         assert client.wait_until(lambda: all(
             client.node.count_subscribers(f"{client.namespace}/{topic}") == 2 for topic in ALL),

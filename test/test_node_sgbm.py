@@ -12,7 +12,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
-from ros_harness import SYNC_MODES, NodeProcess, StereoClient, camera_for, image_message, stereo_set
+from ros_harness import (SYNC_MODES, NodeProcess, StereoClient, as_remapped, camera_for,
+                         image_message, stereo_set)
 from scenes import bayer_mosaic, yuv422
 from stereo_depth_node.ros.conversions import (array_to_image_fields, float_image_to_array,
                                                point_cloud_to_array)
@@ -206,7 +207,8 @@ BAD_INPUTS = [
 def test_bad_input_is_named_and_the_next_frame_is_processed(node, client, plane, name, make,
                                                             message):
     client.publish(make(plane, Frames.next()))
-    assert node.wait_for_log(message, timeout=20), node.log()[-2000:]
+    # The inputs are named as remapped (here into the node's namespace), as the user knows them.
+    assert node.wait_for_log(as_remapped(message, node.namespace), timeout=20), node.log()[-2000:]
     _good_frame_still_works(client, plane)
 
 
@@ -385,8 +387,8 @@ def test_diagnostics_report_counts(node, client, plane):
         kv.key == "nearest depth in search range (m)" and kv.value == nearest
         for kv in _our_statuses(node, client)[-1].values), 10)
     received = dict(entry.rsplit(" ", 1) for entry in values["received messages"].split(", "))
-    assert list(received) == ["left/image_rect", "right/image_rect", "left/camera_info",
-                              "right/camera_info"]
+    assert list(received) == [f"{node.namespace}/{name}" for name in (
+        "left/image_rect", "right/image_rect", "left/camera_info", "right/camera_info")]
     assert all(int(count) >= int(values["received sets"]) for count in received.values())
 
 

@@ -7,6 +7,7 @@ DDS involved), so the original headers and timestamps are kept byte for byte.
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import threading
 import time
@@ -47,12 +48,28 @@ def msgtype_name(message_type: type) -> str:
     return f"{message_type.__module__.split('.')[0]}/msg/{message_type.__name__}"
 
 
+def check_new_bag(path: str | os.PathLike) -> None:
+    """Refuse an output bag that exists: rosbags never overwrites one, and saying so before any
+    work leaves what is there untouched."""
+    if os.path.lexists(path):
+        raise InputError(f"output bag {os.fspath(path)!r} exists already and rosbags does not "
+                         f"overwrite: remove it or give another name")
+
+
+def check_rate(rate_hz: float) -> float:
+    """`rate_hz` if it is a finite rate above 0 (the stamps' spacing divides by it)."""
+    if not (math.isfinite(rate_hz) and rate_hz > 0):
+        raise InputError(f"rate must be a finite number of Hz above 0, got {rate_hz}")
+    return rate_hz
+
+
 class BagWriter:
     """Writes rclpy messages into a new rosbag2 folder, adding connections as topics appear."""
 
     def __init__(self, path: str | os.PathLike, storage: str = "mcap") -> None:
         if storage not in STORAGE:
             raise InputError(f"storage {storage!r} is not one of {', '.join(STORAGE)}")
+        check_new_bag(path)
         self._writer = Writer(Path(path), version=9, storage_plugin=STORAGE[storage])
         self._writer.open()
         self._connections: dict[str, object] = {}
@@ -121,6 +138,7 @@ def make_bag(out: str | os.PathLike, pairs: Iterable[tuple[np.ndarray, np.ndarra
     With `codec` (jpeg, png) the images are stored as image_transport's compressed transport
     publishes them: CompressedImage on '<image topic>/compressed'.
     """
+    check_rate(rate_hz)
     count = 0
     with BagWriter(out, storage) as writer:
         for index, (left, right) in enumerate(pairs):
@@ -248,10 +266,17 @@ def _input_topics(path: str | os.PathLike, namespace: str | None, rectify: bool
     for name in topics.names:
         matches = _matching(available, name, namespace)
         if len(matches) != 1:
-            raise InputError(f"bag {os.fspath(path)!r}: expected one topic ending in {name}, "
+            raise InputError(f"bag {os.fspath(path)!r}: {_expected(name, namespace)}, "
                              f"found {matches or 'none'}; topics: {', '.join(available)}")
         found[name] = matches[0]
     return topics, found
+
+
+def _expected(name: str, namespace: str | None) -> str:
+    # With a namespace only the one topic counts, so a listed topic elsewhere is not a match.
+    if namespace is None:
+        return f"expected one topic ending in {name}"
+    return f"expected {name} in namespace {namespace} ({namespace.rstrip('/')}/{name})"
 
 
 def process_bag(source: str | os.PathLike, out: str | os.PathLike, estimator: StereoEstimator,
@@ -264,7 +289,8 @@ def process_bag(source: str | os.PathLike, out: str | os.PathLike, estimator: St
     Outputs go to '<namespace>/disparity' etc. next to the inputs, stamped with the left image's
     time; with `copy_inputs` the inputs are copied too. Images may be Image or CompressedImage
     (whichever the bag holds); with `rectify` they are raw (`image_raw`) and rectified from their
-    camera_info, as the node does. Returns counts of sets and messages.
+    camera_info, as the node does. Returns counts of sets, output messages ('messages') and
+    copied input messages ('copied').
     """
     inputs, topics = _input_topics(source, namespace, rectify)
     left_name = inputs.names[0]
@@ -272,7 +298,7 @@ def process_bag(source: str | os.PathLike, out: str | os.PathLike, estimator: St
     by_topic = {topic: suffix for suffix, topic in topics.items()}
     rectifier = Rectifier() if rectify else None
     pending: dict[int, dict[str, object]] = {}
-    counts = {"sets": 0, "rejected": 0, "unmatched": 0, "messages": 0}
+    counts = {"sets": 0, "rejected": 0, "unmatched": 0, "messages": 0, "copied": 0}
     publish = {flag: True for flag in ("publish_disparity", "publish_depth", "publish_points",
                                        "publish_confidence")}
     decoder = ImageDecoder(on_error)
@@ -282,6 +308,7 @@ def process_bag(source: str | os.PathLike, out: str | os.PathLike, estimator: St
             message = deserialize_message(raw.data, message_class(raw.msgtype))
             if copy_inputs:
                 writer.write_raw(raw.topic, raw.msgtype, raw.timestamp_ns, raw.data)
+                counts["copied"] += 1
             stamp = stamp_ns(message.header)
             group = pending.setdefault(stamp, {})
             group[suffix] = message

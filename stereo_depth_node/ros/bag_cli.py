@@ -12,13 +12,16 @@ import rclpy
 
 from ..calibration import camera_from_options
 from ..camera import StereoCamera
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, InputError
 from ..estimator import StereoEstimator
 from ..images import read_image
-from .bag import Recorder, make_bag, msgtype_name, play_bag, process_bag
+from .bag import (Recorder, check_new_bag, check_rate, make_bag, msgtype_name, play_bag,
+                  process_bag)
 from .frame import OUTPUT_TYPES
 from .node_process import tool_arguments
 from .teardown import bounded_teardown
+
+PUBLISHER_WAIT_S = 10.0
 
 
 def _camera(args: argparse.Namespace, width: int, height: int) -> StereoCamera:
@@ -28,7 +31,19 @@ def _camera(args: argparse.Namespace, width: int, height: int) -> StereoCamera:
     return camera
 
 
+def rate_hz(text: str) -> float:
+    """argparse type of --rate: a finite number of Hz above 0, refused before anything is
+    written."""
+    try:
+        return check_rate(float(text))
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of Hz") from None
+
+
 def cmd_make(args: argparse.Namespace) -> int:
+    check_new_bag(args.out)
     if args.demo:
         # The synthetic scenes only: one camera and one size (the motorcycle pair has its own).
         from ..demo import DEMO_SYNTHETIC_FRAMES, synthetic_frames
@@ -76,7 +91,23 @@ def cmd_play(args: argparse.Namespace) -> int:
     return _with_node("stereo_depth_bag_player", work)
 
 
+def _wait_for_publishers(node, executor, topics: list[str], stop: threading.Event) -> None:
+    """Spin (recording what arrives) until every topic has a publisher, PUBLISHER_WAIT_S has
+    passed or `stop` is set; warn naming the topics still without one when the time ran out."""
+    print(f"waiting up to {PUBLISHER_WAIT_S:g} s for a publisher on each of "
+          f"{', '.join(topics)}", flush=True)
+    ready_by = time.monotonic() + PUBLISHER_WAIT_S
+    missing = topics
+    while missing and time.monotonic() < ready_by and not stop.is_set():
+        executor.spin_once(timeout_sec=0.05)
+        missing = [topic for topic in topics if not node.count_publishers(topic)]
+    if missing and not stop.is_set():
+        print(f"warning: no publisher on {', '.join(missing)} after {PUBLISHER_WAIT_S:g} s; "
+              f"recording anyway", file=sys.stderr, flush=True)
+
+
 def cmd_record(args: argparse.Namespace) -> int:
+    check_new_bag(args.out)  # before DDS starts
     namespace = args.namespace.rstrip("/")
     topics = {f"{namespace}/{t}": msgtype_name(kind) for t, kind in OUTPUT_TYPES.items()}
 
@@ -85,11 +116,9 @@ def cmd_record(args: argparse.Namespace) -> int:
         recorder = Recorder(node, args.out, topics, args.storage)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        # Announce once the publishers are known, so that a caller can start playing then.
-        ready_by = time.monotonic() + 10.0
-        while time.monotonic() < ready_by and not stop.is_set() and not all(
-                node.count_publishers(topic) for topic in topics):
-            executor.spin_once(timeout_sec=0.05)
+        # Announce once the publishers are known, so that a caller can start playing then; the
+        # duration counts from here.
+        _wait_for_publishers(node, executor, list(topics), stop)
         print(f"recording {', '.join(topics)}", flush=True)
         deadline = time.monotonic() + args.duration if args.duration else None
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline) and \
@@ -105,14 +134,16 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_process(args: argparse.Namespace) -> int:
     from ..checkpoints import weights_and_range
 
+    check_new_bag(args.out)  # before the network loads
     weights, max_disparity = weights_and_range(args.model, args.weights, args.max_disparity)
     estimator = StereoEstimator(args.model, weights, max_disparity, args.device)
     counts = process_bag(args.bag, args.out, estimator, namespace=args.namespace,
                          storage=args.storage, copy_inputs=args.copy_inputs,
                          rectify=args.rectify)
+    copied = f" and {counts['copied']} copied input messages" if args.copy_inputs else ""
     print(f"processed {counts['sets']} stereo sets ({counts['rejected']} rejected, "
-          f"{counts['unmatched']} unmatched messages); wrote {counts['messages']} messages "
-          f"into {args.out}")
+          f"{counts['unmatched']} unmatched messages); wrote {counts['messages']} output "
+          f"messages{copied} into {args.out}")
     return 0
 
 
@@ -128,7 +159,7 @@ def add_bag_commands(commands: argparse._SubParsersAction, backends: tuple[str, 
     make.add_argument("--calib", type=Path, help="Middlebury 2014 / ETH3D calib.txt")
     make.add_argument("--focal", type=float)
     make.add_argument("--baseline", type=float, help="metres")
-    make.add_argument("--rate", type=float, default=10.0, help="Hz")
+    make.add_argument("--rate", type=rate_hz, default=10.0, help="Hz, above 0")
     make.add_argument("--namespace", default="/stereo")
     make.add_argument("--frame-id", default="left_camera_optical_frame")
     make.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
@@ -152,7 +183,9 @@ def add_bag_commands(commands: argparse._SubParsersAction, backends: tuple[str, 
     record.add_argument("out", type=Path)
     record.add_argument("--namespace", default="/stereo",
                         help="the node's namespace (default /stereo; / for a node without one)")
-    record.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C)")
+    record.add_argument("--duration", type=float,
+                        help=f"seconds from when every output has a publisher or "
+                             f"{PUBLISHER_WAIT_S:g} s have passed (default: until Ctrl-C)")
     record.add_argument("--count", type=int, help="stop after this many messages")
     record.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     record.set_defaults(func=cmd_record)

@@ -34,6 +34,9 @@ class InputTopics:
 
     image_transport: str = "raw"
     rectify: bool = False
+    # The inputs as error texts name them: the node gives its remapped topics, so that a user
+    # finds their own names; elsewhere (bag processing, benchmarks) the names before remapping.
+    labels: tuple[str, str, str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.image_transport not in IMAGE_TRANSPORTS:
@@ -55,6 +58,10 @@ class InputTopics:
         suffix = "/compressed" if self.compressed else ""
         left, right = self.image_bases
         return f"{left}{suffix}", f"{right}{suffix}", LEFT_INFO, RIGHT_INFO
+
+    @property
+    def shown(self) -> tuple[str, ...]:
+        return self.labels or self.names
 
     @property
     def types(self) -> dict[str, type]:
@@ -137,9 +144,9 @@ def image_projection(info: CameraInfo) -> list[float]:
 
 def _check_sizes(left, right, left_info: CameraInfo, right_info: CameraInfo,
                  topics: InputTopics) -> None:
-    left_topic, right_topic = topics.names[:2]
-    for topic, info_topic, image, info in ((left_topic, LEFT_INFO, left, left_info),
-                                           (right_topic, RIGHT_INFO, right, right_info)):
+    left_topic, right_topic, left_info_topic, right_info_topic = topics.shown
+    for topic, info_topic, image, info in ((left_topic, left_info_topic, left, left_info),
+                                           (right_topic, right_info_topic, right, right_info)):
         height, width = image.shape[:2]
         expected = image_size(info)
         if expected not in (None, (width, height)):
@@ -154,8 +161,9 @@ def _check_sizes(left, right, left_info: CameraInfo, right_info: CameraInfo,
         raise InputError(f"{left_topic} is {left.shape[1]}x{left.shape[0]} px but "
                          f"{right_topic} is {right.shape[1]}x{right.shape[0]} px")
     if _binning(left_info) != _binning(right_info):
-        raise InputError(f"{LEFT_INFO} has binning {left_info.binning_x}x{left_info.binning_y} "
-                         f"but {RIGHT_INFO} has {right_info.binning_x}x{right_info.binning_y}; "
+        raise InputError(f"{left_info_topic} has binning {left_info.binning_x}x"
+                         f"{left_info.binning_y} but {right_info_topic} has "
+                         f"{right_info.binning_x}x{right_info.binning_y}; "
                          f"a stereo pair is binned alike")
 
 
@@ -187,17 +195,17 @@ def compute_frame(estimator: StereoEstimator, decoder: ImageDecoder, left_msg, r
     rectified left camera. Raises InputError (naming topic, field and expected value) for input
     that cannot be used.
     """
-    left_topic, right_topic = topics.names[:2]
+    left_topic, right_topic, left_info_topic, right_info_topic = topics.shown
     left = decoder.to_rgb(left_msg, left_topic)
     right = decoder.to_rgb(right_msg, right_topic)
     if topics.rectify:
         models = camera_model(left_info), camera_model(right_info)
-        for name, model in zip((LEFT_INFO, RIGHT_INFO), models):
+        for name, model in zip((left_info_topic, right_info_topic), models):
             model.check(name)  # binning or an ROI is named, not the size mismatch it makes
     _check_sizes(left, right, left_info, right_info, topics)
     if topics.rectify:
-        left = rectifier.rectify(LEFT_INFO, left, models[0])
-        right = rectifier.rectify(RIGHT_INFO, right, models[1])
+        left = rectifier.rectify(left_info_topic, left, models[0])
+        right = rectifier.rectify(right_info_topic, right, models[1])
         left_info, right_info = rectified_info(left_info), rectified_info(right_info)
     right_p = image_projection(right_info)
     output = process_frame(estimator, left, right, image_projection(left_info), right_p, settings)

@@ -55,9 +55,10 @@ class StereoInputs:
         self.tolerance_s = tolerance_s if approximate else None
         self.tracker = PartnerTracker(len(topics.names), queue_size, on_unmatched)
         self._on_set, self._on_rejected, self._on_restart = on_set, on_rejected, on_restart
-        self._names = topics.names
         self._newest: list[int | None] = [None] * len(topics.names)
         self.subscribed = subscribed_topics(node, topics)
+        # As remapped: what the node's texts name.
+        self.names = tuple(node.resolve_topic_name(topic) for topic in self.subscribed)
         types = list(topics.types.values())
         if message_filters is not None:
             self.backend = "message_filters"
@@ -89,7 +90,7 @@ class StereoInputs:
         def gate(msg) -> None:
             stamp = stamp_ns(msg.header)
             if msg.header.stamp.sec < 0:
-                self._on_rejected(f"{self._names[index]}: header stamp {stamp / 1e9:.9f} s is "
+                self._on_rejected(f"{self.names[index]}: header stamp {stamp / 1e9:.9f} s is "
                                   f"before 1970; expected a stamp >= 0")
                 return
             newest = self._newest[index]
@@ -116,7 +117,7 @@ class StereoInputs:
                     queue.clear()  # in place: message_filters' callbacks hold these dicts
         else:
             self._synchronizer.clear()
-        self._on_restart(f"{self._names[index]}: stamps went back by "
+        self._on_restart(f"{self.names[index]}: stamps went back by "
                          f"{(newest - stamp) / 1e9:.3f} s (a bag played in a loop, or a restarted "
                          f"camera); messages waiting for partners were dropped and "
                          f"synchronisation starts again")

@@ -11,6 +11,7 @@ after that ends the process with code 1 (teardown.py).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import queue
@@ -178,8 +179,7 @@ class StereoDepthNode(Node):
             # its RCLError (a RuntimeError) for one the middleware refuses (depth -3).
             raise ConfigurationError(f"a topic could not be made with its QoS (check the "
                                      f"qos_overrides parameters): {exc}") from exc
-        # As remapped: what the ready line and the silent-input warnings name.
-        self._input_names = [self.resolve_topic_name(t) for t in self._inputs.subscribed]
+        self._topics = dataclasses.replace(self._topics, labels=self._inputs.names)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._apply_runtime({spec.name: configured[spec.name]
                              for spec in PARAMETERS if spec.runtime})
@@ -224,7 +224,7 @@ class StereoDepthNode(Node):
             f"{f' ({precision})' if precision else ''}{compiled}, max disparity "
             f"{self.estimator.max_disparity}, {'approximate' if approximate else 'exact'} sync "
             f"({self._inputs.backend}), image decoder {decoder}, {images}; "
-            f"subscribed to {', '.join(self._input_names)}")
+            f"subscribed to {', '.join(self._topics.shown)}")
 
     # --- configuration --------------------------------------------------------------------------
     def _build_estimator(self, configured: dict[str, Any]) -> StereoEstimator:
@@ -301,7 +301,7 @@ class StereoDepthNode(Node):
 
     def _on_unmatched(self, unmatched: Unmatched) -> None:
         self.counters.unmatched += 1
-        names = self._topics.names
+        names = self._topics.shown
         gaps = ", ".join(f"{names[i]} {gap / 1e6:.1f} ms"
                          for i, gap in sorted(unmatched.nearest_gap_ns.items()))
         tolerance = self._inputs.tolerance_s
@@ -373,7 +373,7 @@ class StereoDepthNode(Node):
         if not stereo.left.header.frame_id and not self._warned_no_frame:
             self._warned_no_frame = True
             self.get_logger().warning(
-                f"{self._topics.names[0]} has an empty header.frame_id, and every output carries "
+                f"{self._topics.shown[0]} has an empty header.frame_id, and every output carries "
                 f"the left image's header: RViz and tf2 cannot place depth or points2. Set the "
                 f"frame in the camera driver (the left camera's optical frame); logged once")
         if self._finished is None:
@@ -409,7 +409,7 @@ class StereoDepthNode(Node):
         c = self.counters
         latency = statistics.median(c.latencies_ms) if c.latencies_ms else float("nan")
         received = ", ".join(f"{topic} {count}" for topic, count in
-                             zip(self._topics.names, self._inputs.tracker.received_per_stream))
+                             zip(self._topics.shown, self._inputs.tracker.received_per_stream))
         rectifier = ({"rectification maps computed": str(self._rectifier.maps_computed)}
                      if self._rectifier else {})
         return {"received sets": str(c.received), "processed": str(c.processed),
@@ -482,7 +482,7 @@ class StereoDepthNode(Node):
     def _inputs_without_messages(self) -> list[str]:
         """The inputs that have had no message since the start, each with its publisher count."""
         silent = []
-        for name, count in zip(self._input_names, self._inputs.tracker.received_per_stream):
+        for name, count in zip(self._topics.shown, self._inputs.tracker.received_per_stream):
             if count == 0:
                 publishers = self.count_publishers(name)
                 silent.append(f"{name} ({publishers} publisher{'' if publishers == 1 else 's'})")

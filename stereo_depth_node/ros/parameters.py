@@ -33,16 +33,19 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("weights", "", "checkpoint file; empty = the weights shipped for the model",
                   False),
     ParameterSpec("device", "auto", "auto, cpu, cuda or cuda:N", False),
-    ParameterSpec("precision", "auto", "auto, fp32, fp16 or bf16 (autocast on CUDA; fp32 "
-                  "without TF32)", False),
+    ParameterSpec("precision", "auto", "auto, fp32, fp16 or bf16; auto = bf16 on CUDA (fp16 "
+                  "where the card has no bf16), fp32 on the CPU (autocast on CUDA; fp32 without "
+                  "TF32)", False),
     ParameterSpec("compile", False, "run the network through torch.compile (CUDA only): about "
                   "3x faster on an H200, after a first frame per image size that takes about 75 "
                   "s", False),
     ParameterSpec("warmup_size", "", "WIDTHxHEIGHT of the coming images: one frame of that "
                   "size is matched before the node reports ready, so that compiling and cuDNN's "
-                  "tuning do not hold up the first real frame; empty = none", False),
-    ParameterSpec("max_disparity", 0, "disparity search range in px; 0 = the shipped weights' "
-                  "value (192 for sgbm)", False),
+                  "tuning do not hold up the first real frame; sides 32 to 8192 px; empty = "
+                  "none", False),
+    ParameterSpec("max_disparity", 0, "disparity search range in px; 0 = the range recorded "
+                  "in the weights (192 for sgbm, initial weights and weights that record none)",
+                  False),
     ParameterSpec("image_transport", "raw", "raw or compressed: images as sensor_msgs/Image, or "
                   "as sensor_msgs/CompressedImage (JPEG, PNG) on '<image topic>/compressed'",
                   False),
@@ -50,8 +53,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "rectify them from their camera_info (D, K, R, P)", False),
     ParameterSpec("input_scale", 1.0, "resize factor in (0, 4] before matching; max_disparity "
                   "counts pixels at the matching size", True, (0.0, MAX_INPUT_SCALE)),
-    ParameterSpec("approximate_sync", False, "pair messages whose stamps differ by up to "
-                  "sync_tolerance instead of exactly equal stamps", False),
+    ParameterSpec("approximate_sync", False, "pair messages whose stamps differ by less "
+                  "than sync_tolerance instead of exactly equal stamps", False),
     ParameterSpec("sync_tolerance", 0.01, "seconds, for approximate_sync", True),
     ParameterSpec("queue_size", 5, "messages kept per input while waiting for partners", False),
     ParameterSpec("min_depth", 0.0, "metres; nearer points become NaN", True),

@@ -1,8 +1,9 @@
 """Time synchronisation of N message streams, and an account of the messages that found no set.
 
 `TimeSynchronizer` follows the policy of message_filters' TimeSynchronizer and
-ApproximateTimeSynchronizer (a set is emitted when every stream has a message at the same stamp, or
-within `tolerance` seconds); it runs when message_filters is not installed (it is not on PyPI).
+ApproximateTimeSynchronizer (a set is emitted when every stream has a message at the same stamp,
+or stamps less than `tolerance` seconds apart); it runs when message_filters is not installed (it
+is not on PyPI).
 `PartnerTracker` watches the stamps going into and coming out of either synchroniser, because
 message_filters drops messages without partners silently and a robot's user needs to know.
 """
@@ -55,14 +56,15 @@ class TimeSynchronizer:
             self._callback(*matched)
 
     def _match(self, stamp_ns: int) -> list[Any] | None:
-        tolerance_ns = 0 if self.tolerance_s is None else round(self.tolerance_s * 1e9)
         chosen = []
         for queue in self._queues:
             if not queue:
                 return None
             chosen.append(min(queue, key=lambda entry: abs(entry[0] - stamp_ns)))
         stamps = [entry[0] for entry in chosen]
-        if max(stamps) - min(stamps) > tolerance_ns:
+        spread_ns = max(stamps) - min(stamps)
+        # As message_filters: a set's stamps spread strictly less than the tolerance.
+        if spread_ns if self.tolerance_s is None else spread_ns >= round(self.tolerance_s * 1e9):
             return None
         for queue, entry in zip(self._queues, chosen):
             # Everything up to the chosen message is consumed: older ones can never match now.
