@@ -14,7 +14,7 @@ from .checkpoints import range_notice, resolve_weights, weights_and_range
 from .data.plane import render_plane_pair
 from .devices import finished_clock, resolve_device
 from .errors import ConfigurationError
-from .images import MAX_INPUT_SCALE, check_pair
+from .images import MAX_INPUT_SCALE, SignificantBits, check_pair
 from .models import NEURAL_MODELS
 from .neural import NeuralMatcher
 from .sgbm import SGBMMatcher
@@ -115,6 +115,8 @@ class StereoEstimator:
             _, max_disparity = weights_and_range(model, weights or "none", 0)
         check_input_scale(input_scale)
         check_lr_threshold(lr_threshold)
+        # The bits of the uint16 images this estimator has seen: one stream's, in the node.
+        self.significant_bits = SignificantBits()
         self.input_scale = input_scale
         self.lr_check = lr_check
         self.lr_threshold = lr_threshold
@@ -153,7 +155,7 @@ class StereoEstimator:
         # and one frame must not mix two scales or thresholds.
         scale, lr_check, lr_threshold = self.input_scale, self.lr_check, self.lr_threshold
         start = time.perf_counter()
-        left_rgb, right_rgb = check_pair(left, right)
+        left_rgb, right_rgb = check_pair(left, right, self.significant_bits)
         disparity, confidence = self.matcher.match_maps(left_rgb, right_rgb, scale)
         timings = {"match": (finished_clock(disparity.device) - start) * 1e3}
         occlusion = None

@@ -47,8 +47,10 @@ def matching_size(height: int, width: int, scale: float) -> tuple[int, int]:
     return size
 
 
-def check_pair(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both images as H x W x 3 of one dtype and size, or an InputError naming what differs."""
+def check_pair(left: np.ndarray, right: np.ndarray, bits: "SignificantBits | None" = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Both images as H x W x 3 of one dtype and size, or an InputError naming what differs;
+    uint16 ones widened by `bits` (a stream's), else by the pair's own bits."""
     left_rgb, right_rgb = as_rgb(left, "left"), as_rgb(right, "right")
     if left_rgb.shape != right_rgb.shape:
         raise InputError(f"left image is {left_rgb.shape[1]}x{left_rgb.shape[0]} px but right "
@@ -56,20 +58,36 @@ def check_pair(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndar
                          f"a rectified pair has one size")
     if left_rgb.dtype != right_rgb.dtype:
         raise InputError(f"left image is {left_rgb.dtype} but right image is {right_rgb.dtype}")
-    return widen_to_full_range(left_rgb, right_rgb)
+    return (bits or SignificantBits()).widen(left_rgb, right_rgb)
+
+
+class SignificantBits:
+    """The bits a camera's uint16 images use (the mono16 of a 10- or 12-bit camera leaves the top
+    ones empty), learnt as the most that any of its frames has used so far, at least 8.
+
+    As they come, such images look nearly black to a matcher: teddy's bad-3 (max disparity 64)
+    was 12.1 % for psmnet_dws and 23.1 % for SGBM at 8 bits, 52 and 27 % at 12 bits, 74 and 40 %
+    at 10; widened to the full 16 bits, both give their 8-bit numbers. The shift is the
+    camera's, not each frame's: a frame whose brightest pixel falls below a power of two would
+    otherwise be brightened twice over, and the point cloud's colours would jump with the
+    scene."""
+
+    def __init__(self) -> None:
+        self.bits = 8
+
+    def widen(self, *images: np.ndarray) -> tuple[np.ndarray, ...]:
+        """uint16 images shifted up together (one shift keeps a pair's brightness alike); other
+        images as they are."""
+        if images[0].dtype != np.uint16:
+            return images
+        self.bits = max(self.bits, max(int(image.max()) for image in images).bit_length())
+        shift = 16 - self.bits
+        return images if shift == 0 else tuple(np.left_shift(image, shift) for image in images)
 
 
 def widen_to_full_range(*images: np.ndarray) -> tuple[np.ndarray, ...]:
-    """uint16 images that use only their low bits (the mono16 of a 10- or 12-bit camera)
-    shifted up together to the full 16 bits; other images as they are. As they come, such
-    images look nearly black to a matcher: teddy's bad-3 (max disparity 64) was 12.1 % for
-    psmnet_dws and 23.1 % for SGBM at 8 bits, 52 and 27 % at 12 bits, 74 and 40 % at 10; widened,
-    both give their 8-bit numbers. One shift for all the images keeps a pair's brightness
-    alike."""
-    if images[0].dtype != np.uint16:
-        return images
-    shift = 16 - max(max(int(image.max()) for image in images).bit_length(), 8)
-    return images if shift <= 0 else tuple(np.left_shift(image, shift) for image in images)
+    """`SignificantBits.widen` for images on their own (one pair, one file): by their own bits."""
+    return SignificantBits().widen(*images)
 
 
 def unit_scale(dtype: np.dtype) -> float:
@@ -82,9 +100,10 @@ def unit_float_to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def display_uint8(image: np.ndarray) -> np.ndarray:
-    """uint8 colour of an image for point clouds: a 10- or 12-bit camera's shown bright."""
-    return to_uint8(widen_to_full_range(image)[0])
+def display_uint8(image: np.ndarray, bits: SignificantBits | None = None) -> np.ndarray:
+    """uint8 colour of an image for point clouds: a 10- or 12-bit camera's shown bright (by the
+    stream's `bits` where given, as it was matched)."""
+    return to_uint8((bits or SignificantBits()).widen(image)[0])
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

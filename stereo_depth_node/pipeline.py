@@ -9,7 +9,7 @@ import torch
 from .camera import StereoCamera
 from .errors import InputError
 from .estimator import StereoEstimator
-from .images import as_rgb, display_uint8
+from .images import SignificantBits, as_rgb, display_uint8
 
 
 @dataclass
@@ -59,9 +59,11 @@ class FrameOutput:
         return None if self.cloud is None else self.cloud[..., :3]
 
 
-def packed_rgb(image: np.ndarray, device: torch.device) -> torch.Tensor:
-    """H x W int32 0x00RRGGBB of an image (any input encoding, as colour shows it) on `device`."""
-    rgb = torch.from_numpy(np.ascontiguousarray(display_uint8(as_rgb(image, "left"))))
+def packed_rgb(image: np.ndarray, device: torch.device, bits: SignificantBits | None = None
+               ) -> torch.Tensor:
+    """H x W int32 0x00RRGGBB of an image (any input encoding, as colour shows it) on `device`;
+    uint16 widened by `bits`, as the matcher saw it."""
+    rgb = torch.from_numpy(np.ascontiguousarray(display_uint8(as_rgb(image, "left"), bits)))
     rgb = rgb.to(device).int()
     return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
 
@@ -114,7 +116,7 @@ def process_frame(estimator: StereoEstimator, left: np.ndarray, right: np.ndarra
         planes.append(depth)
     if want_points:
         points = camera.points_from_depth(depth)
-        color = (packed_rgb(left, shift.device) if has_color
+        color = (packed_rgb(left, shift.device, estimator.significant_bits) if has_color
                  else torch.zeros_like(depth, dtype=torch.int32))
         planes.append(torch.cat([points.view(torch.int32), color[..., None]], dim=-1))
     # Bits, not values, travel: the packed colour is no float, and a copy must not touch it.

@@ -7,6 +7,7 @@ import pytest
 
 from stereo_depth_node.data.plane import render_plane_pair
 from stereo_depth_node.estimator import StereoEstimator
+from stereo_depth_node.images import to_uint8
 from stereo_depth_node.pipeline import FrameOutput, OutputSettings, process_frame
 
 FX, FY, BASELINE, CX_SHIFT = 400.0, 410.0, 0.2, 2.0
@@ -115,3 +116,28 @@ def test_a_calibration_without_baseline_gives_disparity_and_says_why(estimator, 
     assert output.camera is None and "without it there is no baseline" in output.camera_error
     assert output.depth is None and output.cloud is None
     np.testing.assert_array_equal(output.disparity, shift)  # no camera, no offset
+
+
+def test_a_12_bit_streams_dim_frame_keeps_the_cameras_shift():
+    # 12-bit colour in uint16: after a frame that used all 12 bits, one whose brightest pixel is
+    # below 2**10 is widened by the camera's 16x, as matched and as the points' colours show it,
+    # not brightened 64x by its own bits (which made the cloud's colours jump with the scene).
+    sgbm = StereoEstimator("sgbm", max_disparity=16)
+    bright = [(view.astype(np.uint32) * 4095 // 255).astype(np.uint16)
+              for view in colour_pair(HEIGHT, WIDTH)]
+    dim = [view // 4 for view in bright]
+    assert max(int(v.max()) for v in bright).bit_length() == 12
+    assert max(int(v.max()) for v in dim).bit_length() == 10
+    process_frame(sgbm, *bright, *projections(WIDTH, HEIGHT), OutputSettings())
+    output = process_frame(sgbm, *dim, *projections(WIDTH, HEIGHT), OutputSettings())
+    rgb = to_uint8(dim[0] << 4).astype(np.uint32)
+    assert not np.array_equal(rgb, to_uint8(dim[0] << 6))
+    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    np.testing.assert_array_equal(output.cloud[..., 3].view(np.uint32), packed)
+    assert sgbm.significant_bits.bits == 12
+    # A new stream (estimator) learns its own: this frame alone uses 10 bits.
+    alone = process_frame(StereoEstimator("sgbm", max_disparity=16), *dim,
+                          *projections(WIDTH, HEIGHT), OutputSettings())
+    rgb = to_uint8(dim[0] << 6).astype(np.uint32)
+    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    np.testing.assert_array_equal(alone.cloud[..., 3].view(np.uint32), packed)
