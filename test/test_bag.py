@@ -307,7 +307,7 @@ def test_make_refuses_a_rate_that_is_not_above_zero(tmp_path, pair_files):
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert done.stderr.splitlines()[-1] == (
-            f"stereo-depth bag make: error: argument --rate: rate must be a finite number of Hz "
+            f"stereo-depth bag make: error: argument --rate: rate (Hz) must be a finite number "
             f"above 0, got {float(rate)}")
         assert not out.exists()
     done = subprocess.run([*CLI, "make", str(out), *pair_files, "--rate", "0.5"],
@@ -315,6 +315,28 @@ def test_make_refuses_a_rate_that_is_not_above_zero(tmp_path, pair_files):
     assert done.returncode == 0, done.stderr
     stamps = [t for t, _ in read_bag(out)["/stereo/left/image_rect"][1]]
     assert np.diff(stamps).tolist() == [2 * 10**9] * (PAIRS - 1)
+
+
+@pytest.mark.parametrize("command, option, value, what", [
+    ("play", "--rate", "nan", "rate (a speed factor)"),  # got past play's `rate <= 0`
+    ("play", "--rate", "0", "rate (a speed factor)"),
+    ("record", "--duration", "-1", "duration (s)"),  # 0 and below recorded until Ctrl-C
+])
+def test_play_and_record_refuse_rates_and_limits_not_above_zero(tmp_path, input_bag, command,
+                                                                option, value, what):
+    bag = input_bag if command == "play" else tmp_path / "out"
+    done = subprocess.run([*CLI, command, str(bag), option, value], capture_output=True,
+                          text=True, timeout=60, env=ros_environment())
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"stereo-depth bag {command}: error: argument {option}: {what} must be a finite number "
+        f"above 0, got {float(value)}")
+    assert not (tmp_path / "out").exists()
+    done = subprocess.run([*CLI, "record", str(tmp_path / "out"), "--count", "0"],
+                          capture_output=True, text=True, timeout=60, env=ros_environment())
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == ("stereo-depth bag record: error: argument --count: 0 "
+                                            "is below 1")
 
 
 def test_record_says_it_waits_for_publishers_and_names_those_that_never_came(ros_context,

@@ -56,11 +56,12 @@ def check_new_bag(path: str | os.PathLike) -> None:
                          f"overwrite: remove it or give another name")
 
 
-def check_rate(rate_hz: float) -> float:
-    """`rate_hz` if it is a finite rate above 0 (the stamps' spacing divides by it)."""
-    if not (math.isfinite(rate_hz) and rate_hz > 0):
-        raise InputError(f"rate must be a finite number of Hz above 0, got {rate_hz}")
-    return rate_hz
+def check_above_zero(value: float, what: str) -> float:
+    """`value` if it is finite and above 0: rates divide time by it, and a limit that is not
+    above 0 would never end."""
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(f"{what} must be a finite number above 0, got {value}")
+    return value
 
 
 class BagWriter:
@@ -138,7 +139,7 @@ def make_bag(out: str | os.PathLike, pairs: Iterable[tuple[np.ndarray, np.ndarra
     With `codec` (jpeg, png) the images are stored as image_transport's compressed transport
     publishes them: CompressedImage on '<image topic>/compressed'.
     """
-    check_rate(rate_hz)
+    check_above_zero(rate_hz, "rate (Hz)")
     count = 0
     with BagWriter(out, storage) as writer:
         for index, (left, right) in enumerate(pairs):
@@ -172,8 +173,7 @@ def play_bag(node, path: str | os.PathLike, rate: float = 1.0, loop: bool = Fals
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rosgraph_msgs.msg import Clock
 
-    if rate <= 0:
-        raise InputError(f"rate must be positive, got {rate}")
+    check_above_zero(rate, "rate (a speed factor)")
     stop = stop or threading.Event()
     messages = list(read_raw(path))
     if not messages:

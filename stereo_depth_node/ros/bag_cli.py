@@ -7,15 +7,17 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import rclpy
 
+from ..bench_cli import count_at_least
 from ..calibration import camera_from_options
 from ..camera import StereoCamera
 from ..errors import ConfigurationError, InputError
 from ..estimator import StereoEstimator
 from ..images import read_image
-from .bag import (Recorder, check_new_bag, check_rate, make_bag, msgtype_name, play_bag,
+from .bag import (Recorder, check_above_zero, check_new_bag, make_bag, msgtype_name, play_bag,
                   process_bag)
 from .frame import OUTPUT_TYPES
 from .node_process import tool_arguments
@@ -31,15 +33,17 @@ def _camera(args: argparse.Namespace, width: int, height: int) -> StereoCamera:
     return camera
 
 
-def rate_hz(text: str) -> float:
-    """argparse type of --rate: a finite number of Hz above 0, refused before anything is
-    written."""
-    try:
-        return check_rate(float(text))
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of Hz") from None
+def above_zero(what: str) -> Callable[[str], float]:
+    """argparse type of a rate or limit that must be finite and above 0, refused before anything
+    starts or is written."""
+    def parse(text: str) -> float:
+        try:
+            return check_above_zero(float(text), what)
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    return parse
 
 
 def cmd_make(args: argparse.Namespace) -> int:
@@ -159,7 +163,7 @@ def add_bag_commands(commands: argparse._SubParsersAction, backends: tuple[str, 
     make.add_argument("--calib", type=Path, help="Middlebury 2014 / ETH3D calib.txt")
     make.add_argument("--focal", type=float)
     make.add_argument("--baseline", type=float, help="metres")
-    make.add_argument("--rate", type=rate_hz, default=10.0, help="Hz, above 0")
+    make.add_argument("--rate", type=above_zero("rate (Hz)"), default=10.0, help="Hz")
     make.add_argument("--namespace", default="/stereo")
     make.add_argument("--frame-id", default="left_camera_optical_frame")
     make.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
@@ -169,7 +173,7 @@ def add_bag_commands(commands: argparse._SubParsersAction, backends: tuple[str, 
 
     play = kinds.add_parser("play", help="publish a bag with rclpy, original stamps kept")
     play.add_argument("bag", type=Path)
-    play.add_argument("--rate", type=float, default=1.0)
+    play.add_argument("--rate", type=above_zero("rate (a speed factor)"), default=1.0)
     play.add_argument("--loop", action="store_true")
     play.add_argument("--clock", action="store_true", help="publish /clock from bag time")
     play.add_argument("--wait", type=float, default=5.0,
@@ -183,10 +187,10 @@ def add_bag_commands(commands: argparse._SubParsersAction, backends: tuple[str, 
     record.add_argument("out", type=Path)
     record.add_argument("--namespace", default="/stereo",
                         help="the node's namespace (default /stereo; / for a node without one)")
-    record.add_argument("--duration", type=float,
+    record.add_argument("--duration", type=above_zero("duration (s)"),
                         help=f"seconds from when every output has a publisher or "
                              f"{PUBLISHER_WAIT_S:g} s have passed (default: until Ctrl-C)")
-    record.add_argument("--count", type=int, help="stop after this many messages")
+    record.add_argument("--count", type=count_at_least(1), help="stop after this many messages")
     record.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     record.set_defaults(func=cmd_record)
 
