@@ -10,6 +10,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+import yaml
 from rosbags.highlevel import AnyReader
 from rosgraph_msgs.msg import Clock
 
@@ -97,6 +98,11 @@ def test_made_bag_has_the_inputs(input_bag):
     assert right_info.p[3] == pytest.approx(-FX * BASELINE)
     _, image = content["/cam/left/image_rect"][1][0]
     assert (image.encoding, image.width, image.height) == ("rgb8", 160, 120)
+    # Humble's rosbag2 reads a topic's QoS only as one YAML string (format 8), not as a list.
+    info = yaml.safe_load((input_bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert info["version"] == 8
+    assert all(isinstance(topic["topic_metadata"]["offered_qos_profiles"], str)
+               for topic in info["topics_with_message_count"])
 
 
 def test_made_demo_bag_holds_the_demo_synthetic_scenes(tmp_path):

@@ -2,6 +2,8 @@
 image remap, and the namespace and frame of a bag's left camera (real rosbag2 files)."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -71,6 +73,19 @@ def test_an_unreadable_bag_is_said_and_replay_goes_on(tmp_path, capsys):
     assert bag_camera(str(tmp_path / "broken")) == BagCamera("", "")
     assert "could not read the camera_info in" in capsys.readouterr().err
     assert bag_camera(str(tmp_path / "missing")) == BagCamera("", "")
+
+
+def test_without_rosbags_replay_says_what_to_give_by_hand(tmp_path, capsys, monkeypatch):
+    # It ran the node outside the bag's namespace without a word, so nothing was matched.
+    make_bag(tmp_path / "bag", [PAIR], CAMERA, namespace="/robot/stereo", frame_id="cam_optical")
+    monkeypatch.setitem(sys.modules, "rosbags.highlevel", None)  # as if not installed
+    assert bag_camera(str(tmp_path / "bag")) == BagCamera("", "")
+    assert capsys.readouterr().err == (
+        f"replay.launch.py: rosbags is not installed (pip install rosbags), so the namespace, "
+        f"frame and size of {tmp_path / 'bag'}'s camera are not read; give namespace:=, "
+        f"fixed_frame:= and warmup_size:= yourself\n")
+    monkeypatch.undo()
+    assert bag_camera(str(tmp_path / "bag")).namespace == "/robot/stereo"
 
 
 @pytest.mark.parametrize("text, value", [("true", True), ("True", True), ("1", True),

@@ -71,7 +71,10 @@ class BagWriter:
         if storage not in STORAGE:
             raise InputError(f"storage {storage!r} is not one of {', '.join(STORAGE)}")
         check_new_bag(path)
-        self._writer = Writer(Path(path), version=9, storage_plugin=STORAGE[storage])
+        # Format 8, whose metadata holds each topic's QoS as one YAML string: Humble's rosbag2
+        # reads only that form (version 9's list fails there with "bad conversion"), and Jazzy
+        # and later read both.
+        self._writer = Writer(Path(path), version=8, storage_plugin=STORAGE[storage])
         self._writer.open()
         self._connections: dict[str, object] = {}
         self.count = 0

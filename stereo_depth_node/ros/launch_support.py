@@ -107,6 +107,10 @@ def bag_camera(bag: str, left_info: str = "") -> BagCamera:
         from rosbags.highlevel import AnyReader
         from rosbags.typesys import Stores, get_typestore
     except ImportError:
+        # Without this line the node would run outside the bag's namespace and match nothing.
+        print(f"replay.launch.py: rosbags is not installed (pip install rosbags), so the "
+              f"namespace, frame and size of {bag}'s camera are not read; give namespace:=, "
+              f"fixed_frame:= and warmup_size:= yourself", file=sys.stderr)
         return BagCamera("", "")
     suffix = "/" + LEFT_INFO
     try:
