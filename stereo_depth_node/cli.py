@@ -268,6 +268,13 @@ def dataset_spec(text: str) -> tuple[str, Path]:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def dataset_text(text: str) -> str:
+    """argparse type of train's KIND:PATH: checked as eval's is, kept as the text the settings
+    record."""
+    dataset_spec(text)
+    return text
+
+
 def output_file(text: str) -> Path:
     """argparse type of a file a command writes: checked before the work, not after it."""
     path = Path(text)
@@ -343,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out-dir")
     train.add_argument("--resume", type=Path, help="continue from this training checkpoint")
     train.add_argument("--init-weights", help="fine-tune from these weights")
-    train.add_argument("--dataset", help="fine-tune on KIND:PATH (e.g. kitti2015:/data/kitti)")
+    train.add_argument("--dataset", type=dataset_text,
+                       help="fine-tune on KIND:PATH (e.g. kitti2015:/data/kitti)")
     train.add_argument("--seed", type=int, help="the synthetic data stream and initialisation "
                        "of a new run (a continuation on a new seed sees scenes its weights "
                        "have not); a resumed run keeps its own")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import random
 import shutil
@@ -29,6 +30,7 @@ from .data.batch_source import BatchSource
 from .data.generator import GeneratorConfig, StereoBatch, SyntheticStereo
 from .devices import DTYPES, resolve_device, resolve_precision
 from .errors import ConfigurationError
+from .images import MIN_SIDE_PX, widen_to_full_range
 from .models import build_model
 from .neural import (IMAGENET_MEAN, IMAGENET_STD, check_memory_format, resolve_memory_format,
                      use_channels_last)
@@ -81,6 +83,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_memory_format(self.memory_format)
+        self._check_counts()
+        if self.dataset:
+            synthetic_only = [name for name in ("rich_scenes", "augment", "ground_share",
+                                                "small_range_share") if getattr(self, name)]
+            if synthetic_only:
+                raise ConfigurationError(
+                    f"{', '.join(synthetic_only)} shape the synthetic scenes, and training on "
+                    f"dataset {self.dataset!r} would ignore them: turn them off (false / 0)")
         if self.keep_every < 0:
             raise ConfigurationError(f"keep_every must be >= 0 (0 keeps no step copies), not "
                                      f"{self.keep_every}")
@@ -90,6 +100,28 @@ class TrainConfig:
         if self.ground_share > 0 and not self.rich_scenes:
             raise ConfigurationError("ground_share needs rich_scenes: true (ground planes are "
                                      "drawn in rich scenes only)")
+
+    def _check_counts(self) -> None:
+        """Values that would fail only after the run has begun (a division by zero at the
+        first log line, numpy's seed range, the hourglass's multiple of 16) or never stop."""
+        at_least = {"steps": 1, "batch_size": 1, "log_every": 1, "checkpoint_every": 1,
+                    "validate_every": 0, "validation_batches": 1, "lr_warmup_steps": 0}
+        for name, minimum in at_least.items():
+            if getattr(self, name) < minimum:
+                raise ConfigurationError(f"{name} must be >= {minimum}, not "
+                                         f"{getattr(self, name)}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigurationError(f"seed must lie in [0, 2**32), not {self.seed}")
+        for name in ("crop_height", "crop_width"):
+            if getattr(self, name) < MIN_SIDE_PX or getattr(self, name) % 16:
+                raise ConfigurationError(f"{name} must be a multiple of 16 of at least "
+                                         f"{MIN_SIDE_PX} px, not {getattr(self, name)}")
+        for name in ("time_budget_s", "checkpoint_every_s"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ConfigurationError(f"{name} must be a number >= 0 (0 = off), not "
+                                         f"{getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigurationError(f"lr must be above 0, not {self.lr}")
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> "TrainConfig":
@@ -384,6 +416,12 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
     if state is not None:
         config = _continued(config, state, progress)
     out_dir = Path(config.out_dir)
+    if state is None and (out_dir / "last.pt").exists():
+        # A new run there would overwrite the run's state, append to its log and mix its step
+        # copies with those of the run before.
+        raise ConfigurationError(f"{os.fspath(out_dir)!r} holds a run (last.pt): --resume "
+                                 f"{os.fspath(out_dir / 'last.pt')} continues it; give another "
+                                 f"--out-dir for a new one")
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(yaml.safe_dump(
@@ -518,7 +556,23 @@ def _continued(config: TrainConfig, state: dict[str, Any],
         progress("resuming keeps the run's " + ", ".join(
             f"{key} {value!r} (the settings say {getattr(config, key)!r})"
             for key, value in kept.items()))
+    changed = [f"{key} {stored[key]!r} -> {getattr(config, key)!r}" for key in RUN_RECIPE
+               if key in stored and _as_stored(getattr(config, key)) != _as_stored(stored[key])]
+    if changed:
+        progress("resuming with settings that differ from the run's own, which it goes on "
+                 "with from here: " + ", ".join(changed))
     return dataclasses.replace(config, **kept)
+
+
+# What a resumed run may take from new settings, but should say it does: the recipe and the data.
+RUN_RECIPE = ("lr", "lr_warmup_steps", "betas", "batch_size", "crop_height", "crop_width",
+              "freeze_batch_norm", "precision", "dataset", "min_layers", "max_layers",
+              "rich_scenes", "augment", "ground_share", "small_range_share", "memory_format")
+
+
+def _as_stored(value: Any) -> Any:
+    # A checkpoint keeps betas as the tuple it was given or as the list YAML gave.
+    return list(value) if isinstance(value, tuple) else value
 
 
 def dataset_batches(config: TrainConfig, device: torch.device, rank: int
@@ -533,18 +587,22 @@ def dataset_batches(config: TrainConfig, device: torch.device, rank: int
     height, width = config.crop_height, config.crop_width
 
     def batch(step: int) -> StereoBatch:
-        rng = np.random.default_rng(config.seed * 1_000_003 + step + 7919 * rank)
+        # One stream per (seed, step, rank): an offset per rank made rank r at step s draw what
+        # rank 0 drew at step s + 7919 r.
+        rng = np.random.default_rng([config.seed, step, rank])
         lefts, rights, disparities = [], [], []
         for _ in range(config.batch_size):
             sample = pairs[int(rng.integers(len(pairs)))].load()
+            # As the estimator sees them: 10- and 12-bit data in uint16 widened to full range.
+            left_view, right_view = widen_to_full_range(sample.left, sample.right)
             h, w = sample.disparity.shape
             if h < height or w < width:
                 raise ConfigurationError(f"{sample.name} is {w}x{h} px, smaller than the "
                                          f"{width}x{height} crop")
             top, left = int(rng.integers(h - height + 1)), int(rng.integers(w - width + 1))
             window = (slice(top, top + height), slice(left, left + width))
-            lefts.append(_unit_tensor(sample.left[window]))
-            rights.append(_unit_tensor(sample.right[window]))
+            lefts.append(_unit_tensor(left_view[window]))
+            rights.append(_unit_tensor(right_view[window]))
             disparities.append(torch.from_numpy(sample.disparity[window].copy()))
         stack = lambda items: torch.stack(items).to(device)  # noqa: E731
         disparity = stack(disparities)

@@ -342,3 +342,52 @@ def test_small_range_share_is_checked_and_recorded(tmp_path):
     train(config, progress=lambda line: None)
     state = torch.load(tmp_path / "run/last.pt", map_location="cpu", weights_only=True)
     assert state["config"]["small_range_share"] == 0.3
+
+
+def test_a_new_run_is_refused_in_a_runs_folder_which_resume_continues(tmp_path):
+    # It overwrote the run's last.pt, appended to its log and mixed the two runs' step copies.
+    train(tiny_config(tmp_path, steps=1), progress=lambda _: None)
+    log = (tmp_path / "log.jsonl").read_text()
+    state = (tmp_path / "last.pt").read_bytes()
+    with pytest.raises(ConfigurationError, match=(
+            f"'{tmp_path}' holds a run \\(last.pt\\): --resume {tmp_path}/last.pt continues it; "
+            f"give another --out-dir for a new one")):
+        train(tiny_config(tmp_path, steps=2), progress=lambda _: None)
+    assert (tmp_path / "log.jsonl").read_text() == log
+    assert (tmp_path / "last.pt").read_bytes() == state
+    summary = train(tiny_config(tmp_path, steps=2), resume=tmp_path / "last.pt",
+                    progress=lambda _: None)
+    assert summary["step"] == 2
+
+
+def test_resuming_with_other_settings_says_which_it_takes(tmp_path):
+    train(tiny_config(tmp_path, steps=1), progress=lambda _: None)
+    lines = []
+    train(tiny_config(tmp_path, steps=2, lr=5e-4, crop_width=128), resume=tmp_path / "last.pt",
+          progress=lines.append)
+    assert ("resuming with settings that differ from the run's own, which it goes on with from "
+            "here: lr 0.001 -> 0.0005, crop_width 64 -> 128") in lines
+    lines.clear()
+    train(tiny_config(tmp_path, steps=3, lr=5e-4, crop_width=128), resume=tmp_path / "last.pt",
+          progress=lines.append)
+    assert not any(line.startswith("resuming with settings") for line in lines), lines
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(log_every=0), "log_every must be >= 1, not 0"),  # ZeroDivisionError at step 1
+    (dict(checkpoint_every=0), "checkpoint_every must be >= 1, not 0"),
+    (dict(steps=-3), "steps must be >= 1, not -3"),  # "trained to step 0" and a step-0 state
+    (dict(seed=-1), r"seed must lie in \[0, 2\*\*32\), not -1"),  # numpy's error at the start
+    (dict(crop_height=40), "crop_height must be a multiple of 16 of at least 32 px, not 40"),
+    (dict(time_budget_s=float("nan")), "time_budget_s must be a number >= 0 \\(0 = off\\), "
+                                       "not nan"),  # never stopped
+    (dict(lr=0.0), "lr must be above 0, not 0.0"),
+    (dict(dataset="kitti2015:/data/kitti", augment=True, rich_scenes=True),
+     "rich_scenes, augment shape the synthetic scenes, and training on dataset "
+     "'kitti2015:/data/kitti' would ignore them: turn them off"),  # silently ignored
+])
+def test_settings_that_would_fail_or_be_ignored_later_are_refused_at_once(tmp_path, overrides,
+                                                                         message):
+    with pytest.raises(ConfigurationError, match=message):
+        tiny_config(tmp_path, **overrides)
+    assert not any(tmp_path.iterdir())
