@@ -297,6 +297,20 @@ def _ranges_text(ranges: dict[str, int]) -> str:
                      for dataset, v in sorted(by_dataset.items()))
 
 
+def _excluded_lines(result: dict[str, Any]) -> list[str]:
+    """Ground truth at or above a dataset's scoring range counts in no number; say how much (the
+    192 px cap leaves out far pixels of full-size Middlebury 2014 scenes, for one)."""
+    excluded: dict[str, int] = {}
+    for method in result["methods"].values():
+        for dataset, d in method["datasets"].items():
+            excluded.setdefault(dataset, d.get("excluded_above_max", 0))
+    if not any(excluded.values()):
+        return []
+    return ["", "Ground truth at or above the scoring range, left out of every number: " +
+            "; ".join(f"{dataset} {count:,} px" for dataset, count in sorted(excluded.items())
+                      if count) + "."]
+
+
 def format_markdown(result: dict[str, Any]) -> str:
     lines = [f"Each pair is scored at its dataset's full disparity range, which every method "
              f"searches ({_ranges_text(result['scoring_ranges'])} px); per dataset the mean over "
@@ -311,6 +325,7 @@ def format_markdown(result: dict[str, Any]) -> str:
              *(["", "Not scored: " + "; ".join(f"{name} ({why})" for name, why
                                               in result["unscored"].items()) + "."]
                if result.get("unscored") else []),
+             *_excluded_lines(result),
              "", "| dataset | method | EPE | bad-3 all | bad-3 noc | bad-3 occ | D1 | density |",
              "|---|---|---|---|---|---|---|---|"]
     datasets = sorted({d for m in result["methods"].values() for d in m["datasets"]})

@@ -101,10 +101,15 @@ def test_middlebury2014_layout(tmp_path, rng):
     mask = np.full((30, 40), 255, np.uint8)
     mask[5:7, 10:12] = 128
     mask[0, :5] = 0
+    mask[20, 30] = 0  # known truth the mask does not call visible: not non-occluded, as officially
     _png(scene / "mask0nocc.png", mask)
     [sample] = list(middlebury2014(tmp_path))
     assert np.isnan(sample.disparity[0, :5]).all() and sample.disparity[1, 1] == 17.25
-    assert sample.occlusion.sum() == 4 and sample.occlusion[5, 10]
+    assert sample.occlusion.sum() == 5 and sample.occlusion[5, 10] and sample.occlusion[20, 30]
+    # The scene downloads name the truth disp0.pfm (MiddEval3 disp0GT.pfm).
+    (scene / "disp0GT.pfm").rename(scene / "disp0.pfm")
+    [again] = list(middlebury2014(tmp_path))
+    np.testing.assert_array_equal(again.disparity, sample.disparity)
 
 
 def test_sceneflow_layout(tmp_path, rng):

@@ -299,3 +299,22 @@ def test_shipped_weights_reproduce_their_cards(stereo_eval):
                         else:  # other CPUs may round a few pixels differently
                             assert actual == pytest.approx(expected, abs=0.05), \
                                 (label, dataset, region, key)
+
+
+def test_truth_at_or_above_the_scoring_range_is_counted_in_the_table(tmp_path,
+                                                                     small_stereo_eval):
+    # It was left out of every number, and only the JSON said how much.
+    source = small_stereo_eval / "eth3d" / "playground"
+    folder = tmp_path / "eth3d" / "playground"
+    folder.mkdir(parents=True)
+    for name in ("im0.png", "im1.png", "disp0.pfm"):
+        (folder / name).symlink_to(source / name)
+    (folder / "calib.txt").write_text("ndisp=8\n")  # this window's truth is 5.1-13.1 px
+    truth = read_pfm(source / "disp0.pfm")
+    above = int((np.isfinite(truth) & (truth >= 8)).sum())
+    assert above > 0
+    result = evaluate([Method("sgbm")], None, 0, device="cpu", progress=lambda _: None,
+                      datasets=[("eth3d", tmp_path / "eth3d")])
+    assert result["methods"]["sgbm"]["datasets"]["eth3d"]["excluded_above_max"] == above
+    assert (f"Ground truth at or above the scoring range, left out of every number: eth3d "
+            f"{above:,} px.") in format_markdown(result)

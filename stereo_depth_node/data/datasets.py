@@ -198,9 +198,10 @@ def _two_view_sample(scene: Path, disparity_name: str, name: str) -> StereoSampl
     disparity = _finite_or_nan(read_pfm(scene / disparity_name))
     occlusion = None
     if (scene / "mask0nocc.png").exists():
-        # 255 visible, 128 occluded, 0 unknown
+        # 255 visible in both views, 128 occluded, 0 unknown: as the official evaluations, only
+        # 255 counts as non-occluded, so any other value under known truth is scored occluded.
         mask = _read_sized_like(disparity, scene / "mask0nocc.png")
-        occlusion = np.isfinite(disparity) & (mask == 128)
+        occlusion = np.isfinite(disparity) & (mask != 255)
     return StereoSample(name, read_image(scene / "im0.png"), read_image(scene / "im1.png"),
                         disparity, occlusion)
 
@@ -225,8 +226,9 @@ def _two_view(root: Path, truth_names: tuple[str, ...], layout: str, dataset: st
 
 
 def _middlebury2014_pairs(root: Path) -> list[Pair]:
-    """im0/im1, disp0GT.pfm, mask0nocc.png, calib.txt."""
-    return _two_view(root, ("disp0GT.pfm",), "Middlebury 2014", "middlebury2014")
+    """im0/im1, disp0GT.pfm (MiddEval3; the scene downloads' disp0.pfm), mask0nocc.png,
+    calib.txt."""
+    return _two_view(root, ("disp0GT.pfm", "disp0.pfm"), "Middlebury 2014", "middlebury2014")
 
 
 def _eth3d_pairs(root: Path) -> list[Pair]:
