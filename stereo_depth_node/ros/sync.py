@@ -63,8 +63,10 @@ class TimeSynchronizer:
             chosen.append(min(queue, key=lambda entry: abs(entry[0] - stamp_ns)))
         stamps = [entry[0] for entry in chosen]
         spread_ns = max(stamps) - min(stamps)
-        # As message_filters: a set's stamps spread strictly less than the tolerance.
-        if spread_ns if self.tolerance_s is None else spread_ns >= round(self.tolerance_s * 1e9):
+        # As message_filters: equal stamps, or a spread strictly less than the tolerance.
+        agree = (spread_ns == 0 if self.tolerance_s is None
+                 else spread_ns < round(self.tolerance_s * 1e9))
+        if not agree:
             return None
         for queue, entry in zip(self._queues, chosen):
             # Everything up to the chosen message is consumed: older ones can never match now.
