@@ -67,6 +67,18 @@ def test_the_left_camera_info_is_read_even_when_the_right_one_comes_first(tmp_pa
     assert bag_camera(str(tmp_path / "bag")) == BagCamera("", "left_optical")
 
 
+def test_a_binned_cameras_warm_up_size_is_its_images_size(tmp_path):
+    # Replay warmed up at the sensor's full width x height, so the first real frames of a
+    # binned or cropped camera paid for cuDNN's tuning (or compiling) again.
+    messages = stereo_messages(*PAIR, CAMERA, 10**9, "left_optical")
+    info = messages["left/camera_info"]
+    info.width, info.height, info.binning_x, info.binning_y = 128, 96, 2, 2
+    with BagWriter(tmp_path / "bag") as writer:
+        for topic, message in messages.items():
+            writer.write(f"/cam/{topic}", message, 10**9)
+    assert bag_camera(str(tmp_path / "bag")) == BagCamera("/cam", "left_optical", "64x48")
+
+
 def test_an_unreadable_bag_is_said_and_replay_goes_on(tmp_path, capsys):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "metadata.yaml").write_text("rosbag2_bagfile_information: [\n")

@@ -19,6 +19,8 @@ from ..errors import InputError
 from ..estimator import StereoEstimator
 from ..pipeline import FrameOutput, OutputSettings, process_frame
 from ..rectification import CameraModel, Rectifier
+from .camera_info import binning as _binning
+from .camera_info import image_size
 from .conversions import ImageDecoder
 from .messages import disparity_image, float_image, point_cloud
 
@@ -106,24 +108,6 @@ class FrameResult:
     # nearer than this is matched to some disparity inside the range, i.e. reported farther away.
     # None without a usable calibration.
     nearest_depth: float | None = None
-
-
-def _binning(info: CameraInfo) -> tuple[int, int]:
-    return info.binning_x or 1, info.binning_y or 1  # 0 means 1 (no binning)
-
-
-def image_size(info: CameraInfo) -> tuple[int, int] | None:
-    """(width, height) of the image a camera_info describes: its region of interest (all zeros:
-    the full `width` x `height`) divided by the binning, as image_geometry reads it; None when
-    the camera_info leaves its size at 0 x 0."""
-    roi = info.roi
-    width, height = ((roi.width, roi.height) if (roi.x_offset, roi.y_offset, roi.width,
-                                                 roi.height) != (0, 0, 0, 0)
-                     else (info.width, info.height))
-    if (width, height) == (0, 0):
-        return None
-    binning_x, binning_y = _binning(info)
-    return width // binning_x, height // binning_y
 
 
 def image_projection(info: CameraInfo) -> list[float]:

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
+from .camera_info import image_size
+
 # The first words of the line the node logs once it has subscribed to its inputs (node.py).
 READY_LINE = "ready: model"
 # RViz's left-image panel (config/stereo_depth.rviz) reads this name relative to the namespace.
@@ -121,7 +123,9 @@ def bag_camera(bag: str, left_info: str = "") -> BagCamera:
                 for _, _, raw in reader.messages(connections=[connection]):
                     info = reader.deserialize(raw, connection.msgtype)
                     topic = connection.topic
-                    size = f"{info.width}x{info.height}" if info.width and info.height else ""
+                    # The image's own size: a binned or cropped camera's is not width x height.
+                    image = image_size(info)
+                    size = f"{image[0]}x{image[1]}" if image else ""
                     return BagCamera(topic.removesuffix(suffix) if topic.endswith(suffix) else "",
                                      info.header.frame_id, size)
     except Exception as exc:  # any unreadable bag: ros2 bag play will say what is wrong with it
