@@ -83,7 +83,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_memory_format(self.memory_format)
-        self._check_counts()
+        self._check_ranges()
         if self.dataset:
             synthetic_only = [name for name in ("rich_scenes", "augment", "ground_share",
                                                 "small_range_share") if getattr(self, name)]
@@ -101,7 +101,7 @@ class TrainConfig:
             raise ConfigurationError("ground_share needs rich_scenes: true (ground planes are "
                                      "drawn in rich scenes only)")
 
-    def _check_counts(self) -> None:
+    def _check_ranges(self) -> None:
         """Values that would fail only after the run has begun (a division by zero at the
         first log line, numpy's seed range, the hourglass's multiple of 16) or never stop."""
         at_least = {"steps": 1, "batch_size": 1, "log_every": 1, "checkpoint_every": 1,
