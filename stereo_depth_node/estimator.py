@@ -163,7 +163,8 @@ class StereoEstimator:
             lr_start = time.perf_counter()
             # The right view's disparity is the left-view disparity of the mirrored, swapped pair.
             mirrored = self.matcher.match_maps(np.ascontiguousarray(right_rgb[:, ::-1]),
-                                               np.ascontiguousarray(left_rgb[:, ::-1]), scale)
+                                               np.ascontiguousarray(left_rgb[:, ::-1]), scale,
+                                               every_column=True)
             occlusion = left_right_inconsistent(disparity, mirrored[0].flip(-1), lr_threshold)
             disparity = disparity.masked_fill(occlusion, float("nan"))
             confidence = confidence.masked_fill(occlusion, 0.0)

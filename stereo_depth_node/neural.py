@@ -152,10 +152,12 @@ class NeuralMatcher:
             return self._forward(left, right)
 
     @torch.inference_mode()
-    def match_maps(self, left_rgb: np.ndarray, right_rgb: np.ndarray, scale: float = 1.0
-                   ) -> torch.Tensor:
+    def match_maps(self, left_rgb: np.ndarray, right_rgb: np.ndarray, scale: float = 1.0,
+                   every_column: bool = False) -> torch.Tensor:
         """2 x H x W float32 on this matcher's device: disparity (px at input resolution) and
-        confidence. Left there, so that the frame's post-processing runs there too."""
+        confidence. Left there, so that the frame's post-processing runs there too.
+        `every_column` is SGBM's option (sgbm.py); a network matches every column either way,
+        its cost volume being zero where the search leaves the right image."""
         height, width = left_rgb.shape[:2]
         size = matching_size(height, width, scale)
         left = self.to_network_input(left_rgb, size)

@@ -25,10 +25,16 @@ class SGBMMatcher:
             uniquenessRatio=10, speckleWindowSize=100, speckleRange=2,
             mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY)
 
-    def match(self, left_rgb: np.ndarray, right_rgb: np.ndarray, scale: float = 1.0
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def match(self, left_rgb: np.ndarray, right_rgb: np.ndarray, scale: float = 1.0,
+              every_column: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Disparity (float32 px at input resolution, NaN where SGBM found none) and a 0/1
-        validity map as confidence."""
+        validity map as confidence.
+
+        SGBM leaves the first max_disparity columns without a match, since their search would
+        leave the right image. `every_column` pads both images on the left by the search range
+        first, so that those columns are matched too: the left-right check's mirrored pass needs
+        them, since its first columns are the right view's last, where most left pixels land.
+        """
         height, width = left_rgb.shape[:2]
         size = matching_size(height, width, scale)[::-1]  # OpenCV's (width, height)
         if size[0] <= self.max_disparity:
@@ -44,7 +50,12 @@ class SGBMMatcher:
             interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
             left, right = (cv2.resize(im, size, interpolation=interpolation)
                            for im in (left, right))
+        if every_column:
+            left, right = (cv2.copyMakeBorder(im, 0, 0, self.max_disparity, 0,
+                                              cv2.BORDER_REPLICATE) for im in (left, right))
         fixed_point = self._matcher.compute(left, right)
+        if every_column:
+            fixed_point = np.ascontiguousarray(fixed_point[:, self.max_disparity:])
         if scale != 1.0:
             fixed_point = cv2.resize(fixed_point, (width, height),
                                      interpolation=cv2.INTER_NEAREST)
@@ -53,7 +64,7 @@ class SGBMMatcher:
                              np.nan)
         return disparity.astype(np.float32), valid.astype(np.float32)
 
-    def match_maps(self, left_rgb: np.ndarray, right_rgb: np.ndarray, scale: float = 1.0
-                   ) -> torch.Tensor:
+    def match_maps(self, left_rgb: np.ndarray, right_rgb: np.ndarray, scale: float = 1.0,
+                   every_column: bool = False) -> torch.Tensor:
         """`match` as a 2 x H x W CPU tensor (disparity, confidence), as the networks give it."""
-        return torch.from_numpy(np.stack(self.match(left_rgb, right_rgb, scale)))
+        return torch.from_numpy(np.stack(self.match(left_rgb, right_rgb, scale, every_column)))

@@ -116,14 +116,27 @@ def test_left_right_check_flags_the_occluded_band():
     assert flagged is not None and flagged.shape == truth.shape
     assert flagged[occluded].mean() > 0.7
     visible = ~occluded
-    # SGBM searches 48 px: the first left columns and, in the mirrored pass that gives the right
-    # view's disparity, the last right columns (left x >= 320 - 48 + 12) have no match to confirm.
-    visible[:, :64] = False
-    visible[:, 320 - 48 + 12:] = False
+    visible[:, :48] = False  # SGBM searches 48 px: the first left columns have no match
     assert flagged[visible].mean() < 0.1
     assert np.all(np.isnan(result.disparity[flagged]))
     assert np.all(result.confidence[flagged] == 0)  # SGBM had matched many of them
     good = visible & ~flagged
+    assert np.median(np.abs(result.disparity[good] - truth[good])) < 0.5
+
+
+@pytest.mark.parametrize("search", [48, 192])
+def test_left_right_check_confirms_the_right_edge_at_any_search_range(search):
+    # The mirrored pass's first columns are the right view's last ones, where the left pixels of
+    # a narrow image mostly land: were SGBM to leave them unmatched, as it does the left view's
+    # first columns, a search as wide as half the image would fail almost every pixel.
+    left, right, truth, occluded = render_two_layer_scene(
+        200, 384, background=10, foreground=30, box=(50, 150, 250, 320), seed=4)
+    result = StereoEstimator("sgbm", max_disparity=search, lr_check=True).estimate(left, right)
+    visible = ~occluded
+    visible[:, :search] = False
+    assert result.occlusion[visible].mean() < 0.1
+    assert result.occlusion[:, -40:][visible[:, -40:]].mean() < 0.1
+    good = visible & ~result.occlusion
     assert np.median(np.abs(result.disparity[good] - truth[good])) < 0.5
 
 
@@ -136,10 +149,10 @@ def test_settings_changed_during_a_frame_apply_from_the_next_one(plane):
         def __getattr__(self, name):
             return getattr(sgbm, name)
 
-        def match_maps(self, left, right, scale):
+        def match_maps(self, left, right, scale, every_column=False):
             scales.append(scale)
             estimator.input_scale = 2.0
-            return sgbm.match_maps(left, right, scale)
+            return sgbm.match_maps(left, right, scale, every_column)
 
     estimator.matcher = ChangedMidFrame()
     result = estimator.estimate(*plane)
