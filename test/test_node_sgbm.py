@@ -174,6 +174,13 @@ def _mismatched_sizes(plane, stamp):
     return messages
 
 
+def _mono16_right(plane, stamp):
+    messages = stereo_set(*plane, stamp)
+    grey = plane[1].mean(axis=2).astype(np.uint16) * 257
+    messages["right/image_rect"] = image_message(grey, "mono16", stamp)
+    return messages
+
+
 BAD_INPUTS = [
     ("size mismatch", _mismatched_sizes,
      "left/image_rect is 320x240 px but right/image_rect is 304x240 px"),
@@ -195,6 +202,12 @@ BAD_INPUTS = [
     ("step too small", lambda plane, stamp: _with(stereo_set(*plane, stamp), "right/image_rect",
                                                   step=100),
      "right/image_rect: step 100 is less than width x bytes per pixel = 320 x 3 = 960"),
+    ("bit depths differ", _mono16_right,
+     "left/image_rect has 8-bit pixels (rgb8) but right/image_rect has 16-bit ones (mono16); "
+     "both views of a pair must have one bit depth"),
+    ("under 32 px", lambda plane, stamp: stereo_set(
+        *(np.ascontiguousarray(image[:24, :24]) for image in plane), stamp),
+     "left/image_rect is 24x24 px; both sides must be at least 32 px"),
     # OpenCV itself failed here with "Failed to allocate 18446744073709433617 bytes".
     ("narrower than the range", lambda plane, stamp: stereo_set(
         *(np.ascontiguousarray(image[:, :MAX_DISPARITY - 16]) for image in plane), stamp),

@@ -17,6 +17,7 @@ from stereo_msgs.msg import DisparityImage
 from ..camera import StereoCamera
 from ..errors import InputError
 from ..estimator import StereoEstimator
+from ..images import MIN_SIDE_PX
 from ..pipeline import FrameOutput, OutputSettings, process_frame
 from ..rectification import CameraModel, Rectifier
 from .camera_info import binning as _binning
@@ -126,12 +127,17 @@ def image_projection(info: CameraInfo) -> list[float]:
     return p
 
 
-def _check_sizes(left, right, left_info: CameraInfo, right_info: CameraInfo,
-                 topics: InputTopics) -> None:
+def _check_pair(left_msg, right_msg, left, right, left_info: CameraInfo,
+                right_info: CameraInfo, topics: InputTopics) -> None:
+    """The estimator's own checks of a pair, and the camera_infos', by topic name: the
+    estimator knows only 'left' and 'right'."""
     left_topic, right_topic, left_info_topic, right_info_topic = topics.shown
     for topic, info_topic, image, info in ((left_topic, left_info_topic, left, left_info),
                                            (right_topic, right_info_topic, right, right_info)):
         height, width = image.shape[:2]
+        if min(height, width) < MIN_SIDE_PX:
+            raise InputError(f"{topic} is {width}x{height} px; both sides must be at least "
+                             f"{MIN_SIDE_PX} px")
         expected = image_size(info)
         if expected not in (None, (width, height)):
             roi = info.roi
@@ -144,11 +150,20 @@ def _check_sizes(left, right, left_info: CameraInfo, right_info: CameraInfo,
     if left.shape[:2] != right.shape[:2]:
         raise InputError(f"{left_topic} is {left.shape[1]}x{left.shape[0]} px but "
                          f"{right_topic} is {right.shape[1]}x{right.shape[0]} px")
+    if left.dtype != right.dtype:
+        raise InputError(
+            f"{left_topic} has {8 * left.itemsize}-bit pixels ({_encoding(left_msg)}) but "
+            f"{right_topic} has {8 * right.itemsize}-bit ones ({_encoding(right_msg)}); "
+            f"both views of a pair must have one bit depth")
     if _binning(left_info) != _binning(right_info):
         raise InputError(f"{left_info_topic} has binning {left_info.binning_x}x"
                          f"{left_info.binning_y} but {right_info_topic} has "
                          f"{right_info.binning_x}x{right_info.binning_y}; "
                          f"a stereo pair is binned alike")
+
+
+def _encoding(msg) -> str:
+    return msg.encoding if isinstance(msg, Image) else f"compressed {msg.format}"
 
 
 def camera_model(info: CameraInfo) -> CameraModel:
@@ -186,7 +201,7 @@ def compute_frame(estimator: StereoEstimator, decoder: ImageDecoder, left_msg, r
         models = camera_model(left_info), camera_model(right_info)
         for name, model in zip((left_info_topic, right_info_topic), models):
             model.check(name)  # binning or an ROI is named, not the size mismatch it makes
-    _check_sizes(left, right, left_info, right_info, topics)
+    _check_pair(left_msg, right_msg, left, right, left_info, right_info, topics)
     if topics.rectify:
         left = rectifier.rectify(left_info_topic, left, models[0])
         right = rectifier.rectify(right_info_topic, right, models[1])
