@@ -8,7 +8,7 @@ import pytest
 from sensor_msgs.msg import CameraInfo
 
 from ros_harness import ROS_PYTHON
-from stereo_depth_node.ros.sync import TimeSynchronizer
+from stereo_depth_node.ros.sync import PartnerTracker, TimeSynchronizer
 
 TOLERANCE_S = 0.01
 
@@ -63,3 +63,23 @@ def test_pairs_what_message_filters_pairs_at_the_tolerances_edge(message_filters
     ours, theirs = _sets_of_both(message_filters, tolerance_s,
                                  [(0, start), (1, start + gap_ns)])
     assert ours == theirs == ([[start, start + gap_ns]] if pairs else [])
+
+
+def test_a_partner_given_up_a_moment_earlier_still_gives_the_gap():
+    # Four streams, exact stamps: the right image (stream 1) is 3 ms late, so its set never
+    # forms. The streams overflow one after the other as later sets arrive, so the left
+    # image's message at 1 s is given up before the right one's; the right one's nearest left
+    # image is still the one 3 ms away, not the next second's.
+    reports = []
+    tracker = PartnerTracker(4, queue_size=2, on_unmatched=reports.append)
+    second = 10**9
+    for stream in range(4):
+        tracker.received(stream, second + (3_000_000 if stream == 1 else 0))
+    for stamp in (2 * second, 3 * second):
+        for stream in range(4):
+            tracker.received(stream, stamp)
+    right = next(report for report in reports if report.stream == 1)
+    assert right.stamp_ns == second + 3_000_000
+    assert right.nearest_gap_ns == {0: 3_000_000, 2: 3_000_000, 3: 3_000_000}
+    assert len(reports) == 4 and not [report for report in reports if report.stream != 1 and
+                                      report.nearest_gap_ns[1] != 3_000_000]

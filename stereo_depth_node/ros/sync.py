@@ -18,7 +18,7 @@ from typing import Any, Callable
 @dataclass
 class Unmatched:
     """A message that will never be in a set, and how far the nearest message of each other stream
-    was at that moment."""
+    was, of those waiting and those given up lately."""
 
     stream: int
     stamp_ns: int
@@ -87,6 +87,9 @@ class PartnerTracker:
     def __init__(self, streams: int, queue_size: int,
                  on_unmatched: Callable[[Unmatched], None]) -> None:
         self._waiting: list[deque[int]] = [deque() for _ in range(streams)]
+        # Partners given up a moment earlier still tell the gap: streams overflow one at a time,
+        # so without them the last of a set's messages to go would be measured to the set before.
+        self._given_up: list[deque[int]] = [deque(maxlen=queue_size) for _ in range(streams)]
         self.received_per_stream = [0] * streams
         self.queue_size = queue_size
         self._on_unmatched = on_unmatched
@@ -116,12 +119,14 @@ class PartnerTracker:
     def clear(self) -> None:
         """Forget the waiting messages (the synchroniser dropped them) without reporting them."""
         with self._lock:
-            for waiting in self._waiting:
+            for waiting in (*self._waiting, *self._given_up):
                 waiting.clear()
 
     def _unmatched(self, stream: int, stamp_ns: int) -> Unmatched:
-        gaps = {index: min(abs(s - stamp_ns) for s in waiting)
-                for index, waiting in enumerate(self._waiting) if index != stream and waiting}
+        gaps = {index: min(abs(s - stamp_ns) for s in (*waiting, *given_up))
+                for index, (waiting, given_up) in enumerate(zip(self._waiting, self._given_up))
+                if index != stream and (waiting or given_up)}
+        self._given_up[stream].append(stamp_ns)
         return Unmatched(stream, stamp_ns, gaps)
 
     def _report(self, given_up: list[Unmatched]) -> None:
