@@ -24,6 +24,7 @@ from ros_harness import (HANGING_TEARDOWN, NODE_COMMAND, SYNC_MODES, NodeProcess
                          stereo_set)
 from stereo_depth_node.data.plane import render_plane_pair
 from stereo_depth_node.ros.frame import DEFAULT_INPUTS, OUTPUT_TYPES
+from stereo_depth_node.ros.parameters import PARAMETERS
 from test_conversions import BROKEN_CV_BRIDGE
 from test_node_sgbm import ALL, as_array, cloud_array, send_and_wait
 
@@ -490,8 +491,8 @@ def test_huge_sync_tolerance_is_refused_before_message_filters_sees_it(ros_conte
                              "sync_tolerance must be in [0, 3600] s", "message_filters")
 
 
-def _assert_refused_at_start(parameters, message, mode="default"):
-    args = [*NODE_COMMAND, "--ros-args", "-r", "__ns:=/badconfig"]
+def _assert_refused_at_start(parameters, message, mode="default", ros_arguments=()):
+    args = [*NODE_COMMAND, "--ros-args", "-r", "__ns:=/badconfig", *ros_arguments]
     for name, value in parameters.items():
         args += ["-p", f"{name}:={value}"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=120,
@@ -499,6 +500,33 @@ def _assert_refused_at_start(parameters, message, mode="default"):
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+    # Nothing misleading before the refusal: an unknown model has no weights to be missing.
+    assert "no trained weights" not in done.stderr
+
+
+@pytest.mark.parametrize("ros_arguments, message", [
+    (["--params-file", "/nonexistent/stereo.yaml"],
+     "ROS arguments refused: failed to initialize rcl: Couldn't parse params file: "
+     "'--params-file /nonexistent/stereo.yaml'. Error: Error opening YAML file\n"),
+    (["-p", "max_depth"], "Couldn't parse parameter override rule: '-p max_depth'"),
+    (["--params"], "ROS arguments refused: unknown arguments after --ros-args: ['--params']"),
+])
+def test_ros_arguments_that_rcl_refuses_exit_with_one_message(ros_arguments, message):
+    _assert_refused_at_start({}, message, ros_arguments=ros_arguments)
+
+
+def test_help_lists_the_parameters_and_starts_no_node():
+    done = subprocess.run([*NODE_COMMAND, "--help"], capture_output=True, text=True,
+                          timeout=60, env=ros_environment("default"))
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.startswith("usage: stereo_depth_node [--ros-args")
+    for spec in PARAMETERS:
+        default = str(spec.default).lower() if isinstance(spec.default, bool) else repr(
+            spec.default)
+        row = next(line for line in done.stdout.splitlines()
+                   if line[4:].startswith(f"{spec.name} = "))
+        assert row.startswith("  *" if spec.runtime else "   ")
+        assert f"{spec.name} = {default} " in row and row.endswith(spec.description)
 
 
 @pytest.mark.parametrize("model, sig, mode", [

@@ -19,7 +19,17 @@ def _stop_while_loading(_signum: int, _frame: object) -> None:
     os._exit(0)
 
 
+def _asks_for_help(argv: list[str]) -> bool:
+    # The node's own arguments come before --ros-args; what follows belongs to ROS.
+    own = argv[1:argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
+    return "-h" in own or "--help" in own
+
+
 def main() -> None:
+    if _asks_for_help(sys.argv):
+        from .parameters import usage
+        print(usage())
+        sys.exit(0)
     # Kept until the node's main installs its own handlers, which also stop a node still loading.
     for sig in STOP_SIGNALS:
         signal.signal(sig, _stop_while_loading)

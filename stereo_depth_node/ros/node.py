@@ -32,6 +32,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -43,6 +44,7 @@ from std_msgs.msg import Header
 from ..checkpoints import weights_and_range
 from ..errors import ConfigurationError, InputError
 from ..estimator import StereoEstimator, check_input_scale, check_lr_threshold
+from ..models import NEURAL_MODELS
 from ..pipeline import OutputSettings
 from ..rectification import Rectifier
 from .acknowledgements import unacknowledged
@@ -230,7 +232,8 @@ class StereoDepthNode(Node):
     def _build_estimator(self, configured: dict[str, Any]) -> StereoEstimator:
         model, requested = configured["model"], configured["weights"]
         weights, max_disparity = weights_and_range(model, requested, configured["max_disparity"])
-        if model != "sgbm" and weights is None and requested != "none":
+        # An unknown model is refused by the estimator below; it has no weights to miss.
+        if model in NEURAL_MODELS and weights is None and requested != "none":
             self.get_logger().warning(
                 f"no trained weights for {model!r} (parameter weights is empty and none ship "
                 f"with this package): the network runs with its initial weights")
@@ -602,7 +605,17 @@ def main(argv: list[str] | None = None) -> int:
     # left ROS logging open, so os._exit lost what the log file had buffered (all of a short
     # run), and it destroyed the node under a frame still publishing. The context now lives
     # until the node has stopped, and rclpy.try_shutdown closes the logging with it.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    except (rclpy_implementation.RCLError, rclpy_implementation.UnknownROSArgsError) as exc:
+        # rcl refuses its own arguments (a missing --params-file, a malformed -p) with a text
+        # that names C source lines, and an unknown flag after --ros-args with just a list.
+        unknown = isinstance(exc, rclpy_implementation.UnknownROSArgsError)
+        reason = (f"unknown arguments after --ros-args: {exc}" if unknown
+                  else re.sub(r", at \S+:\d+", "", str(exc)))
+        print(f"stereo_depth_node: configuration error: ROS arguments refused: {reason}",
+              file=sys.stderr)
+        return 2
     ros_initialised.set()
     executor = SingleThreadedExecutor()
     try:

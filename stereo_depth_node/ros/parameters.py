@@ -117,3 +117,28 @@ def parameter_value(spec: ParameterSpec, value: Any) -> Any:
     if math.isnan(value):
         raise ValueError(f"{spec.name} must be a number, got nan")
     return float(value)
+
+
+def usage() -> str:
+    """`stereo_depth_node --help`: how to start the node and what each parameter does."""
+    def shown(value: Any) -> str:  # as written after -p NAME:= or in a params file
+        return str(value).lower() if isinstance(value, bool) else repr(value)
+
+    width = max(len(f"{spec.name} = {shown(spec.default)}") for spec in PARAMETERS)
+    lines = [
+        "usage: stereo_depth_node [--ros-args [-p NAME:=VALUE]... [--params-file FILE] "
+        "[-r FROM:=TO]...]",
+        "   or: ros2 launch stereo_depth_node stereo_depth.launch.py [NAME:=VALUE]...",
+        "",
+        "Subscribes to left/image_rect, right/image_rect, left/camera_info and right/camera_info;",
+        "publishes disparity, depth, depth/camera_info, points2 and confidence (README, "
+        "\"Topics\").",
+        "",
+        "parameters (NAME = default; those marked * may change while the node runs, e.g. with "
+        "ros2 param set):",
+    ]
+    for spec in PARAMETERS:
+        setting = f"{spec.name} = {shown(spec.default)}"
+        lines.append(f"  {'*' if spec.runtime else ' '} {setting:<{width}}  {spec.description}")
+    return "\n".join(lines)
+
