@@ -91,9 +91,10 @@ class StereoEstimator:
     naming both goes to `notify` (default: this module's logger at WARNING, which Python prints
     to stderr when logging is not configured).
     Images: uint8 or uint16, mono or RGB (channel order R, G, B as the public PSMNet code reads
-    them), any size of at least 32 px per side; `input_scale` resizes before matching and scales
-    the disparity back to input pixels. `max_disparity` counts pixels at the matching
-    resolution, so the range searched in input pixels is max_disparity / input_scale.
+    them; RGB beside mono is matched in grey), any size of at least 32 px per side;
+    `input_scale` resizes before matching and scales the disparity back to input pixels.
+    `max_disparity` counts pixels at the matching resolution, so the range searched in input
+    pixels is max_disparity / input_scale.
     `compile_backend`: see NeuralMatcher ("inductor" = torch.compile on CUDA).
     `memory_format`: the networks' weight order (neural.MEMORY_FORMATS; "auto" for the node).
     """

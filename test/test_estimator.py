@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -325,3 +326,21 @@ def test_bf16_on_cpu_runs():
     left, right = render_plane_pair(64, 64, 4.0)
     result = estimator.estimate(left, right)
     assert result.disparity.dtype == np.float32 and np.all(np.isfinite(result.disparity))
+
+
+def test_a_colour_image_beside_a_mono_one_is_matched_in_grey():
+    left, right = render_plane_pair(64, 96, 6.0, seed=8)
+    grey = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (left, right)]
+    estimator = StereoEstimator("psmnet_dws", weights=None, max_disparity=16, device="cpu")
+    both_grey = estimator.estimate(*grey).disparity
+    assert np.array_equal(estimator.estimate(left, grey[1]).disparity, both_grey)
+    assert np.array_equal(estimator.estimate(grey[0], right).disparity, both_grey)
+    # Colour on both sides stays colour: the grey conversion is for mixed pairs only.
+    assert not np.array_equal(estimator.estimate(left, right).disparity, both_grey)
+
+
+def test_reading_a_folder_or_a_missing_file_as_an_image_says_which(tmp_path):
+    with pytest.raises(InputError, match=f"^cannot read image '{tmp_path}': a folder, not a file$"):
+        read_image(tmp_path)
+    with pytest.raises(InputError, match="^cannot read image '.*/none.png': no such file$"):
+        read_image(tmp_path / "none.png")
