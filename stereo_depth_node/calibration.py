@@ -46,8 +46,10 @@ def read_middlebury_calib(path: str | os.PathLike, image_size: tuple[int, int] |
         baseline_m = float(fields["baseline"]) / 1000.0
         size = (int(fields["width"]), int(fields["height"])) if "width" in fields else None
     except (OSError, KeyError, ValueError) as exc:
+        # A KeyError's own text is the bare key.
+        reason = f"no {exc.args[0] + '='!r} line" if isinstance(exc, KeyError) else exc
         raise InputError(f"cannot read calibration {os.fspath(path)!r} (Middlebury calib.txt "
-                         f"with cam0, cam1 and baseline in mm): {exc}") from exc
+                         f"with cam0, cam1 and baseline in mm): {reason}") from exc
     if image_size and size and size != image_size:
         raise InputError(f"calibration {os.fspath(path)!r} is for {size[0]}x{size[1]} px "
                          f"images, but the images are {image_size[0]}x{image_size[1]} px")

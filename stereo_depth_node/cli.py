@@ -15,7 +15,9 @@ DEFAULT_STEREO_EVAL = Path("../shared/data/stereo_eval")
 
 
 def _add_model_options(parser: argparse.ArgumentParser, backends: tuple[str, ...]) -> None:
-    parser.add_argument("--model", default=DEFAULT_MODEL, choices=backends)
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=backends,
+                        help="the network" + (", or sgbm (OpenCV's semi-global matching, no "
+                                              "weights)" if "sgbm" in backends else ""))
     parser.add_argument("--weights", default="shipped",
                         help="'shipped' (the package's weights for --model), 'none' (initial "
                              "weights) or a checkpoint file (ours or public PSMNet)")
@@ -38,7 +40,20 @@ def _notice(command: str) -> Callable[[str], None]:
 
 def _add_device_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+                        help="auto: bf16 (fp16 where bf16 is missing) on CUDA, fp32 on the CPU; "
+                             "fp16 needs CUDA")
+
+
+def _make_folder(folder: Path) -> None:
+    """Make an output folder before the work, not after it. The parse-time check (_creatable)
+    cannot foresee every refusal: root passes os.access under /proc, and a name can be too
+    long."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create the output folder {os.fspath(folder)!r} "
+                                 f"({exc.strerror or exc})") from exc
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
@@ -54,6 +69,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     estimator = StereoEstimator(args.model, weights, max_disparity, args.device,
                                 args.precision, args.input_scale, args.lr_check,
                                 args.lr_threshold, args.align_corners, _notice("infer"))
+    _make_folder(args.out)
     result = estimator.estimate(left, right)
     # The colour scale spans the range searched, in input pixels (max_disparity counts them at
     # the matching size).
@@ -87,14 +103,15 @@ def cmd_params(_args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .checkpoints import load_model, range_notice
-    from .export import export_onnx, onnx_parity
+    from .export import export_onnx, onnx_parity, require_packages
 
+    require_packages(args.check)
     weights, max_disparity = _weights_and_range(args)
     model = load_model(weights, args.model, max_disparity, args.align_corners)
     notice = range_notice(weights, max_disparity)
     if notice:
         _notice("export")(notice)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(args.out.parent)
     size = export_onnx(model, args.out, args.height, args.width)
     print(f"wrote {args.out}: inputs left/right 1x3x{size[0]}x{size[1]} (normalised RGB, "
           f"zero-padded on top and right), outputs disparity/confidence 1x{size[0]}x{size[1]}")
@@ -153,6 +170,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if data is None and not args.dataset and not args.synthetic and not args.synthetic_rich:
         raise ConfigurationError("nothing to score: --no-real without --dataset, and no "
                                  "synthetic scenes (--synthetic 0)")
+    # The default holds beside a checkout only; elsewhere the user never typed this path, so the
+    # refusal says where it came from and what to give instead.
+    if args.data is None and data is not None and not data.is_dir():
+        raise ConfigurationError(f"dataset folder {os.fspath(data)!r} (--data's default, "
+                                 f"relative to the current folder) does not exist: name the "
+                                 f"stereo_eval folder with --data DIR, or give --no-real to "
+                                 f"score only the synthetic sets")
     # Checked before the evaluation, which takes minutes, rather than after it.
     if args.update_cards and not args.update_cards.is_dir():
         raise ConfigurationError(f"--update-cards: no folder {os.fspath(args.update_cards)!r}")
@@ -259,6 +283,11 @@ def _creatable(folder: Path, text: str) -> None:
                                          f"not a writable folder")
 
 
+def _unwritable(text: str, exc: OSError) -> argparse.ArgumentTypeError:
+    # Path.exists and is_dir pass on errors other than a missing file: a name too long, say.
+    return argparse.ArgumentTypeError(f"cannot write {text!r}: {exc.strerror or exc}")
+
+
 def dataset_spec(text: str) -> tuple[str, Path]:
     """argparse type of KIND:PATH, the kind checked before any work."""
     from .data.datasets import dataset_argument
@@ -278,18 +307,24 @@ def dataset_text(text: str) -> str:
 def output_file(text: str) -> Path:
     """argparse type of a file a command writes: checked before the work, not after it."""
     path = Path(text)
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give a file name")
-    _creatable(path.parent, text)
+    try:
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r} is a folder; give a file name")
+        _creatable(path.parent, text)
+    except OSError as exc:
+        raise _unwritable(text, exc) from None
     return path
 
 
 def output_folder(text: str) -> Path:
     """argparse type of a folder a command writes into (made if missing)."""
     path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a folder")
-    _creatable(path, text)
+    try:
+        if path.exists() and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r} exists and is not a folder")
+        _creatable(path, text)
+    except OSError as exc:
+        raise _unwritable(text, exc) from None
     return path
 
 
@@ -310,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import bench_memory, device_bench, train_bench
     from .bench_cli import add_memory_formats, count_at_least, parse_size
     from .estimator import BACKENDS
+    from .images import MAX_INPUT_SCALE
     from .models import NEURAL_MODELS
     from .ros import bench_live, bench_node
 
@@ -317,17 +353,22 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     infer = commands.add_parser("infer", help="disparity, depth and a point cloud for one pair")
-    infer.add_argument("left", type=Path)
-    infer.add_argument("right", type=Path)
+    infer.add_argument("left", type=Path, help="left image of a rectified pair")
+    infer.add_argument("right", type=Path, help="right image, the same size")
     _add_model_options(infer, BACKENDS)
     _add_device_options(infer)
-    infer.add_argument("--input-scale", type=float, default=1.0)
+    infer.add_argument("--input-scale", type=float, default=1.0,
+                       help=f"resize the pair by this factor before matching, in (0, "
+                            f"{MAX_INPUT_SCALE:g}]; disparity comes back in input px")
     infer.add_argument("--lr-check", action="store_true", help="mask left-right inconsistent px")
-    infer.add_argument("--lr-threshold", type=float, default=1.0)
+    infer.add_argument("--lr-threshold", type=float, default=1.0,
+                       help="px (input) by which --lr-check lets the two views disagree")
     infer.add_argument("--calib", type=Path, help="Middlebury 2014 / ETH3D calib.txt")
     infer.add_argument("--focal", type=float, help="focal length in px (with --baseline)")
     infer.add_argument("--baseline", type=float, help="baseline in metres (with --focal)")
-    infer.add_argument("--out", type=output_folder, required=True)
+    infer.add_argument("--out", type=output_folder, required=True,
+                       help="folder for the disparity files (and, with a calibration, depth "
+                            "and cloud); made if missing")
     infer.set_defaults(func=cmd_infer)
 
     params = commands.add_parser("params", help="parameter counts of the networks")
@@ -335,9 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="ONNX export at a fixed input size")
     _add_model_options(export, tuple(sorted(NEURAL_MODELS)))
-    export.add_argument("--height", type=image_side, default=480)
-    export.add_argument("--width", type=image_side, default=640)
-    export.add_argument("--out", type=output_file, required=True)
+    export.add_argument("--height", type=image_side, default=480,
+                        help="image height in px (the graph's input: padded to a multiple of 16)")
+    export.add_argument("--width", type=image_side, default=640,
+                        help="image width in px (padded as --height is)")
+    export.add_argument("--out", type=output_file, required=True, help="the .onnx file to write")
     export.add_argument("--check", action="store_true", help="compare with onnxruntime")
     export.set_defaults(func=cmd_export)
 

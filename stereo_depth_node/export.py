@@ -1,6 +1,7 @@
 """ONNX export of a network at a fixed input size, with a parity check against onnxruntime."""
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 
@@ -8,9 +9,27 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import ConfigurationError
 from .neural import padding_for
 
 OPSET = 17
+
+
+def require_packages(parity: bool) -> None:
+    """Refuse, before any work, an export without onnx (torch's exporter writes through it) or a
+    parity check without onnxruntime: both come with the dev extra, not the base install."""
+    needed = {"onnx": "export", **({"onnxruntime": "--check"} if parity else {})}
+    for module, purpose in needed.items():
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            # A broken install (built against another NumPy, say) is present, not missing.
+            missing = isinstance(exc, ModuleNotFoundError) and exc.name == module
+            first_line = str(exc).partition("\n")[0]
+            state = "is not installed" if missing else f"cannot be imported ({first_line})"
+            raise ConfigurationError(f"{purpose} needs the {module} package, which {state}: pip "
+                                     f"install {module}, or the dev extra (pip install '.[dev]' "
+                                     f"in the checkout)") from exc
 
 
 class _InferenceGraph(nn.Module):

@@ -15,6 +15,7 @@ from .bench import machine_description
 from .checkpoints import load_model, read_checkpoint, save_checkpoint
 from .errors import ConfigurationError
 from .evaluate import file_sha256
+from .models import NEURAL_MODELS
 from .models.parameter_count import count_parameters, count_parameters_per_call
 from .train import LOSS_WEIGHTS
 from .training_history import RUN_KEYS, run_entry, totals
@@ -100,6 +101,15 @@ def _check_name(name: str) -> None:
     if not name or name.startswith(".") or Path(name).name != name:
         raise ConfigurationError(f"--name {name!r} must be a plain file name: not empty, no "
                                  f"path separator, not starting with '.'")
+
+
+def _check_network(name: str, checkpoint: Path, model: str) -> None:
+    """A file named after a network is what the node and the CLI load for that network: holding
+    another one, it would be refused there (and over the shipped name, replace good weights)."""
+    if name in NEURAL_MODELS and name != model:
+        raise ConfigurationError(f"--name {name!r} is the weights file of the {name!r} network, "
+                                 f"but {str(checkpoint)!r} holds a {model!r} network: give "
+                                 f"--name {model} or a name that is no network's")
 
 
 def _read_training_checkpoint(checkpoint: Path) -> dict[str, Any]:
@@ -189,6 +199,7 @@ def ship(checkpoint: str | os.PathLike, name: str, evaluation: str | os.PathLike
     anything is written, and both files replace their predecessors together or not at all."""
     _check_name(name)
     source = _read_training_checkpoint(Path(checkpoint))
+    _check_network(name, Path(checkpoint), source["model"])
     model = load_model(checkpoint, source["model"], int(source["max_disparity"]))
     result = None if evaluation is None else _read_evaluation(Path(evaluation))
     if loss_plot is not None and loss_log is None:

@@ -27,6 +27,9 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
     """eval.json, both model cards and both loss logs from the compare step's results.tar."""
     names = {"eval": "eval.json", **{f"card_{m}": f"{m}_compare.json" for m in MODELS},
              **{f"log_{m}": f"{m}_log.jsonl" for m in MODELS}}
+    if not os.path.isfile(path):
+        raise ConfigurationError(f"results archive {os.fspath(path)!r} does not exist (the "
+                                 f"results.tar of scripts/device_session.sh compare)")
     try:
         archive = tarfile.open(path)
     except tarfile.ReadError:

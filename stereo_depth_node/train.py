@@ -125,6 +125,9 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> "TrainConfig":
+        if not Path(path).is_file():
+            raise ConfigurationError(f"training settings file {os.fspath(path)!r} does not "
+                                     f"exist (a YAML file of TrainConfig fields, as in config/)")
         try:
             values = yaml.safe_load(Path(path).read_text()) or {}
         except yaml.YAMLError as error:
@@ -523,6 +526,9 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
 
 def _training_state(resume: str | os.PathLike, config: TrainConfig) -> dict[str, Any]:
     """The training checkpoint a run resumes from, refused when it cannot continue this run."""
+    if not Path(resume).is_file():
+        raise ConfigurationError(f"training checkpoint {os.fspath(resume)!r} does not exist "
+                                 f"(--resume takes the last.pt of a stereo-depth train run)")
     state = torch.load(resume, map_location="cpu", weights_only=True)
     if state.get("model") != config.model:
         raise ConfigurationError(

@@ -82,3 +82,17 @@ def test_middlebury_calib_file(stereo_eval, tmp_path):
     (tmp_path / "bad.txt").write_text("cam0=[1 0 0; 0 1 0]\n")
     with pytest.raises(InputError, match="cannot read calibration"):
         read_middlebury_calib(tmp_path / "bad.txt")
+
+
+@pytest.mark.parametrize("lines, missing", [
+    (["cam1=[1 0 0; 0 1 0; 0 0 1]", "baseline=100"], "cam0"),
+    (["cam0=[1 0 0; 0 1 0; 0 0 1]", "cam1=[1 0 0; 0 1 0; 0 0 1]"], "baseline"),
+    (["cam0=[1 0 0; 0 1 0; 0 0 1]", "cam1=[1 0 0; 0 1 0; 0 0 1]", "baseline=100", "width=8"],
+     "height"),
+])
+def test_a_calib_file_without_a_line_names_the_line(tmp_path, lines, missing):
+    # The reason was the bare key of a KeyError: "...baseline in mm): 'cam0'".
+    (tmp_path / "calib.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError) as raised:
+        read_middlebury_calib(tmp_path / "calib.txt")
+    assert str(raised.value).endswith(f"baseline in mm): no '{missing}=' line")

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from stereo_depth_node import cli
 from stereo_depth_node.data.datasets import kitti2015, middlebury2003
 from stereo_depth_node.data.pfm import read_pfm
+from stereo_depth_node.estimator import StereoEstimator
 
 CLI = [sys.executable, "-m", "stereo_depth_node.cli"]
 
@@ -139,6 +141,10 @@ def test_infer_errors_exit_2_with_one_line(stereo_eval, tmp_path, args, message)
 @pytest.mark.parametrize("args, message", [
     (("infer", "{left}", "{right}", "--model", "sgbm", "--out", "{file}"),
      "argument --out: '{file}' exists and is not a folder"),
+    (("infer", "{left}", "{right}", "--model", "sgbm", "--out", "{file}/sub"),
+     "argument --out: cannot write '{file}/sub': '{file}' is not a writable folder"),
+    (("infer", "{left}", "{right}", "--model", "sgbm", "--out", "{tmp}/" + "x" * 300),
+     "argument --out: cannot write '{tmp}/" + "x" * 300 + "': File name too long"),
     (("eval", "--methods", "sgbm", "--no-real", "--synthetic", "1", "--json", "{file}/e.json"),
      "argument --json: cannot write '{file}/e.json': '{file}' is not a writable folder"),
     (("eval", "--methods", "sgbm", "--no-real", "--synthetic", "1", "--markdown", "{tmp}"),
@@ -156,6 +162,55 @@ def test_output_paths_it_cannot_write_are_refused_before_the_work(stereo_eval, t
     done = run_cli(*(a.format(**values) for a in args))
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert message.format(**values) in done.stderr
+
+
+def test_an_out_folder_it_cannot_create_is_named_before_the_matching(stereo_eval, tmp_path,
+                                                                    monkeypatch, capsys):
+    # Under /proc, root passes the parse-time check and mkdir fails only when the results are
+    # written: "[Errno 2] No such file or directory: '/proc/forbidden'". Without that check, a
+    # folder under a file stands for such a place.
+    monkeypatch.setattr(cli, "_creatable", lambda folder, text: None)
+    monkeypatch.setattr(StereoEstimator, "estimate",
+                        lambda *_: pytest.fail("matched before the folder was made"))
+    scene = stereo_eval / "middlebury2003/venus"
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file/sub"
+    code = cli.main(["infer", str(scene / "imL.png"), str(scene / "imR.png"), "--model", "sgbm",
+                     "--out", str(out)])
+    assert code == 2
+    assert capsys.readouterr().err == (f"stereo-depth infer: error: cannot create the output "
+                                       f"folder '{out}' (Not a directory)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.parametrize("hidden, args, message", [
+    ("onnx", (), "export needs the onnx package, which is not installed: pip install onnx, or "
+     "the dev extra (pip install '.[dev]' in the checkout)"),
+    ("onnxruntime", ("--check",), "--check needs the onnxruntime package, which is not "
+     "installed: pip install onnxruntime, or the dev extra (pip install '.[dev]' in the "
+     "checkout)"),
+])
+def test_export_without_its_optional_packages_names_them_before_any_work(
+        tmp_path, monkeypatch, capsys, hidden, args, message):
+    # They ended in torch's OnnxExporterError or a ModuleNotFoundError traceback, after the
+    # network was loaded (and, for --check, after the export was written).
+    if hidden == "onnxruntime":
+        pytest.importorskip("onnx")
+    monkeypatch.setitem(sys.modules, hidden, None)  # import fails as if it were not installed
+    code = cli.main(["export", "--weights", "none", "--out", str(tmp_path / "sub/m.onnx"), *args])
+    assert code == 2
+    assert capsys.readouterr().err == f"stereo-depth export: error: {message}\n"
+    assert not any(tmp_path.iterdir())
+
+
+def test_every_infer_option_says_what_it_takes(capsys):
+    commands = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    assert [a.dest for a in commands.choices["infer"]._actions if not a.help] == []
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["infer", "--help"])
+    assert exited.value.code == 0
+    # The range the estimator accepts (check_input_scale), which the help did not say.
+    assert "before matching, in (0, 4];" in " ".join(capsys.readouterr().out.split())
 
 
 def test_params_prints_both_conventions():
@@ -262,6 +317,16 @@ def test_bench_live_node_parameters_are_name_value_pairs_the_node_accepts(tmp_pa
     (("eval", "--methods", "sgbm", "--no-real", "--synthetic", "1", "--json", "{tmp}/e.json",
       "--update-cards", "{tmp}/no_cards"),
      "stereo-depth eval: error: --update-cards: no folder '{tmp}/no_cards'"),
+    # A missing file said only "[Errno 2] No such file or directory: '...'".
+    (("train", "--config", "{tmp}/missing.yaml", "--out-dir", "{tmp}/run"),
+     "stereo-depth train: error: training settings file '{tmp}/missing.yaml' does not exist (a "
+     "YAML file of TrainConfig fields, as in config/)"),
+    (("train", "--resume", "{tmp}/missing.pt", "--out-dir", "{tmp}/run"),
+     "stereo-depth train: error: training checkpoint '{tmp}/missing.pt' does not exist "
+     "(--resume takes the last.pt of a stereo-depth train run)"),
+    (("paper-comparison", "{tmp}/missing.tar", "--out", "{tmp}/c.md"),
+     "stereo-depth paper-comparison: error: results archive '{tmp}/missing.tar' does not exist "
+     "(the results.tar of scripts/device_session.sh compare)"),
 ])
 def test_bad_files_and_counts_end_in_one_line_before_any_work(tmp_path, args, message):
     # Each ended in a traceback, a crash after the work, or a run that scored nothing.
@@ -271,6 +336,19 @@ def test_bad_files_and_counts_end_in_one_line_before_any_work(tmp_path, args, me
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines()[-1] == message.format(**values)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+def test_eval_outside_the_checkout_says_how_to_name_the_data(tmp_path, monkeypatch, capsys):
+    # The default ../shared/data/stereo_eval is relative to where the command runs.
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert cli.main(["eval", "--methods", "sgbm", "--synthetic", "1"]) == 2
+    assert capsys.readouterr().err == (
+        "stereo-depth eval: error: dataset folder '../shared/data/stereo_eval' (--data's "
+        "default, relative to the current folder) does not exist: name the stereo_eval folder "
+        "with --data DIR, or give --no-real to score only the synthetic sets\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere"]
+    assert not any((tmp_path / "elsewhere").iterdir())
 
 
 def test_eval_says_when_no_card_matched_the_scored_weights(tmp_path):

@@ -157,6 +157,10 @@ def inputs(tmp_path, checkpoint):
     (("{checkpoint}", "--name", ""), "--name '' must be a plain file name"),
     (("{tmp}/nofile.pt", "--name", "net"), "weights file '{tmp}/nofile.pt' does not exist"),
     (("{tmp}/garbled", "--name", "net"), "'{tmp}/garbled' is not a readable PyTorch checkpoint"),
+    # psmnet.pt is what the node loads for psmnet: these psmnet_dws weights were refused there.
+    (("{checkpoint}", "--name", "psmnet"), "--name 'psmnet' is the weights file of the 'psmnet' "
+     "network, but '{checkpoint}' holds a 'psmnet_dws' network: give --name psmnet_dws or a name "
+     "that is no network's"),
 ])
 def test_a_bad_ship_changes_nothing_and_a_good_one_then_works(inputs, capsys, args, message):
     # Weights were written before the evaluation was read and --loss-plot was checked after the
