@@ -61,6 +61,16 @@ def _load_failure(exc: Exception) -> str:
     return f"{reason}; weights are read with weights_only=True, tensors and plain containers only"
 
 
+def load_torch_file(path: str | os.PathLike, kind: str) -> Any:
+    """torch.load of tensors and plain containers only, or one ConfigurationError naming `kind`
+    and the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        raise ConfigurationError(f"{kind} {os.fspath(path)!r} is not a readable PyTorch "
+                                 f"checkpoint ({_load_failure(exc)})") from exc
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint file into `{'state_dict': ..., 'model': ..., 'max_disparity': ...}`.
 
@@ -70,11 +80,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigurationError(f"weights file {str(path)!r} does not exist")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise ConfigurationError(f"weights file {str(path)!r} is not a readable PyTorch "
-                                 f"checkpoint ({_load_failure(exc)})") from exc
+    raw = load_torch_file(path, "weights file")
     if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
         state_dict = raw["state_dict"]
     elif isinstance(raw, dict) and raw and all(isinstance(v, torch.Tensor) for v in raw.values()):

@@ -220,7 +220,9 @@ def cmd_ship(args: argparse.Namespace) -> int:
 def cmd_paper_comparison(args: argparse.Namespace) -> int:
     from .paper_comparison import comparison_markdown, read_results
 
-    args.out.write_text(comparison_markdown(read_results(args.results)))
+    markdown = comparison_markdown(read_results(args.results))
+    _make_folder(args.out.parent)
+    args.out.write_text(markdown)
     print(f"wrote {args.out}")
     return 0
 
@@ -448,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "(to ship with `ship`)")
     average.add_argument("checkpoints", type=Path, nargs="+", help="in step order; the last "
                          "one's record (steps, samples, history) goes with the average")
-    average.add_argument("--out", type=Path, required=True)
+    average.add_argument("--out", type=output_file, required=True)
     average.set_defaults(func=cmd_average)
 
     comparison = commands.add_parser(
@@ -456,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
         "results.tar")
     comparison.add_argument("results", type=Path, help="results.tar of "
                             "scripts/device_session.sh compare")
-    comparison.add_argument("--out", type=Path, default=Path("docs/paper_comparison.md"))
+    comparison.add_argument("--out", type=output_file, default=Path("docs/paper_comparison.md"))
     comparison.set_defaults(func=cmd_paper_comparison)
 
     demo = commands.add_parser("demo", help="the node over DDS, one process per backend, on the "
@@ -464,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "ground truth")
     demo.add_argument("--models", nargs="+", default=["sgbm", DEFAULT_MODEL], choices=BACKENDS)
     demo.add_argument("--device", default="auto")
-    demo.add_argument("--out", type=Path, default=Path("demo_output"))
+    demo.add_argument("--out", type=output_folder, default=Path("demo_output"))
     demo.set_defaults(func=cmd_demo)
 
     try:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from .checkpoints import load_model, save_checkpoint
+from .checkpoints import load_model, load_torch_file, save_checkpoint
 from .data.augment import StereoAugmenter
 from .data.batch_source import BatchSource
 from .data.generator import GeneratorConfig, StereoBatch, SyntheticStereo
@@ -425,6 +425,10 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
         raise ConfigurationError(f"{os.fspath(out_dir)!r} holds a run (last.pt): --resume "
                                  f"{os.fspath(out_dir / 'last.pt')} continues it; give another "
                                  f"--out-dir for a new one")
+    # Read before anything is written, so that missing or wrong weights leave no run folder.
+    # Only build_model draws from torch's global generator, which is seeded below for it.
+    initial = (load_model(config.init_weights, config.model, config.max_disparity)
+               if config.init_weights and state is None else None)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(yaml.safe_dump(
@@ -433,9 +437,7 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
     np.random.seed(config.seed)
     random.seed(config.seed)
 
-    model = (load_model(config.init_weights, config.model, config.max_disparity)
-             if config.init_weights and state is None
-             else build_model(config.model, config.max_disparity))
+    model = initial if initial is not None else build_model(config.model, config.max_disparity)
     place_for_training(model, config, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
     step, samples, wall_before = 0, 0, 0.0
@@ -529,7 +531,10 @@ def _training_state(resume: str | os.PathLike, config: TrainConfig) -> dict[str,
     if not Path(resume).is_file():
         raise ConfigurationError(f"training checkpoint {os.fspath(resume)!r} does not exist "
                                  f"(--resume takes the last.pt of a stereo-depth train run)")
-    state = torch.load(resume, map_location="cpu", weights_only=True)
+    state = load_torch_file(resume, "training checkpoint")
+    if not isinstance(state, dict):
+        raise ConfigurationError(f"training checkpoint {os.fspath(resume)!r} holds no training "
+                                 f"state (--resume takes the last.pt of a stereo-depth train run)")
     if state.get("model") != config.model:
         raise ConfigurationError(
             f"cannot resume {config.model!r} from {os.fspath(resume)!r}: it holds a "

@@ -151,6 +151,11 @@ def test_infer_errors_exit_2_with_one_line(stereo_eval, tmp_path, args, message)
      "argument --markdown: '{tmp}' is a folder; give a file name"),
     (("export", "--height", "0", "--out", "{tmp}/m.onnx"),
      "argument --height: 0 px is below the 32 px the networks take"),
+    (("average", "{file}", "{file}", "--out", "{file}/avg.pt"),
+     "argument --out: cannot write '{file}/avg.pt': '{file}' is not a writable folder"),
+    (("paper-comparison", "{file}", "--out", "{file}/c.md"),
+     "argument --out: cannot write '{file}/c.md': '{file}' is not a writable folder"),
+    (("demo", "--out", "{file}"), "argument --out: '{file}' exists and is not a folder"),
 ])
 def test_output_paths_it_cannot_write_are_refused_before_the_work(stereo_eval, tmp_path, args,
                                                                   message):
@@ -336,6 +341,24 @@ def test_bad_files_and_counts_end_in_one_line_before_any_work(tmp_path, args, me
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines()[-1] == message.format(**values)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+def test_training_files_it_cannot_use_are_refused_before_the_run_folder_is_made(tmp_path):
+    # A garbled --resume ended in torch's traceback; missing --init-weights were found only after
+    # the run's folder and config.yaml had been written.
+    garbled = tmp_path / "last.pt"
+    garbled.write_bytes(b"not a checkpoint")
+    done = run_cli("train", "--resume", garbled, "--out-dir", tmp_path / "run")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        f"stereo-depth train: error: training checkpoint '{garbled}' is not a readable PyTorch "
+        f"checkpoint (")
+    done = run_cli("train", "--init-weights", tmp_path / "missing.pt", "--out-dir",
+                   tmp_path / "run")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"stereo-depth train: error: weights file '{tmp_path / 'missing.pt'}' does not exist")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
 
 
 def test_eval_outside_the_checkout_says_how_to_name_the_data(tmp_path, monkeypatch, capsys):
