@@ -59,16 +59,19 @@ def check_pair(left: np.ndarray, right: np.ndarray, bits: "SignificantBits | Non
     view's three equal ones match a colour view's worst (teddy, psmnet_dws: EPE 1.65-1.94 px
     mixed, 1.32 both grey, 1.39 both colour)."""
     left_rgb, right_rgb = as_rgb(left, "left"), as_rgb(right, "right")
-    if _is_mono(left) != _is_mono(right):
-        left_rgb, right_rgb = (np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[:, :, None], 3,
-                                         axis=2) for image in (left_rgb, right_rgb))
     if left_rgb.shape != right_rgb.shape:
         raise InputError(f"left image is {left_rgb.shape[1]}x{left_rgb.shape[0]} px but right "
                          f"image is {right_rgb.shape[1]}x{right_rgb.shape[0]} px; "
                          f"a rectified pair has one size")
     if left_rgb.dtype != right_rgb.dtype:
         raise InputError(f"left image is {left_rgb.dtype} but right image is {right_rgb.dtype}")
-    return (bits or SignificantBits()).widen(left_rgb, right_rgb)
+    # Widened before any grey conversion: the stream's bits are learnt from the colour channels,
+    # as points2's colours learn them, so that the shift does not depend on the outputs enabled.
+    left_rgb, right_rgb = (bits or SignificantBits()).widen(left_rgb, right_rgb)
+    if _is_mono(left) != _is_mono(right):
+        left_rgb, right_rgb = (np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[:, :, None], 3,
+                                         axis=2) for image in (left_rgb, right_rgb))
+    return left_rgb, right_rgb
 
 
 class SignificantBits:

@@ -14,7 +14,8 @@ from stereo_depth_node.camera import StereoCamera
 from stereo_depth_node.data.plane import render_plane_pair
 from stereo_depth_node.errors import ConfigurationError, InputError
 from stereo_depth_node.estimator import StereoEstimator, left_right_inconsistent
-from stereo_depth_node.images import read_image, widen_to_full_range
+from stereo_depth_node.images import (SignificantBits, check_pair, read_image,
+                                     widen_to_full_range)
 
 PLANE_DISPARITY = 30.0  # fx 500 px, baseline 0.12 m -> 2.000 m
 
@@ -344,3 +345,17 @@ def test_reading_a_folder_or_a_missing_file_as_an_image_says_which(tmp_path):
         read_image(tmp_path)
     with pytest.raises(InputError, match="^cannot read image '.*/none.png': no such file$"):
         read_image(tmp_path / "none.png")
+
+
+def test_a_mixed_pair_learns_its_bits_from_the_colour_channels():
+    # A 12-bit camera's pure red at full scale is 1224 in grey (11 bits): learnt after the grey
+    # conversion, the shift would be one bit larger than points2's colours then learn it.
+    colour = np.zeros((40, 40, 3), np.uint16)
+    colour[..., 0] = 4095
+    mono = np.full((40, 40), 1000, np.uint16)
+    bits = SignificantBits()
+    left, right = check_pair(colour, mono, bits)
+    assert bits.bits == 12
+    grey_red = round(0.299 * 4095)
+    assert left.shape == right.shape == (40, 40, 3)
+    assert abs(int(left[0, 0, 0]) - (grey_red << 4)) <= 16 and int(right[0, 0, 1]) == 1000 << 4
