@@ -76,6 +76,31 @@ def test_exact_and_approximate_sync(run_node, approximate, mode):
             "gap", client.namespace), 10), process.log()
 
 
+@pytest.mark.parametrize("mode", SYNC_MODES)
+def test_an_input_that_lags_more_than_the_queue_is_named_as_such(run_node, mode):
+    # Every input had stamp 100, but the right image came after the others had moved on by more
+    # than queue_size: no set formed. The old text measured to the next set (1000 ms) and
+    # pointed to approximate_sync, which does not help here.
+    namespace = "/lagging"
+    process, client, _ = run_node({"model": "sgbm", "max_disparity": 32, "queue_size": 2,
+                                   **reliable_inputs(f"{namespace}_{mode}")}, namespace, mode)
+    left, right = render_plane_pair(64, 96, 8.0, seed=2)
+    for stamp in (100.0, 101.0, 102.0):
+        ahead = stereo_set(left, right, stamp)
+        del ahead["right/image_rect"]
+        client.publish(ahead)
+        time.sleep(0.2)
+    client.publish({"right/image_rect": stereo_set(left, right, 100.0)["right/image_rect"]})
+    time.sleep(0.2)
+    send_and_wait(client, stereo_set(left, right, 103.0))
+    assert process.wait_for_log(as_remapped(
+        "right/image_rect: message stamped 100.000000 s found no partners (exact stamps); "
+        "nearest: left/image_rect 0.0 ms, left/camera_info 0.0 ms, right/camera_info 0.0 ms; "
+        "every other input had a message with this stamp, but more than queue_size (2) messages "
+        "apart from this one: raise queue_size, or find the input that lags", client.namespace),
+        10), process.log()
+
+
 def test_the_node_warms_up_before_it_reports_ready_and_then_serves(run_node):
     process, client, _ = run_node({"model": "psmnet_dws", "weights": "none", "max_disparity": 16,
                                    "device": "cpu", "warmup_size": "96x64"}, "/warmup")
@@ -506,10 +531,10 @@ def _assert_refused_at_start(parameters, message, mode="default", ros_arguments=
 
 @pytest.mark.parametrize("ros_arguments, message", [
     (["--params-file", "/nonexistent/stereo.yaml"],
-     "ROS arguments refused: failed to initialize rcl: Couldn't parse params file: "
+     "ROS could not start: failed to initialize rcl: Couldn't parse params file: "
      "'--params-file /nonexistent/stereo.yaml'. Error: Error opening YAML file\n"),
     (["-p", "max_depth"], "Couldn't parse parameter override rule: '-p max_depth'"),
-    (["--params"], "ROS arguments refused: unknown arguments after --ros-args: ['--params']"),
+    (["--params"], "ROS could not start: unknown arguments after --ros-args: ['--params']"),
 ])
 def test_ros_arguments_that_rcl_refuses_exit_with_one_message(ros_arguments, message):
     _assert_refused_at_start({}, message, ros_arguments=ros_arguments)

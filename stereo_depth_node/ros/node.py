@@ -309,10 +309,20 @@ class StereoDepthNode(Node):
                          for i, gap in sorted(unmatched.nearest_gap_ns.items()))
         tolerance = self._inputs.tolerance_s
         rule = f"within sync_tolerance {tolerance} s" if tolerance is not None else "exact stamps"
-        # Two camera drivers, or one that stamps each image on arrival, never share stamps: the
-        # default exact sync then pairs nothing, and the fix is one parameter away.
-        hint = ("; images stamped apart pair with approximate_sync:=true and a sync_tolerance "
-                "above the gap" if tolerance is None and gaps else "")
+        partners = unmatched.nearest_gap_ns
+        if tolerance is None and len(partners) == len(names) - 1 and not any(partners.values()):
+            # Every input had this stamp, yet the set never waited whole: one input runs more
+            # than the queue behind the others.
+            hint = (f"; every other input had a message with this stamp, but more than "
+                    f"queue_size ({self._inputs.tracker.queue_size}) messages apart from this "
+                    f"one: raise queue_size, or find the input that lags")
+        elif tolerance is None and gaps:
+            # Two camera drivers, or one that stamps each image on arrival, never share stamps:
+            # the default exact sync then pairs nothing, and the fix is one parameter away.
+            hint = ("; images stamped apart pair with approximate_sync:=true and a "
+                    "sync_tolerance above the gap")
+        else:
+            hint = ""
         # Keyed by topic: the text names the stamp, so it is new for every message.
         self._report(f"{names[unmatched.stream]}: message stamped "
                      f"{unmatched.stamp_ns / 1e9:.6f} s found no partners ({rule}); nearest: "
@@ -608,12 +618,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except (rclpy_implementation.RCLError, rclpy_implementation.UnknownROSArgsError) as exc:
-        # rcl refuses its own arguments (a missing --params-file, a malformed -p) with a text
-        # that names C source lines, and an unknown flag after --ros-args with just a list.
+        # rcl refuses its own arguments (a missing --params-file, a malformed -p) and its
+        # environment (a ROS_DOMAIN_ID that is no number) with a text that names C source lines,
+        # and an unknown flag after --ros-args with just a list.
         unknown = isinstance(exc, rclpy_implementation.UnknownROSArgsError)
         reason = (f"unknown arguments after --ros-args: {exc}" if unknown
                   else re.sub(r", at \S+:\d+", "", str(exc)))
-        print(f"stereo_depth_node: configuration error: ROS arguments refused: {reason}",
+        print(f"stereo_depth_node: configuration error: ROS could not start: {reason}",
               file=sys.stderr)
         return 2
     ros_initialised.set()

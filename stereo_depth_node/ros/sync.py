@@ -103,6 +103,7 @@ class PartnerTracker:
             given_up = []
             while len(waiting) > self.queue_size:
                 given_up.append(self._unmatched(stream, waiting.popleft()))
+            self._remember(given_up)
         self._report(given_up)
 
     def matched(self, stamps_ns: list[int]) -> None:
@@ -114,6 +115,7 @@ class PartnerTracker:
                 kept = [stamp for stamp in waiting if stamp > set_stamp]
                 waiting.clear()
                 waiting.extend(kept)
+            self._remember(given_up)
         self._report(given_up)
 
     def clear(self) -> None:
@@ -126,8 +128,13 @@ class PartnerTracker:
         gaps = {index: min(abs(s - stamp_ns) for s in (*waiting, *given_up))
                 for index, (waiting, given_up) in enumerate(zip(self._waiting, self._given_up))
                 if index != stream and (waiting or given_up)}
-        self._given_up[stream].append(stamp_ns)
         return Unmatched(stream, stamp_ns, gaps)
+
+    def _remember(self, given_up: list[Unmatched]) -> None:
+        # After all of them are measured: giving up one stream's messages must not push out the
+        # stamps another stream's messages, given up at the same moment, are measured against.
+        for unmatched in given_up:
+            self._given_up[unmatched.stream].append(unmatched.stamp_ns)
 
     def _report(self, given_up: list[Unmatched]) -> None:
         for unmatched in given_up:
