@@ -61,9 +61,11 @@ def _load_failure(exc: Exception) -> str:
     return f"{reason}; weights are read with weights_only=True, tensors and plain containers only"
 
 
-def load_torch_file(path: str | os.PathLike, kind: str) -> Any:
+def load_torch_file(path: str | os.PathLike, kind: str, expected: str = "") -> Any:
     """torch.load of tensors and plain containers only, or one ConfigurationError naming `kind`
-    and the file."""
+    and the file (and, for a missing one, `expected`: what the file should have been)."""
+    if not os.path.isfile(path):
+        raise ConfigurationError(f"{kind} {os.fspath(path)!r} does not exist{expected}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
@@ -77,9 +79,6 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     The state dict has its DataParallel prefix removed; `model` comes from the file when recorded,
     else from the weight shapes; `max_disparity` is None when the file does not record it.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigurationError(f"weights file {str(path)!r} does not exist")
     raw = load_torch_file(path, "weights file")
     if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
         state_dict = raw["state_dict"]

@@ -18,6 +18,13 @@ BAYER_TO_RGB = {"rggb": cv2.COLOR_BayerBG2RGB, "bggr": cv2.COLOR_BayerRG2RGB,
                 "gbrg": cv2.COLOR_BayerGR2RGB, "grbg": cv2.COLOR_BayerGB2RGB}
 
 
+def check_sides(image: np.ndarray, name: str) -> None:
+    """An InputError naming `name` when a side of `image` is under MIN_SIDE_PX."""
+    if min(image.shape[:2]) < MIN_SIDE_PX:
+        raise InputError(f"{name} is {image.shape[1]}x{image.shape[0]} px; "
+                         f"both sides must be at least {MIN_SIDE_PX} px")
+
+
 def as_rgb(image: np.ndarray, name: str) -> np.ndarray:
     """H x W x 3 view or copy of a uint8/uint16 mono (H x W, H x W x 1) or RGB image."""
     if not isinstance(image, np.ndarray):
@@ -29,9 +36,7 @@ def as_rgb(image: np.ndarray, name: str) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] not in (1, 3):
         raise InputError(f"{name} image has shape {image.shape}; expected H x W (mono), "
                          f"H x W x 1 or H x W x 3 (RGB)")
-    if min(image.shape[:2]) < MIN_SIDE_PX:
-        raise InputError(f"{name} image is {image.shape[1]}x{image.shape[0]} px; "
-                         f"both sides must be at least {MIN_SIDE_PX} px")
+    check_sides(image, f"{name} image")
     return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
 
 

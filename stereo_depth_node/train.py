@@ -528,10 +528,8 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
 
 def _training_state(resume: str | os.PathLike, config: TrainConfig) -> dict[str, Any]:
     """The training checkpoint a run resumes from, refused when it cannot continue this run."""
-    if not Path(resume).is_file():
-        raise ConfigurationError(f"training checkpoint {os.fspath(resume)!r} does not exist "
-                                 f"(--resume takes the last.pt of a stereo-depth train run)")
-    state = load_torch_file(resume, "training checkpoint")
+    state = load_torch_file(resume, "training checkpoint",
+                            " (--resume takes the last.pt of a stereo-depth train run)")
     if not isinstance(state, dict):
         raise ConfigurationError(f"training checkpoint {os.fspath(resume)!r} holds no training "
                                  f"state (--resume takes the last.pt of a stereo-depth train run)")

@@ -17,7 +17,7 @@ from stereo_msgs.msg import DisparityImage
 from ..camera import StereoCamera
 from ..errors import InputError
 from ..estimator import StereoEstimator
-from ..images import MIN_SIDE_PX
+from ..images import check_sides
 from ..pipeline import FrameOutput, OutputSettings, process_frame
 from ..rectification import CameraModel, Rectifier
 from .camera_info import binning as _binning
@@ -134,10 +134,8 @@ def _check_pair(left_msg, right_msg, left, right, left_info: CameraInfo,
     left_topic, right_topic, left_info_topic, right_info_topic = topics.shown
     for topic, info_topic, image, info in ((left_topic, left_info_topic, left, left_info),
                                            (right_topic, right_info_topic, right, right_info)):
+        check_sides(image, topic)
         height, width = image.shape[:2]
-        if min(height, width) < MIN_SIDE_PX:
-            raise InputError(f"{topic} is {width}x{height} px; both sides must be at least "
-                             f"{MIN_SIDE_PX} px")
         expected = image_size(info)
         if expected not in (None, (width, height)):
             roi = info.roi
@@ -163,7 +161,8 @@ def _check_pair(left_msg, right_msg, left, right, left_info: CameraInfo,
 
 
 def _encoding(msg) -> str:
-    return msg.encoding if isinstance(msg, Image) else f"compressed {msg.format}"
+    # As the decoder tells them apart (conversions.ImageDecoder.to_rgb).
+    return f"compressed {msg.format}" if hasattr(msg, "format") else msg.encoding
 
 
 def camera_model(info: CameraInfo) -> CameraModel:
