@@ -26,7 +26,7 @@ import yaml
 
 from .checkpoints import load_model, load_torch_file, save_checkpoint
 from .data.augment import StereoAugmenter
-from .data.batch_source import BatchSource
+from .data.batch_source import BatchSource, worker_has_cores
 from .data.generator import GeneratorConfig, StereoBatch, SyntheticStereo
 from .devices import DTYPES, resolve_device, resolve_precision
 from .errors import ConfigurationError
@@ -75,7 +75,9 @@ class TrainConfig:
     augment: bool = False                # asymmetric view augmentation (data/augment.py)
     ground_share: float = 0.0            # rich scenes with a ground plane (generator.py)
     small_range_share: float = 0.0       # scenes with every disparity scaled down (generator.py)
-    batches_ahead: bool = True           # make the next batch while a step trains (batch_source.py)
+    # Make the next batch while a step trains: on CUDA, and on the CPU where cores are left for
+    # the worker's threads (batch_source.worker_has_cores).
+    batches_ahead: bool = True
     # The weights' order (neural.MEMORY_FORMATS). auto: channels-last on the CPU, where a step of
     # config/train_cpu_continue.yaml ran 1.10-1.14x faster in it (docs/training_notes.md);
     # torch's order on CUDA, which nothing has measured against it yet.
@@ -464,7 +466,11 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
         real_pairs = list(stereo_eval(config.eval_root))
     logger = _Logger(out_dir, rank == 0)
     autocast, scaler = training_tools(device, precision)
-    source = BatchSource(batches, device, ahead=config.batches_ahead)
+    ahead = config.batches_ahead and worker_has_cores(device)
+    if config.batches_ahead and not ahead:
+        progress(f"batches are made between steps: {torch.get_num_threads()} torch threads leave "
+                 f"no cores for a worker making them ahead (batches_ahead)")
+    source = BatchSource(batches, device, ahead=ahead)
     start = time.perf_counter()
     last_checkpoint = start
     # The window's time spent waiting for batches (making them, without batches_ahead), so the
@@ -523,7 +529,7 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
     if rank == 0:
         save_training_state(final, model, optimizer, config, step, samples, wall, history)
     return {"step": step, "samples_seen": samples, "wall_time_s": wall, "device": str(device),
-            "precision": precision, "checkpoint": os.fspath(final)}
+            "precision": precision, "batches_ahead": ahead, "checkpoint": os.fspath(final)}
 
 
 def _training_state(resume: str | os.PathLike, config: TrainConfig) -> dict[str, Any]:

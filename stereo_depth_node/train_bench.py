@@ -25,7 +25,7 @@ import torch
 
 from .bench import machine_description, publish_result
 from .bench_cli import count_at_least, module_main, register_kind
-from .data.batch_source import BatchSource
+from .data.batch_source import BatchSource, worker_has_cores
 from .devices import finished_clock, resolve_device, resolve_precision
 from .models import build_model
 from .neural import MEMORY_FORMATS
@@ -110,8 +110,9 @@ def _row(config: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Opt
         step_once(ahead)
         step_ms["ahead"] = whole_step_ms(ahead)
         profile = None
+        as_trained = config.batches_ahead and worker_has_cores(device)
         if profile_steps:
-            profile = _profile(lambda: step_once(ahead if config.batches_ahead else make),
+            profile = _profile(lambda: step_once(ahead if as_trained else make),
                                profile_steps, device)
     return {"model": config.model, "crop": f"{config.crop_width}x{config.crop_height}",
             "batch_size": config.batch_size, "max_disparity": config.max_disparity,
@@ -121,7 +122,7 @@ def _row(config: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Opt
             "samples_per_s": {way: config.batch_size / ms * 1e3 for way, ms in step_ms.items()},
             "peak_device_memory_gib": (torch.cuda.max_memory_allocated(device) / 2 ** 30
                                        if device.type == "cuda" else None),
-            "profiled_batches_ahead": config.batches_ahead, "profile": profile}
+            "profiled_batches_ahead": as_trained, "profile": profile}
 
 
 def bench_train_step(config: TrainConfig, warmup: int = 3, repeats: int = 5,

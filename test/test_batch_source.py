@@ -2,12 +2,13 @@
 training loop, and nothing is made after close()."""
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
 import torch
 
-from stereo_depth_node.data.batch_source import BatchSource
+from stereo_depth_node.data.batch_source import BatchSource, worker_has_cores
 from stereo_depth_node.data.generator import StereoBatch
 from stereo_depth_node.train import TrainConfig, synthetic_batches
 
@@ -98,3 +99,16 @@ def test_in_turn_counts_the_time_spent_making():
     with BatchSource(make, CPU, ahead=False) as in_turn:
         assert_same(in_turn(4), make(4))
         assert in_turn.waited_s > 0
+
+
+def test_a_worker_is_used_on_the_cpu_only_where_it_finds_free_cores():
+    cores, before = len(os.sched_getaffinity(0)), torch.get_num_threads()
+    try:
+        torch.set_num_threads(cores)
+        assert not worker_has_cores(CPU)
+        assert worker_has_cores(torch.device("cuda"))  # the step waits for the GPU there
+        if cores >= 2:
+            torch.set_num_threads(cores // 2)
+            assert worker_has_cores(CPU)
+    finally:
+        torch.set_num_threads(before)

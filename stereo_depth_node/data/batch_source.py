@@ -9,6 +9,7 @@ are the same with and without the thread.
 """
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Callable
@@ -19,6 +20,18 @@ from ..devices import finished_clock
 from .generator import StereoBatch
 
 _Made = tuple[StereoBatch, "torch.cuda.Event | None"]
+
+
+def worker_has_cores(device: torch.device) -> bool:
+    """Whether a batch made in a worker thread runs beside the step instead of taking cores from
+    it. On CUDA the step mostly waits for the GPU. On the CPU the worker runs torch's operators
+    with as many threads as the step, so it pays only where both fit on the cores: a step of
+    config/train_cpu_continue.yaml on the 2-core machine took 8-14 % less time with the worker at
+    one thread, and 7-14 % more at two (docs/training_notes.md)."""
+    if device.type == "cuda":
+        return True
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 2 * torch.get_num_threads() <= (cores or 1)
 
 
 class BatchSource:
