@@ -84,15 +84,44 @@ class StereoCamera:
         for side, p in (("left", left), ("right", right)):
             if not np.all(np.isfinite(p)):
                 raise InputError(f"{side} camera_info P contains NaN or inf: {p.ravel().tolist()}")
-            if p[0, 0] == 0 or p[1, 1] == 0:
-                raise InputError(f"{side} camera_info P has zero focal length "
+            if p[0, 0] <= 0 or p[1, 1] <= 0:
+                kind = "zero" if 0 in (p[0, 0], p[1, 1]) else "negative"
+                raise InputError(f"{side} camera_info P has {kind} focal length "
                                  f"(P[0]={p[0, 0]}, P[5]={p[1, 1]})")
-        if right[0, 3] >= 0:
+        # P[3] = -fx * baseline counts from the first camera, whose own P[3] is 0 by convention;
+        # a rig that gives the left one an offset too has the difference as its baseline.
+        if right[0, 3] >= left[0, 3]:
+            below = "negative" if left[0, 3] == 0 else f"below left camera_info P[3] = {left[0, 3]}"
+            vertical = ("; its P[7] (Ty) makes the pair a vertical one, which this node does not "
+                        "match (it searches along rows)" if right[1, 3] != left[1, 3] else "")
             raise InputError(
-                f"right camera_info P[3] = {right[0, 3]} must be negative (P[3] = -fx * baseline); "
-                f"without it there is no baseline")
+                f"right camera_info P[3] = {right[0, 3]} must be {below} (P[3] = -fx * baseline); "
+                f"without it there is no baseline{vertical}")
+        # Z = (P_l[3] - P_r[3]) / d, as stereo_image_proc's -P_r[3] / d, whatever the two P[0].
         return cls(fx=left[0, 0], fy=left[1, 1], cx=left[0, 2], cy=left[1, 2],
-                   cx_right=right[0, 2], baseline=-right[0, 3] / right[0, 0])
+                   cx_right=right[0, 2], baseline=(left[0, 3] - right[0, 3]) / left[0, 0])
+
+    @staticmethod
+    def pair_mismatch(left_p: Sequence[float] | np.ndarray, right_p: Sequence[float] | np.ndarray
+                      ) -> str | None:
+        """What in two projection matrices says they are no one rectified horizontal pair (one
+        focal length, one row of principal points, no vertical offset), or None. Such a pair
+        still gives depth: matching runs along rows and Z = (P_l[3] - P_r[3]) / d."""
+        left = np.asarray(left_p, dtype=np.float64).reshape(3, 4)
+        right = np.asarray(right_p, dtype=np.float64).reshape(3, 4)
+        found = []
+        # Rectification gives both P one fx, fy and cy (bit for bit from OpenCV's stereoRectify);
+        # the slack only covers drivers that round them.
+        for name, index in (("fx", (0, 0)), ("fy", (1, 1))):
+            if abs(left[index] - right[index]) > 1e-3 * abs(left[index]):
+                found.append(f"{name} {left[index]:g} against {right[index]:g} "
+                             f"(P[{4 * index[0] + index[1]}])")
+        if abs(left[1, 2] - right[1, 2]) > 0.1:
+            found.append(f"cy {left[1, 2]:g} against {right[1, 2]:g} (P[6])")
+        if abs(left[1, 3] - right[1, 3]) > 1e-3 * abs(left[0, 3] - right[0, 3]):
+            found.append(f"P[7] (Ty) {left[1, 3]:g} against {right[1, 3]:g}, a vertical offset "
+                         f"between the views")
+        return "; ".join(found) or None
 
     @classmethod
     def from_camera_info(cls, left_info: Any, right_info: Any) -> "StereoCamera":

@@ -476,3 +476,24 @@ def test_process_rectifies_a_raw_camera_bag(tmp_path):
     depths = read_bag(tmp_path / "out")["/rig/depth"][1]
     for _, depth in depths:
         assert abs(np.nanmedian(_depth(depth)) - 2.0) < 0.02
+
+
+def test_process_names_a_pair_that_is_no_rectified_pair_once(tmp_path):
+    from stereo_depth_node.estimator import StereoEstimator
+    from stereo_depth_node.ros.bag import BagWriter, process_bag
+
+    with BagWriter(tmp_path / "in") as writer:
+        for index in range(3):
+            stamp = round((10.0 + index) * 1e9)
+            messages = probe_set(stamp)
+            p = list(messages["right/camera_info"].p)
+            p[6] += 5.0  # the right principal point's row 5 px lower: the rows do not align
+            messages["right/camera_info"].p = p
+            for topic, message in messages.items():
+                writer.write(f"/cam/{topic}", message, stamp)
+    errors = []
+    counts = process_bag(tmp_path / "in", tmp_path / "out", StereoEstimator("sgbm", None, 64),
+                         on_error=errors.append)
+    assert counts["sets"] == 3 and counts["rejected"] == 0
+    assert errors == ["set at 10.000000 s: the camera_infos describe no rectified horizontal "
+                      "pair, so depth is off where the views differ: cy 59.5 against 64.5 (P[6])"]

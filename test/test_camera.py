@@ -58,6 +58,12 @@ def test_points_by_hand():
     (_infos(right_p3=0.0), r"right camera_info P\[3\] = 0.0 must be negative"),
     (_infos(right_p3=60.0), r"right camera_info P\[3\] = 60.0 must be negative"),
     (_infos(fx=0.0), r"left camera_info P has zero focal length \(P\[0\]=0.0"),
+    (_infos(fx=-FX), r"left camera_info P has negative focal length \(P\[0\]=-500.0"),
+    (({"p": [FX, 0, CX, -70.0, 0, FY, CY, 0, 0, 0, 1, 0]}, {"p": _infos()[1].p}),
+     r"right camera_info P\[3\] = -60.0 must be below left camera_info P\[3\] = -70.0 \(P"),
+    (({"p": _infos()[0]["p"]}, {"p": [FX, 0, CX, 0, 0, FY, CY, -60.0, 0, 0, 1, 0]}),
+     r"must be negative \(P\[3\] = -fx \* baseline\); without it there is no baseline; its "
+     r"P\[7\] \(Ty\) makes the pair a vertical one, which this node does not match"),
     (({"p": [0.0] * 12}, {"p": [0.0] * 12}), "zero focal length"),
     (_infos(right_p3=float("nan")), "right camera_info P contains NaN"),
     (({"p": [1.0] * 9}, {"p": [1.0] * 12}), "left camera_info P has 9 values, expected 12"),
@@ -66,6 +72,35 @@ def test_points_by_hand():
 def test_bad_calibration_is_named(infos, message):
     with pytest.raises(InputError, match=message):
         StereoCamera.from_camera_info(*infos)
+
+
+def test_a_left_camera_with_its_own_offset_gives_the_difference_as_baseline():
+    # A rig whose P[3] count from a reference other than the left camera: both are offset.
+    left = [FX, 0, CX, -FX * 0.05, 0, FY, CY, 0, 0, 0, 1, 0]
+    right = [FX, 0, CX, -FX * 0.17, 0, FY, CY, 0, 0, 0, 1, 0]
+    camera = StereoCamera.from_projections(left, right)
+    assert camera.baseline == pytest.approx(0.12)
+    assert camera.depth_from_disparity(np.array([[30.0]], np.float32))[0, 0] == pytest.approx(2.0)
+
+
+def test_depth_is_the_difference_of_the_p3_over_d_whatever_the_two_focal_lengths():
+    # stereo_image_proc's Z = -P_r[3] / d: with P_r[0] = 510 and 0.12 m, 61.2 / 30 px.
+    right = [510.0, 0, CX, -510.0 * BASELINE, 0, FY, CY, 0, 0, 0, 1, 0]
+    camera = StereoCamera.from_projections(_infos()[0]["p"], right)
+    assert camera.fx == FX
+    assert camera.depth_from_disparity(np.array([[30.0]], np.float32))[0, 0] == \
+        pytest.approx(510.0 * BASELINE / 30.0)
+
+
+def test_a_rectified_pair_has_no_mismatch_and_every_difference_is_named():
+    left, right = _infos()
+    assert StereoCamera.pair_mismatch(left["p"], right.p) is None
+    assert StereoCamera.pair_mismatch(left["p"], _infos(fx=FX * 1.0005)[1].p) is None  # rounding
+    other = list(right.p)
+    other[0], other[5], other[6], other[7] = 510.0, 470.0, CY + 10, -6.0
+    assert StereoCamera.pair_mismatch(left["p"], other) == (
+        "fx 500 against 510 (P[0]); fy 480 against 470 (P[5]); cy 240 against 250 (P[6]); "
+        "P[7] (Ty) 0 against -6, a vertical offset between the views")
 
 
 def test_direct_construction_validates():

@@ -200,7 +200,7 @@ def test_raw_camera_rectified_by_the_node(start, plane, distortion_model):
     models = example_camera_models(WIDTH, HEIGHT, FX, BASELINE, distortion_model)
     namespace = f"/raw_{distortion_model}"
     process, client = start(namespace, "raw", True, _raw_set(plane, models, 1.0))
-    assert "raw images, rectified here (opencv); subscribed to " \
+    assert ", raw images, rectified here (opencv); subscribed to " \
            f"{namespace}/left/image_raw, {namespace}/right/image_raw" in process.log()
     out = client.send_and_wait(_raw_set(plane, models, Frames.next()), ALL, 30)
     _check_plane(out)

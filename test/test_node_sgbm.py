@@ -229,6 +229,7 @@ def test_bad_input_is_named_and_the_next_frame_is_processed(node, client, plane,
     (lambda p: p.__setitem__(3, 0.0), r"right camera_info P[3] = 0.0 must be negative"),
     (lambda p: p.__setitem__(3, 60.0), r"right camera_info P[3] = 60.0 must be negative"),
     (lambda p: p.__setitem__(0, 0.0), r"right camera_info P has zero focal length"),
+    (lambda p: p.__setitem__(0, -FX), r"right camera_info P has negative focal length"),
     (lambda p: [p.__setitem__(i, 0.0) for i in range(12)], "right camera_info P has zero focal"),
     (lambda p: p.__setitem__(2, math.nan), "right camera_info P contains NaN"),
 ])
@@ -258,6 +259,60 @@ def test_zero_focal_in_left_camera_info_is_named(node, client, plane):
     messages["left/camera_info"].p = [0.0] * 12
     client.publish(messages)
     assert node.wait_for_log("left camera_info P has zero focal length (P[0]=0.0", timeout=10)
+    _good_frame_still_works(client, plane)
+
+
+def _with_right_p(plane, **entries):
+    """A set of the plane whose right camera_info P has entries changed (p3=-61.2: P[3])."""
+    messages = stereo_set(*plane, Frames.next(), fx=FX, baseline=BASELINE)
+    p = list(messages["right/camera_info"].p)
+    for name, value in entries.items():
+        p[int(name[1:])] = value
+    messages["right/camera_info"].p = p
+    return messages
+
+
+def test_a_pair_that_is_no_rectified_pair_is_named_once_and_depth_follows_p3(node, client,
+                                                                             plane):
+    warning = as_remapped("left/camera_info and right/camera_info describe no rectified "
+                          "horizontal pair: fx 500 against 510 (P[0]). Matching runs along rows",
+                          node.namespace)
+    for _ in range(2):
+        out = send_and_wait(client, _with_right_p(plane, p0=510.0, p3=-510.0 * BASELINE),
+                            ("disparity", "depth"))
+        # stereo_image_proc's Z = -P_r[3] / d, and the DisparityImage's f t / d says the same.
+        depth = np.nanmedian(as_array(out["depth"]))
+        assert depth == pytest.approx(510.0 * BASELINE / DISPARITY, abs=0.02)
+        disparity = out["disparity"]
+        assert disparity.f * disparity.t == pytest.approx(510.0 * BASELINE)
+    assert node.wait_for_log(warning, timeout=10)
+    assert node.log().count(warning) == 1
+    _good_frame_still_works(client, plane)
+
+
+def test_a_search_range_with_a_far_limit_or_beyond_max_depth_is_warned(node, client, plane):
+    # The right principal point 20 px right of the left one: shifts 0..63 px are disparities
+    # 20..83 px, so from f B / 83 to f B / 20 = 3 m; the plane's 30 px shift is 50 px, 1.2 m.
+    out = send_and_wait(client, _with_right_p(plane, p2=WIDTH / 2 - 0.5 + 20), ("depth",))
+    assert np.nanmedian(as_array(out["depth"])) == pytest.approx(FX * BASELINE / 50, abs=0.01)
+    assert node.wait_for_log(
+        f"search range: depths from {FX * BASELINE / 83:.3g} m to 3 m (max_disparity 64 at "
+        f"input_scale 1)", timeout=10)
+    assert node.wait_for_log("A surface farther than 3 m is matched inside the range too and "
+                             "reported nearer: the right principal point lies 20 px right of "
+                             "the left one (P[2])", timeout=10)
+    # Half a pixel: the far limit, f B / 0.5 = 120 m, lies beyond max_depth (100 m), where
+    # nothing it reports nearer is published.
+    send_and_wait(client, _with_right_p(plane, p2=WIDTH / 2 - 0.5 + 0.5), ("depth",))
+    assert node.wait_for_log(f"search range: depths from {FX * BASELINE / 63.5:.3g} m on "
+                             f"(max_disparity 64", timeout=10)
+    # A baseline typed in millimetres: every depth searched lies beyond max_depth (100 m).
+    out = send_and_wait(client, _with_right_p(plane, p3=-FX * BASELINE * 1000), ("disparity",))
+    assert node.wait_for_log(
+        f"search range: depths from {FX * BASELINE * 1000 / 63:.3g} m on", timeout=10)
+    assert node.wait_for_log("Every depth the range can give lies beyond max_depth (100 m), so "
+                             "depth and points2 hold NaN only: is the right camera_info's P[3] "
+                             "(-fx * baseline) in metres?", timeout=10)
     _good_frame_still_works(client, plane)
 
 

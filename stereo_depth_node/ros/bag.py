@@ -305,6 +305,7 @@ def process_bag(source: str | os.PathLike, out: str | os.PathLike, estimator: St
     publish = {flag: True for flag in ("publish_disparity", "publish_depth", "publish_points",
                                        "publish_confidence")}
     decoder = ImageDecoder(on_error)
+    mismatch = None  # the last calibration mismatch told
     with BagWriter(out, storage) as writer:
         for raw in read_raw(source, by_topic):
             suffix = by_topic[raw.topic]
@@ -332,6 +333,11 @@ def process_bag(source: str | os.PathLike, out: str | os.PathLike, estimator: St
             if result.camera_error:
                 on_error(f"set at {stamp / 1e9:.6f} s: depth and points skipped: "
                          f"{result.camera_error}")
+            if result.pair_mismatch not in (None, mismatch):
+                on_error(f"set at {stamp / 1e9:.6f} s: the camera_infos describe no rectified "
+                         f"horizontal pair, so depth is off where the views differ: "
+                         f"{result.pair_mismatch}")
+            mismatch = result.pair_mismatch
             for topic in OUTPUT_TOPICS:
                 if topic in result.messages:
                     writer.write(prefix + topic, result.messages[topic], stamp)

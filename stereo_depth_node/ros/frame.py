@@ -87,10 +87,12 @@ class ComputedFrame:
     output: FrameOutput
     header: Header                # the left image's: every output carries it
     left_info: CameraInfo         # the left camera's (rectified with rectify)
-    focal: float                  # the right camera's P[0], in the image's pixels
+    focal: float                  # the left camera's P[0], in the image's pixels
     largest_disparity: float      # the largest searched, in input pixels, offset removed
     delta_d: float                # the disparity's resolution (DisparityImage.delta_d)
     nearest_depth: float | None   # as FrameResult's
+    farthest_depth: float | None  # as FrameResult's
+    pair_mismatch: str | None     # StereoCamera.pair_mismatch of the two camera_infos
 
     @property
     def camera(self) -> StereoCamera | None:
@@ -109,6 +111,11 @@ class FrameResult:
     # nearer than this is matched to some disparity inside the range, i.e. reported farther away.
     # None without a usable calibration.
     nearest_depth: float | None = None
+    # Depth of the smallest disparity searched, where the right principal point lies right of the
+    # left one (cx_r > cx_l): farther surfaces need pixel shifts below 0, which no matcher
+    # searches, and are matched inside the range, i.e. reported nearer. None: no such limit.
+    farthest_depth: float | None = None
+    pair_mismatch: str | None = None  # StereoCamera.pair_mismatch of the two camera_infos
 
 
 def image_projection(info: CameraInfo) -> list[float]:
@@ -205,17 +212,21 @@ def compute_frame(estimator: StereoEstimator, decoder: ImageDecoder, left_msg, r
         left = rectifier.rectify(left_info_topic, left, models[0])
         right = rectifier.rectify(right_info_topic, right, models[1])
         left_info, right_info = rectified_info(left_info), rectified_info(right_info)
-    right_p = image_projection(right_info)
-    output = process_frame(estimator, left, right, image_projection(left_info), right_p, settings)
+    left_p, right_p = image_projection(left_info), image_projection(right_info)
+    output = process_frame(estimator, left, right, left_p, right_p, settings)
     camera = output.camera
     offset = camera.disparity_offset if camera is not None else 0.0
     largest = (estimator.max_disparity - 1) / output.input_scale - offset
     nearest = camera.fx * camera.baseline / largest if camera is not None and largest > 0 else None
+    farthest = (camera.fx * camera.baseline / -offset if camera is not None and offset < 0
+                else None)
+    mismatch = StereoCamera.pair_mismatch(left_p, right_p) if camera is not None else None
     # SGBM's fixed point has 1/16 px steps at the matching size (1 / (16 input_scale) px here);
     # the networks' output is continuous, and 1/256 px is the resolution of the 16-bit KITTI
     # encoding this package writes.
     delta = 1 / (16 * output.input_scale) if estimator.model_name == "sgbm" else 1 / 256
-    return ComputedFrame(output, left_msg.header, left_info, right_p[0], largest, delta, nearest)
+    return ComputedFrame(output, left_msg.header, left_info, left_p[0], largest, delta, nearest,
+                         farthest, mismatch)
 
 
 def frame_messages(frame: ComputedFrame, publish: dict[str, bool]) -> dict[str, object]:
@@ -259,4 +270,5 @@ def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, l
     """compute_frame, then frame_messages: a set's output messages in one call."""
     frame = compute_frame(estimator, decoder, left_msg, right_msg, left_info, right_info,
                           settings, topics, rectifier)
-    return FrameResult(frame_messages(frame, publish), frame.camera_error, frame.nearest_depth)
+    return FrameResult(frame_messages(frame, publish), frame.camera_error, frame.nearest_depth,
+                       frame.farthest_depth, frame.pair_mismatch)

@@ -157,6 +157,8 @@ class StereoDepthNode(Node):
         self._settings = OutputSettings()
         self._publish: dict[str, bool] = {}
         self._nearest_depth: float | None = None  # last reported by _note_search_range
+        self._search_range: tuple[float, float | None, bool, bool] | None = None  # all of it
+        self._pair_mismatch: str | None = None  # last reported by _note_pair_mismatch
         self._warned_no_frame = False
         self._abandoned = False  # shutdown stopped waiting: the middleware is going away
 
@@ -214,9 +216,8 @@ class StereoDepthNode(Node):
             thread.start()
         decoder = self._decoder.name + (f" ({self._decoder.unavailable_reason})"
                                         if self._decoder.unavailable_reason else "")
-        images = self._topics.image_transport + (
-            f" raw images, rectified here ({self._rectifier.backend})" if self._rectifier
-            else " images")
+        images = f"{self._topics.image_transport} images" + (
+            f", rectified here ({self._rectifier.backend})" if self._rectifier else "")
         compiled = (" with torch.compile (each image size not warmed up compiles at its first "
                     "frame: about 75 s on an H200; frames meanwhile are dropped and counted)"
                     if getattr(self.estimator.matcher, "compile_backend", None) else "")
@@ -382,7 +383,8 @@ class StereoDepthNode(Node):
             # The frame is published (disparity, confidence), so it is no rejected set.
             self._report(f"depth and points skipped: {frame.camera_error}",
                          dropped="without_depth")
-        self._note_search_range(frame.nearest_depth)
+        self._note_search_range(frame)
+        self._note_pair_mismatch(frame.pair_mismatch)
         if not stereo.left.header.frame_id and not self._warned_no_frame:
             self._warned_no_frame = True
             self.get_logger().warning(
@@ -404,19 +406,54 @@ class StereoDepthNode(Node):
         counters.processed_times.append(time.monotonic())
 
     # --- reporting ------------------------------------------------------------------------------
-    def _note_search_range(self, nearest: float | None) -> None:
+    def _note_search_range(self, frame: ComputedFrame) -> None:
         """Say what the disparity range means in metres for this camera, once per calibration,
-        max_disparity or input_scale: the one setting that decides which obstacles can be seen."""
-        if nearest is None or nearest == self._nearest_depth:
+        max_disparity or input_scale: the one setting that decides which obstacles can be seen.
+        A warning where part of the scene cannot be measured at all."""
+        nearest, farthest = frame.nearest_depth, frame.farthest_depth
+        if nearest is None:
             return
+        beyond = nearest > self._settings.max_depth
+        # A far limit beyond max_depth costs nothing: what it reports nearer is still beyond.
+        limited = farthest is not None and farthest < self._settings.max_depth
+        if (nearest, farthest, beyond, limited) == self._search_range:
+            return
+        self._search_range = nearest, farthest, beyond, limited
         self._nearest_depth = nearest
-        self.get_logger().info(
-            f"search range: depths from {nearest:.3g} m on (max_disparity "
-            f"{self.estimator.max_disparity} at input_scale {self.estimator.input_scale:g}); "
-            f"a surface nearer than that is matched inside the range and reported farther away "
-            f"(by a network all of it, by sgbm about half, the rest invalid): raise "
-            f"max_disparity to cover the nearest distance that matters (README, \"Choosing "
-            f"max_disparity\")")
+        far = f"to {farthest:.3g} m" if limited else "on"
+        text = (f"search range: depths from {nearest:.3g} m {far} (max_disparity "
+                f"{self.estimator.max_disparity} at input_scale {self.estimator.input_scale:g}); "
+                f"a surface nearer than that is matched inside the range and reported farther away "
+                f"(by a network all of it, by sgbm about half, the rest invalid): raise "
+                f"max_disparity to cover the nearest distance that matters (README, \"Choosing "
+                f"max_disparity\")")
+        if limited:
+            text += (f". A surface farther than {farthest:.3g} m is matched inside the range too "
+                     f"and reported nearer: the right principal point lies "
+                     f"{-frame.camera.disparity_offset:g} px right of the left one (P[2]), so its "
+                     f"pixel shift would be below 0, where no matcher searches")
+        if beyond:
+            text += (f". Every depth the range can give lies beyond max_depth "
+                     f"({self._settings.max_depth:g} m), so depth and points2 hold NaN only: is "
+                     f"the right camera_info's P[3] (-fx * baseline) in metres?")
+        # rclpy refuses one call site that logs at two severities.
+        if limited or beyond:
+            self.get_logger().warning(text)
+        else:
+            self.get_logger().info(text)
+
+    def _note_pair_mismatch(self, mismatch: str | None) -> None:
+        """Warn once per calibration whose two views are no rectified pair."""
+        if mismatch == self._pair_mismatch:
+            return
+        self._pair_mismatch = mismatch
+        if mismatch:
+            left_info, right_info = self._topics.shown[2:]
+            self.get_logger().warning(
+                f"{left_info} and {right_info} describe no rectified horizontal pair: {mismatch}. "
+                f"Matching runs along rows and depth is (P_l[3] - P_r[3]) / d, so depth is off "
+                f"where the views differ: publish the camera_infos of the rectified pair; logged "
+                f"again when the calibration changes")
 
     def _summary_values(self) -> dict[str, str]:
         c = self.counters
