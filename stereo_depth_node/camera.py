@@ -28,6 +28,20 @@ def _matrix(info: Any, name: str, shape: tuple[int, int], side: str) -> np.ndarr
 Maps = TypeVar("Maps", np.ndarray, torch.Tensor)
 
 
+def _no_baseline(left: np.ndarray, right: np.ndarray) -> str:
+    """Why two projection matrices whose P[3] give no baseline give none, with the likely cause."""
+    text = (f"right camera_info P[3] = {right[0, 3]} must be "
+            f"{'negative' if left[0, 3] == 0 else f'below left camera_info P[3] = {left[0, 3]}'}"
+            f" (P[3] = -fx * baseline); without it there is no baseline")
+    if right[0, 3] == 0 and left[0, 3] != 0:
+        return (text + "; the left camera_info carries the offset instead, where ROS has it on "
+                "the right camera: are the left and right topics swapped?")
+    if abs(right[1, 3] - left[1, 3]) > abs(right[0, 3] - left[0, 3]):
+        return (text + "; its P[7] (Ty) makes the pair a vertical one, which this node does not "
+                "match (it searches along rows)")
+    return text
+
+
 def _float_tensor(values: np.ndarray | torch.Tensor) -> torch.Tensor:
     if isinstance(values, torch.Tensor):
         return values.float()
@@ -91,36 +105,35 @@ class StereoCamera:
         # P[3] = -fx * baseline counts from the first camera, whose own P[3] is 0 by convention;
         # a rig that gives the left one an offset too has the difference as its baseline.
         if right[0, 3] >= left[0, 3]:
-            below = "negative" if left[0, 3] == 0 else f"below left camera_info P[3] = {left[0, 3]}"
-            vertical = ("; its P[7] (Ty) makes the pair a vertical one, which this node does not "
-                        "match (it searches along rows)" if right[1, 3] != left[1, 3] else "")
-            raise InputError(
-                f"right camera_info P[3] = {right[0, 3]} must be {below} (P[3] = -fx * baseline); "
-                f"without it there is no baseline{vertical}")
-        # Z = (P_l[3] - P_r[3]) / d, as stereo_image_proc's -P_r[3] / d, whatever the two P[0].
+            raise InputError(_no_baseline(left, right))
+        # Z = (P_l[3] - P_r[3]) / d: image_geometry's getZ, -P_r[3] / d, where the left P[3] is 0,
+        # and what the DisparityImage's f t / d gives, whatever the two P[0].
         return cls(fx=left[0, 0], fy=left[1, 1], cx=left[0, 2], cy=left[1, 2],
                    cx_right=right[0, 2], baseline=(left[0, 3] - right[0, 3]) / left[0, 0])
 
     @staticmethod
-    def pair_mismatch(left_p: Sequence[float] | np.ndarray, right_p: Sequence[float] | np.ndarray
-                      ) -> str | None:
+    def pair_mismatch(left_p: Sequence[float] | np.ndarray, right_p: Sequence[float] | np.ndarray,
+                      largest_disparity: float) -> str | None:
         """What in two projection matrices says they are no one rectified horizontal pair (one
         focal length, one row of principal points, no vertical offset), or None. Such a pair
-        still gives depth: matching runs along rows and Z = (P_l[3] - P_r[3]) / d."""
+        still gives depth: matching runs along rows and Z = (P_l[3] - P_r[3]) / d. Differences
+        the matchers do not notice are let pass: half a pixel of vertical offset anywhere in the
+        range searched (up to `largest_disparity`), 0.1 % of focal length (drivers round)."""
         left = np.asarray(left_p, dtype=np.float64).reshape(3, 4)
         right = np.asarray(right_p, dtype=np.float64).reshape(3, 4)
         found = []
-        # Rectification gives both P one fx, fy and cy (bit for bit from OpenCV's stereoRectify);
-        # the slack only covers drivers that round them.
         for name, index in (("fx", (0, 0)), ("fy", (1, 1))):
             if abs(left[index] - right[index]) > 1e-3 * abs(left[index]):
                 found.append(f"{name} {left[index]:g} against {right[index]:g} "
                              f"(P[{4 * index[0] + index[1]}])")
-        if abs(left[1, 2] - right[1, 2]) > 0.1:
+        if abs(left[1, 2] - right[1, 2]) > 0.5:
             found.append(f"cy {left[1, 2]:g} against {right[1, 2]:g} (P[6])")
-        if abs(left[1, 3] - right[1, 3]) > 1e-3 * abs(left[0, 3] - right[0, 3]):
+        # A vertical baseline offsets the rows by d * dTy / dTx at disparity d.
+        rows_apart = abs((left[1, 3] - right[1, 3]) / (left[0, 3] - right[0, 3]))
+        if rows_apart * max(largest_disparity, 0.0) > 0.5:
             found.append(f"P[7] (Ty) {left[1, 3]:g} against {right[1, 3]:g}, a vertical offset "
-                         f"between the views")
+                         f"of {rows_apart * largest_disparity:.2g} px at the largest disparity "
+                         f"searched")
         return "; ".join(found) or None
 
     @classmethod

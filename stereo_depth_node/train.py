@@ -75,9 +75,10 @@ class TrainConfig:
     augment: bool = False                # asymmetric view augmentation (data/augment.py)
     ground_share: float = 0.0            # rich scenes with a ground plane (generator.py)
     small_range_share: float = 0.0       # scenes with every disparity scaled down (generator.py)
-    # Make the next batch while a step trains: on CUDA, and on the CPU where cores are left for
-    # the worker's threads (batch_source.worker_has_cores).
-    batches_ahead: bool = True
+    # Make the next batch in a worker thread while a step trains: true, false, or auto: on CUDA,
+    # and on the CPU where cores are left for the worker's threads (a rule measured on one 2-core
+    # machine: batch_source.worker_has_cores).
+    batches_ahead: bool | str = "auto"
     # The weights' order (neural.MEMORY_FORMATS). auto: channels-last on the CPU, where a step of
     # config/train_cpu_continue.yaml ran 1.10-1.14x faster in it (docs/training_notes.md);
     # torch's order on CUDA, which nothing has measured against it yet.
@@ -85,6 +86,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_memory_format(self.memory_format)
+        if not _is_switch(self.batches_ahead):
+            raise ConfigurationError(f"batches_ahead must be true, false or auto, not "
+                                     f"{self.batches_ahead!r}")
         self._check_ranges()
         if self.dataset:
             synthetic_only = [name for name in ("rich_scenes", "augment", "ground_share",
@@ -159,12 +163,17 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_switch(value: Any) -> bool:
+    return isinstance(value, bool) or value == "auto"
+
+
 # What a YAML value of each annotated setting type may be (a whole number passes for a float).
 _SETTING_VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "int": (lambda v: _is_number(v) and isinstance(v, int), "a whole number"),
     "float": (_is_number, "a number"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "str": (lambda v: isinstance(v, str), "a string"),
+    "bool | str": (lambda v: _is_switch(v), "true, false or auto"),
     "str | None": (lambda v: v is None or isinstance(v, str), "a string or null"),
     "tuple[float, float]": (lambda v: isinstance(v, list) and len(v) == 2
                             and all(map(_is_number, v)), "a list of two numbers")}
@@ -398,6 +407,13 @@ def training_tools(device: torch.device, precision: str) -> tuple[Any, torch.amp
     return autocast, torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
+def makes_batches_ahead(config: TrainConfig, device: torch.device) -> bool:
+    """Whether the run makes each batch in a worker thread during the step before."""
+    if config.batches_ahead == "auto":
+        return worker_has_cores(device)
+    return config.batches_ahead
+
+
 def _distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not torch.distributed.is_initialized():
@@ -466,10 +482,10 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None,
         real_pairs = list(stereo_eval(config.eval_root))
     logger = _Logger(out_dir, rank == 0)
     autocast, scaler = training_tools(device, precision)
-    ahead = config.batches_ahead and worker_has_cores(device)
-    if config.batches_ahead and not ahead:
+    ahead = makes_batches_ahead(config, device)
+    if config.batches_ahead == "auto" and not ahead:
         progress(f"batches are made between steps: {torch.get_num_threads()} torch threads leave "
-                 f"no cores for a worker making them ahead (batches_ahead)")
+                 f"no cores for a worker making them ahead (batches_ahead: auto)")
     source = BatchSource(batches, device, ahead=ahead)
     start = time.perf_counter()
     last_checkpoint = start

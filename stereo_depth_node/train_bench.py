@@ -25,12 +25,12 @@ import torch
 
 from .bench import machine_description, publish_result
 from .bench_cli import count_at_least, module_main, register_kind
-from .data.batch_source import BatchSource, worker_has_cores
+from .data.batch_source import BatchSource
 from .devices import finished_clock, resolve_device, resolve_precision
 from .models import build_model
 from .neural import MEMORY_FORMATS
-from .train import (TrainConfig, place_for_training, synthetic_batches, training_step,
-                    training_tools)
+from .train import (TrainConfig, makes_batches_ahead, place_for_training, synthetic_batches,
+                    training_step, training_tools)
 
 PHASES = ("data", "forward", "backward", "optimizer")
 WAYS = ("in_turn", "ahead")  # the batch made between steps, or during the step before
@@ -110,7 +110,7 @@ def _row(config: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Opt
         step_once(ahead)
         step_ms["ahead"] = whole_step_ms(ahead)
         profile = None
-        as_trained = config.batches_ahead and worker_has_cores(device)
+        as_trained = makes_batches_ahead(config, device)
         if profile_steps:
             profile = _profile(lambda: step_once(ahead if as_trained else make),
                                profile_steps, device)

@@ -495,5 +495,8 @@ def test_process_names_a_pair_that_is_no_rectified_pair_once(tmp_path):
     counts = process_bag(tmp_path / "in", tmp_path / "out", StereoEstimator("sgbm", None, 64),
                          on_error=errors.append)
     assert counts["sets"] == 3 and counts["rejected"] == 0
-    assert errors == ["set at 10.000000 s: the camera_infos describe no rectified horizontal "
-                      "pair, so depth is off where the views differ: cy 59.5 against 64.5 (P[6])"]
+    assert errors == ["set at 10.000000 s: left/camera_info and right/camera_info describe no "
+                      "rectified horizontal pair (in the images' pixels): cy 59.5 against 64.5 "
+                      "(P[6]). Matching runs along rows and depth is (P_l[3] - P_r[3]) / d, so "
+                      "depth is off where the views differ: publish the camera_infos of the "
+                      "rectified pair"]

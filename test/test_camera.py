@@ -94,13 +94,37 @@ def test_depth_is_the_difference_of_the_p3_over_d_whatever_the_two_focal_lengths
 
 def test_a_rectified_pair_has_no_mismatch_and_every_difference_is_named():
     left, right = _infos()
-    assert StereoCamera.pair_mismatch(left["p"], right.p) is None
-    assert StereoCamera.pair_mismatch(left["p"], _infos(fx=FX * 1.0005)[1].p) is None  # rounding
+    assert StereoCamera.pair_mismatch(left["p"], right.p, 63) is None
+    # What a driver's rounding or the matchers would not notice: 0.05 % of fx, 0.4 px of cy,
+    # Ty giving 0.3 / 60 * 63 = 0.32 px of vertical offset at the largest disparity.
+    slightly = list(right.p)
+    slightly[0], slightly[6], slightly[7] = FX * 1.0005, CY + 0.4, -0.3
+    assert StereoCamera.pair_mismatch(left["p"], slightly, 63) is None
     other = list(right.p)
     other[0], other[5], other[6], other[7] = 510.0, 470.0, CY + 10, -6.0
-    assert StereoCamera.pair_mismatch(left["p"], other) == (
+    assert StereoCamera.pair_mismatch(left["p"], other, 63) == (
         "fx 500 against 510 (P[0]); fy 480 against 470 (P[5]); cy 240 against 250 (P[6]); "
-        "P[7] (Ty) 0 against -6, a vertical offset between the views")
+        "P[7] (Ty) 0 against -6, a vertical offset of 6.3 px at the largest disparity searched")
+
+
+def test_a_baseline_in_the_left_camera_info_alone():
+    # A driver that puts Tx = +fx B on the left camera and 0 on the right: the difference holds.
+    left = [FX, 0, CX, FX * BASELINE, 0, FY, CY, 0, 0, 0, 1, 0]
+    right = [FX, 0, CX, 0, 0, FY, CY, 0, 0, 0, 1, 0]
+    assert StereoCamera.from_projections(left, right).baseline == pytest.approx(BASELINE)
+    # The sign ROS gives the right camera, on the left one: the topics are likely swapped.
+    left[3] = -FX * BASELINE
+    with pytest.raises(InputError, match=r"right camera_info P\[3\] = 0.0 must be below left "
+                       r"camera_info P\[3\] = -60.0 \(P\[3\] = -fx \* baseline\); without it "
+                       r"there is no baseline; the left camera_info carries the offset instead, "
+                       r"where ROS has it on the right camera: are the left and right topics "
+                       r"swapped\?"):
+        StereoCamera.from_projections(left, right)
+    # Swapped topics of a pair with a trace of Ty: no talk of a vertical pair.
+    with pytest.raises(InputError) as refused:
+        StereoCamera.from_projections([FX, 0, CX, -60.0, 0, FY, CY, 1e-6, 0, 0, 1, 0],
+                                      [FX, 0, CX, 0.0, 0, FY, CY, 0, 0, 0, 1, 0])
+    assert "vertical" not in str(refused.value)
 
 
 def test_direct_construction_validates():

@@ -181,19 +181,7 @@ def test_resume_with_rich_scenes_and_augmentation_is_bit_exact(tmp_path):
     assert any(not torch.equal(first[name], other[name]) for name in first)  # other data
 
 
-@pytest.fixture
-def torch_threads():
-    """Sets torch's thread count for one test and restores it."""
-    before = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(before)
-
-
-def test_batches_made_ahead_train_the_same_weights_as_batches_made_in_turn(tmp_path,
-                                                                          torch_threads):
-    if len(os.sched_getaffinity(0)) < 2:
-        pytest.skip("a worker thread needs a core the step leaves free")
-    torch_threads(1)
+def test_batches_made_ahead_train_the_same_weights_as_batches_made_in_turn(tmp_path):
     rich = dict(rich_scenes=True, augment=True, ground_share=0.3)
     ahead = train(tiny_config(tmp_path / "ahead", batches_ahead=True, **rich),
                   progress=lambda _: None)
@@ -207,13 +195,28 @@ def test_batches_made_ahead_train_the_same_weights_as_batches_made_in_turn(tmp_p
         assert torch.equal(value, b["state_dict"][name]), name
 
 
-def test_batches_are_made_in_turn_when_the_step_takes_every_core(tmp_path, torch_threads):
-    torch_threads(len(os.sched_getaffinity(0)))
-    lines = []
-    result = train(tiny_config(tmp_path, steps=1, batches_ahead=True), progress=lines.append)
-    assert not result["batches_ahead"]
-    assert (f"batches are made between steps: {torch.get_num_threads()} torch threads leave no "
-            f"cores for a worker making them ahead (batches_ahead)") in lines
+def test_batches_are_made_in_turn_when_the_step_takes_every_core(tmp_path):
+    before = torch.get_num_threads()
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    try:
+        lines = []
+        result = train(tiny_config(tmp_path, steps=1), progress=lines.append)  # auto
+        assert not result["batches_ahead"]
+        assert (f"batches are made between steps: {torch.get_num_threads()} torch threads leave "
+                f"no cores for a worker making them ahead (batches_ahead: auto)") in lines
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_batches_ahead_is_true_false_or_auto(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("batches_ahead: sometimes\n")
+    with pytest.raises(ConfigurationError, match="batches_ahead must be true, false or auto, "
+                                                 "got 'sometimes'"):
+        TrainConfig.from_yaml(config)
+    with pytest.raises(ConfigurationError, match="batches_ahead must be true, false or auto, "
+                                                 "not 1"):
+        TrainConfig(batches_ahead=1)
 
 
 def test_fine_tuning_trains_on_crops_of_the_dataset_pairs(tmp_path, stereo_eval):

@@ -29,7 +29,8 @@ from ..pipeline import OutputSettings
 from ..rectification import Rectifier
 from .acknowledgements import unacknowledged
 from .conversions import ImageDecoder
-from .frame import IMAGE_TRANSPORTS, OUTPUT_TOPICS, InputTopics, process_stereo_messages
+from .frame import (IMAGE_TRANSPORTS, OUTPUT_TOPICS, InputTopics, pair_mismatch_text,
+                    process_stereo_messages)
 from .messages import stamp_ns, stereo_messages
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
@@ -305,7 +306,8 @@ def process_bag(source: str | os.PathLike, out: str | os.PathLike, estimator: St
     publish = {flag: True for flag in ("publish_disparity", "publish_depth", "publish_points",
                                        "publish_confidence")}
     decoder = ImageDecoder(on_error)
-    mismatch = None  # the last calibration mismatch told
+    settings = settings or OutputSettings()
+    told: set[str] = set()  # calibration warnings, each said once
     with BagWriter(out, storage) as writer:
         for raw in read_raw(source, by_topic):
             suffix = by_topic[raw.topic]
@@ -325,7 +327,7 @@ def process_bag(source: str | os.PathLike, out: str | os.PathLike, estimator: St
                 left, right, left_info, right_info = (group[name] for name in inputs.names)
                 result = process_stereo_messages(
                     estimator, decoder, left, right, left_info, right_info,
-                    settings or OutputSettings(), publish, inputs, rectifier)
+                    settings, publish, inputs, rectifier)
             except InputError as exc:
                 counts["rejected"] += 1
                 on_error(f"set at {stamp / 1e9:.6f} s skipped: {exc}")
@@ -333,11 +335,16 @@ def process_bag(source: str | os.PathLike, out: str | os.PathLike, estimator: St
             if result.camera_error:
                 on_error(f"set at {stamp / 1e9:.6f} s: depth and points skipped: "
                          f"{result.camera_error}")
-            if result.pair_mismatch not in (None, mismatch):
-                on_error(f"set at {stamp / 1e9:.6f} s: the camera_infos describe no rectified "
-                         f"horizontal pair, so depth is off where the views differ: "
-                         f"{result.pair_mismatch}")
-            mismatch = result.pair_mismatch
+            warnings = []
+            if result.search_range is not None:
+                note, warn = result.search_range.note(settings.min_depth, settings.max_depth)
+                warnings += [note] if warn else []
+            if result.pair_mismatch:
+                warnings.append(pair_mismatch_text(inputs, result.pair_mismatch))
+            for text in warnings:
+                if text not in told:
+                    told.add(text)
+                    on_error(f"set at {stamp / 1e9:.6f} s: {text}")
             for topic in OUTPUT_TOPICS:
                 if topic in result.messages:
                     writer.write(prefix + topic, result.messages[topic], stamp)

@@ -20,6 +20,7 @@ from ..estimator import StereoEstimator
 from ..images import check_sides
 from ..pipeline import FrameOutput, OutputSettings, process_frame
 from ..rectification import CameraModel, Rectifier
+from ..search_range import SearchRange
 from .camera_info import binning as _binning
 from .camera_info import image_size
 from .conversions import ImageDecoder
@@ -90,9 +91,8 @@ class ComputedFrame:
     focal: float                  # the left camera's P[0], in the image's pixels
     largest_disparity: float      # the largest searched, in input pixels, offset removed
     delta_d: float                # the disparity's resolution (DisparityImage.delta_d)
-    nearest_depth: float | None   # as FrameResult's
-    farthest_depth: float | None  # as FrameResult's
-    pair_mismatch: str | None     # StereoCamera.pair_mismatch of the two camera_infos
+    search_range: SearchRange | None  # as FrameResult's
+    pair_mismatch: str | None     # as FrameResult's
 
     @property
     def camera(self) -> StereoCamera | None:
@@ -107,15 +107,11 @@ class ComputedFrame:
 class FrameResult:
     messages: dict[str, object]   # output topic -> message, only the enabled and possible ones
     camera_error: str | None      # why depth and points are missing, if they are
-    # Depth of the largest disparity searched (m): nothing nearer is ever reported, and a surface
-    # nearer than this is matched to some disparity inside the range, i.e. reported farther away.
-    # None without a usable calibration.
-    nearest_depth: float | None = None
-    # Depth of the smallest disparity searched, where the right principal point lies right of the
-    # left one (cx_r > cx_l): farther surfaces need pixel shifts below 0, which no matcher
-    # searches, and are matched inside the range, i.e. reported nearer. None: no such limit.
-    farthest_depth: float | None = None
-    pair_mismatch: str | None = None  # StereoCamera.pair_mismatch of the two camera_infos
+    # The depths the disparities searched can give (nearer and farther surfaces are matched inside
+    # the range, i.e. reported at the wrong depth); None without a usable calibration.
+    search_range: SearchRange | None = None
+    # StereoCamera.pair_mismatch of the two camera_infos, in the images' pixels.
+    pair_mismatch: str | None = None
 
 
 def image_projection(info: CameraInfo) -> list[float]:
@@ -216,17 +212,19 @@ def compute_frame(estimator: StereoEstimator, decoder: ImageDecoder, left_msg, r
     output = process_frame(estimator, left, right, left_p, right_p, settings)
     camera = output.camera
     offset = camera.disparity_offset if camera is not None else 0.0
-    largest = (estimator.max_disparity - 1) / output.input_scale - offset
-    nearest = camera.fx * camera.baseline / largest if camera is not None and largest > 0 else None
-    farthest = (camera.fx * camera.baseline / -offset if camera is not None and offset < 0
-                else None)
-    mismatch = StereoCamera.pair_mismatch(left_p, right_p) if camera is not None else None
+    largest_shift = (estimator.max_disparity - 1) / output.input_scale
+    largest = largest_shift - offset
+    search_range = mismatch = None
+    if camera is not None:
+        search_range = SearchRange(camera.fx * camera.baseline, offset, largest_shift,
+                                   estimator.max_disparity, output.input_scale)
+        mismatch = StereoCamera.pair_mismatch(left_p, right_p, largest)
     # SGBM's fixed point has 1/16 px steps at the matching size (1 / (16 input_scale) px here);
     # the networks' output is continuous, and 1/256 px is the resolution of the 16-bit KITTI
     # encoding this package writes.
     delta = 1 / (16 * output.input_scale) if estimator.model_name == "sgbm" else 1 / 256
-    return ComputedFrame(output, left_msg.header, left_info, left_p[0], largest, delta, nearest,
-                         farthest, mismatch)
+    return ComputedFrame(output, left_msg.header, left_info, left_p[0], largest, delta,
+                         search_range, mismatch)
 
 
 def frame_messages(frame: ComputedFrame, publish: dict[str, bool]) -> dict[str, object]:
@@ -270,5 +268,14 @@ def process_stereo_messages(estimator: StereoEstimator, decoder: ImageDecoder, l
     """compute_frame, then frame_messages: a set's output messages in one call."""
     frame = compute_frame(estimator, decoder, left_msg, right_msg, left_info, right_info,
                           settings, topics, rectifier)
-    return FrameResult(frame_messages(frame, publish), frame.camera_error, frame.nearest_depth,
-                       frame.farthest_depth, frame.pair_mismatch)
+    return FrameResult(frame_messages(frame, publish), frame.camera_error, frame.search_range,
+                       frame.pair_mismatch)
+
+
+def pair_mismatch_text(topics: InputTopics, mismatch: str) -> str:
+    """The warning for camera_infos that describe no rectified pair (StereoCamera.pair_mismatch)."""
+    left_info, right_info = topics.shown[2:]
+    return (f"{left_info} and {right_info} describe no rectified horizontal pair (in the images' "
+            f"pixels): {mismatch}. Matching runs along rows and depth is (P_l[3] - P_r[3]) / d, "
+            f"so depth is off where the views differ: publish the camera_infos of the rectified "
+            f"pair")

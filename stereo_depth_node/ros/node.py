@@ -47,9 +47,11 @@ from ..estimator import StereoEstimator, check_input_scale, check_lr_threshold
 from ..models import NEURAL_MODELS
 from ..pipeline import OutputSettings
 from ..rectification import Rectifier
+from ..search_range import SearchRange
 from .acknowledgements import unacknowledged
 from .conversions import ImageDecoder
-from .frame import OUTPUT_TYPES, ComputedFrame, InputTopics, compute_frame, frame_messages
+from .frame import (OUTPUT_TYPES, ComputedFrame, InputTopics, compute_frame, frame_messages,
+                    pair_mismatch_text)
 from .inputs import StereoInputs
 from .launch_support import READY_LINE
 from .mailbox import Mailbox
@@ -156,9 +158,10 @@ class StereoDepthNode(Node):
         self._decoder = ImageDecoder(on_bridge_failure=self.get_logger().warning)
         self._settings = OutputSettings()
         self._publish: dict[str, bool] = {}
-        self._nearest_depth: float | None = None  # last reported by _note_search_range
-        self._search_range: tuple[float, float | None, bool, bool] | None = None  # all of it
-        self._pair_mismatch: str | None = None  # last reported by _note_pair_mismatch
+        # The last calibration notes made (_note_calibration), their texts.
+        self._search_range: SearchRange | None = None
+        self._range_note: str | None = None
+        self._mismatch_note: str | None = None
         self._warned_no_frame = False
         self._abandoned = False  # shutdown stopped waiting: the middleware is going away
 
@@ -383,8 +386,8 @@ class StereoDepthNode(Node):
             # The frame is published (disparity, confidence), so it is no rejected set.
             self._report(f"depth and points skipped: {frame.camera_error}",
                          dropped="without_depth")
-        self._note_search_range(frame)
-        self._note_pair_mismatch(frame.pair_mismatch)
+        if frame.search_range is not None:  # a frame without a calibration tells nothing
+            self._note_calibration(frame.search_range, frame.pair_mismatch)
         if not stereo.left.header.frame_id and not self._warned_no_frame:
             self._warned_no_frame = True
             self.get_logger().warning(
@@ -406,54 +409,29 @@ class StereoDepthNode(Node):
         counters.processed_times.append(time.monotonic())
 
     # --- reporting ------------------------------------------------------------------------------
-    def _note_search_range(self, frame: ComputedFrame) -> None:
-        """Say what the disparity range means in metres for this camera, once per calibration,
-        max_disparity or input_scale: the one setting that decides which obstacles can be seen.
-        A warning where part of the scene cannot be measured at all."""
-        nearest, farthest = frame.nearest_depth, frame.farthest_depth
-        if nearest is None:
-            return
-        beyond = nearest > self._settings.max_depth
-        # A far limit beyond max_depth costs nothing: what it reports nearer is still beyond.
-        limited = farthest is not None and farthest < self._settings.max_depth
-        if (nearest, farthest, beyond, limited) == self._search_range:
-            return
-        self._search_range = nearest, farthest, beyond, limited
-        self._nearest_depth = nearest
-        far = f"to {farthest:.3g} m" if limited else "on"
-        text = (f"search range: depths from {nearest:.3g} m {far} (max_disparity "
-                f"{self.estimator.max_disparity} at input_scale {self.estimator.input_scale:g}); "
-                f"a surface nearer than that is matched inside the range and reported farther away "
-                f"(by a network all of it, by sgbm about half, the rest invalid): raise "
-                f"max_disparity to cover the nearest distance that matters (README, \"Choosing "
-                f"max_disparity\")")
-        if limited:
-            text += (f". A surface farther than {farthest:.3g} m is matched inside the range too "
-                     f"and reported nearer: the right principal point lies "
-                     f"{-frame.camera.disparity_offset:g} px right of the left one (P[2]), so its "
-                     f"pixel shift would be below 0, where no matcher searches")
-        if beyond:
-            text += (f". Every depth the range can give lies beyond max_depth "
-                     f"({self._settings.max_depth:g} m), so depth and points2 hold NaN only: is "
-                     f"the right camera_info's P[3] (-fx * baseline) in metres?")
-        # rclpy refuses one call site that logs at two severities.
-        if limited or beyond:
-            self.get_logger().warning(text)
-        else:
-            self.get_logger().info(text)
-
-    def _note_pair_mismatch(self, mismatch: str | None) -> None:
-        """Warn once per calibration whose two views are no rectified pair."""
-        if mismatch == self._pair_mismatch:
-            return
-        self._pair_mismatch = mismatch
-        if mismatch:
-            left_info, right_info = self._topics.shown[2:]
-            self.get_logger().warning(
-                f"{left_info} and {right_info} describe no rectified horizontal pair: {mismatch}. "
-                f"Matching runs along rows and depth is (P_l[3] - P_r[3]) / d, so depth is off "
-                f"where the views differ: publish the camera_infos of the rectified pair; logged "
-                f"again when the calibration changes")
+    def _note_calibration(self, search_range: SearchRange, mismatch: str | None) -> None:
+        """Say what the disparity range means in metres for this camera, the one setting that
+        decides which obstacles can be seen, and warn of camera_infos that describe no rectified
+        pair: each when it changes (calibration, max_disparity, input_scale, a depth limit that
+        changes what the range can give), a text at most once per throttle period, so that
+        calibrations that alternate (two publishers on one topic) are not logged frame by frame."""
+        self._search_range = search_range
+        settings = self._settings
+        note, warn = search_range.note(settings.min_depth, settings.max_depth)
+        now = time.monotonic()
+        if note != self._range_note:
+            self._range_note = note
+            if self._errors.allow(note, now):
+                # rclpy refuses one call site that logs at two severities.
+                if warn:
+                    self.get_logger().warning(note)
+                else:
+                    self.get_logger().info(note)
+        text = pair_mismatch_text(self._topics, mismatch) if mismatch else None
+        if text != self._mismatch_note:
+            self._mismatch_note = text
+            if text and self._errors.allow(text, now):
+                self.get_logger().warning(text)
 
     def _summary_values(self) -> dict[str, str]:
         c = self.counters
@@ -462,6 +440,7 @@ class StereoDepthNode(Node):
                              zip(self._topics.shown, self._inputs.tracker.received_per_stream))
         rectifier = ({"rectification maps computed": str(self._rectifier.maps_computed)}
                      if self._rectifier else {})
+        nearest = self._search_range.nearest if self._search_range else None
         return {"received sets": str(c.received), "processed": str(c.processed),
                 "dropped (newer set arrived)": str(self._mailbox.dropped),
                 "rejected (bad input)": str(c.rejected), "unmatched messages": str(c.unmatched),
@@ -472,8 +451,8 @@ class StereoDepthNode(Node):
                 "published without depth (calibration)": str(c.without_depth),
                 "rate (Hz)": f"{rate_hz(c.processed_times, time.monotonic()):.2f}",
                 "median latency (ms)": f"{latency:.1f}", "model": self.estimator.model_name,
-                "nearest depth in search range (m)": (f"{self._nearest_depth:.3g}"
-                                                      if self._nearest_depth else "unknown"),
+                "nearest depth in search range (m)": (f"{nearest:.3g}" if nearest is not None
+                                                      else "unknown"),
                 "device": str(self.estimator.device),
                 **rectifier, "last error": c.last_error}
 
