@@ -338,7 +338,8 @@ def process_bag(source: str | os.PathLike, out: str | os.PathLike, estimator: St
             warnings = []
             if result.search_range is not None:
                 note, warn = result.search_range.note(settings.min_depth, settings.max_depth)
-                warnings += [note] if warn else []
+                if warn:
+                    warnings.append(note)
             if result.pair_mismatch:
                 warnings.append(pair_mismatch_text(inputs, result.pair_mismatch))
             for text in warnings:

@@ -414,24 +414,26 @@ class StereoDepthNode(Node):
         decides which obstacles can be seen, and warn of camera_infos that describe no rectified
         pair: each when it changes (calibration, max_disparity, input_scale, a depth limit that
         changes what the range can give), a text at most once per throttle period, so that
-        calibrations that alternate (two publishers on one topic) are not logged frame by frame."""
+        calibrations that alternate (two publishers on one topic) are not logged frame by frame.
+        A text held back is logged once the period allows, so the last line is the current one."""
         self._search_range = search_range
         settings = self._settings
         note, warn = search_range.note(settings.min_depth, settings.max_depth)
         now = time.monotonic()
-        if note != self._range_note:
+        if note != self._range_note and self._errors.allow(note, now):
             self._range_note = note
-            if self._errors.allow(note, now):
-                # rclpy refuses one call site that logs at two severities.
-                if warn:
-                    self.get_logger().warning(note)
-                else:
-                    self.get_logger().info(note)
-        text = pair_mismatch_text(self._topics, mismatch) if mismatch else None
-        if text != self._mismatch_note:
+            # rclpy refuses one call site that logs at two severities.
+            if warn:
+                self.get_logger().warning(note)
+            else:
+                self.get_logger().info(note)
+        if mismatch is None:
+            self._mismatch_note = None
+            return
+        text = pair_mismatch_text(self._topics, mismatch)
+        if text != self._mismatch_note and self._errors.allow(text, now):
             self._mismatch_note = text
-            if text and self._errors.allow(text, now):
-                self.get_logger().warning(text)
+            self.get_logger().warning(text)
 
     def _summary_values(self) -> dict[str, str]:
         c = self.counters
