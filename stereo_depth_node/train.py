@@ -173,7 +173,7 @@ _SETTING_VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "float": (_is_number, "a number"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "str": (lambda v: isinstance(v, str), "a string"),
-    "bool | str": (lambda v: _is_switch(v), "true, false or auto"),
+    "bool | str": (_is_switch, "true, false or auto"),
     "str | None": (lambda v: v is None or isinstance(v, str), "a string or null"),
     "tuple[float, float]": (lambda v: isinstance(v, list) and len(v) == 2
                             and all(map(_is_number, v)), "a list of two numbers")}

@@ -67,15 +67,24 @@ class NodeProcess(node_process.NodeProcess):
         super().__init__(namespace, parameters or {}, log_path,
                          env=ros_environment(mode, python_paths))
 
-    def wait_for_log(self, text: str, timeout: float = 60.0) -> bool:
+    def wait_for_log(self, text: str, timeout: float = 60.0, level: str | None = None) -> bool:
+        """Whether the log holds `text` within `timeout`; with `level` (INFO, WARN, ...), on a
+        line logged at that severity."""
+        def found() -> bool:
+            log = self.log()
+            if level is None:
+                return text in log
+            return any(line.startswith(f"[{level}] ") and text in line
+                       for line in log.splitlines())
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if text in self.log():
+            if found():
                 return True
             if self.process.poll() is not None:
                 break
             time.sleep(0.05)
-        return text in self.log()
+        return found()
 
     def wait_ready(self, timeout: float = 120.0) -> float:
         """Seconds to the start-up line, which must name the synchroniser this mode runs."""

@@ -4,7 +4,6 @@ with the synchroniser this environment has and with the real message_filters."""
 from __future__ import annotations
 
 import math
-import re
 import time
 
 import numpy as np
@@ -273,17 +272,6 @@ def _with_right_p(plane, **entries):
     return messages
 
 
-def _logged_at(node, level: str, text: str, timeout: float = 10.0) -> bool:
-    """Whether a line of the node's log at `level` (INFO, WARN, ...) holds `text`."""
-    line = re.compile(rf"^\[{level}\] \[[0-9.]+\] \[[^\]]*\]: .*{re.escape(text)}", re.M)
-    deadline = time.monotonic() + timeout
-    while not line.search(node.log()):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def test_a_pair_that_is_no_rectified_pair_is_named_once_and_depth_follows_p3(node, client,
                                                                              plane):
     warning = as_remapped("left/camera_info and right/camera_info describe no rectified "
@@ -297,7 +285,7 @@ def test_a_pair_that_is_no_rectified_pair_is_named_once_and_depth_follows_p3(nod
         assert depth == pytest.approx(510.0 * BASELINE / DISPARITY, abs=0.02)
         disparity = out["disparity"]
         assert disparity.f * disparity.t == pytest.approx(510.0 * BASELINE)
-    assert _logged_at(node, "WARN", warning)
+    assert node.wait_for_log(warning, timeout=10, level="WARN")
     assert node.log().count(warning) == 1
     _good_frame_still_works(client, plane)
 
@@ -308,18 +296,18 @@ def test_the_search_range_names_a_far_limit_and_warns_where_it_gives_no_depth(no
     # 20..83 px, so from f B / 83 to f B / 20 = 3 m; the plane's 30 px shift is 50 px, 1.2 m.
     out = send_and_wait(client, _with_right_p(plane, p2=WIDTH / 2 - 0.5 + 20), ("depth",))
     assert np.nanmedian(as_array(out["depth"])) == pytest.approx(FX * BASELINE / 50, abs=0.01)
-    assert _logged_at(node, "INFO", f"search range: depths from {FX * BASELINE / 83:.3g} m to "
-                      f"3 m (max_disparity 64 at input_scale 1)")
-    assert _logged_at(node, "INFO", "A surface farther than 3 m is matched inside the range too "
-                      "and reported nearer (by sgbm partly invalid): the right principal point "
-                      "lies 20 px right of the left one (P[2])")
+    assert node.wait_for_log(f"search range: depths from {FX * BASELINE / 83:.3g} m to 3 m "
+                             f"(max_disparity 64 at input_scale 1)", timeout=10, level="INFO")
+    assert node.wait_for_log("A surface farther than 3 m is matched inside the range too and "
+                             "reported nearer (by sgbm partly invalid): the right principal point "
+                             "lies 20 px right of the left one (P[2])", timeout=10, level="INFO")
     # A baseline typed in millimetres: every depth searched lies beyond max_depth (100 m).
     send_and_wait(client, _with_right_p(plane, p3=-FX * BASELINE * 1000), ("disparity",))
-    assert _logged_at(node, "WARN", f"search range: depths from {FX * BASELINE * 1000 / 63:.3g} "
-                      f"m on")
-    assert _logged_at(node, "WARN", "Every depth the range can give lies beyond max_depth (100 "
-                      "m), so depth and points2 hold NaN only: is the right camera_info's P[3] "
-                      "(-fx * baseline) in metres?")
+    assert node.wait_for_log(f"search range: depths from {FX * BASELINE * 1000 / 63:.3g} m on",
+                             timeout=10, level="WARN")
+    assert node.wait_for_log("Every depth the range can give lies beyond max_depth (100 m), so "
+                             "depth and points2 hold NaN only: is the right camera_info's P[3] "
+                             "(-fx * baseline) in metres?", timeout=10, level="WARN")
     _good_frame_still_works(client, plane)
 
 
