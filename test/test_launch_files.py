@@ -14,7 +14,7 @@ import yaml
 
 from stereo_depth_node.ros.frame import OUTPUT_TOPICS, InputTopics
 from stereo_depth_node.ros.node import SHUTDOWN_WAIT_S
-from stereo_depth_node.ros.parameters import PARAMETERS
+from stereo_depth_node.ros.parameters import PARAMETERS, unknown_parameters_text
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE_PARAMETERS = {p.name for p in PARAMETERS} | {"use_sim_time"}  # use_sim_time: rclpy's own
@@ -118,6 +118,23 @@ def test_parameters_file_sets_every_parameter_with_its_type():
     for spec in PARAMETERS:
         assert type(values[spec.name]) is type(spec.default), spec.name
         assert values[spec.name] == spec.default, spec.name
+
+
+def test_parameters_the_node_does_not_declare_are_named_with_the_likely_one():
+    declared = [p.name for p in PARAMETERS] + [
+        "use_sim_time", "qos_overrides./stereo/disparity.publisher.depth"]
+    shipped = yaml.safe_load((ROOT / "config/stereo_depth.yaml").read_text())
+    assert unknown_parameters_text(shipped["/**"]["ros__parameters"], declared) is None
+    assert unknown_parameters_text(
+        ["qos_overrides./stereo/disparty.publisher.depth", "disparity_range", "max_depth"],
+        declared) == (
+        "ignoring parameters this node does not have: disparity_range (stereo_image_proc's: "
+        "max_disparity does its job here), qos_overrides./stereo/disparty.publisher.depth (did "
+        "you mean qos_overrides./stereo/disparity.publisher.depth?); `stereo_depth_node --help` "
+        "lists its parameters")
+    assert unknown_parameters_text(["queue"], declared) == (
+        "ignoring parameter this node does not have: queue; `stereo_depth_node --help` lists its "
+        "parameters")
 
 
 def test_rviz_config_shows_real_topics():

@@ -72,7 +72,7 @@ def test_exact_and_approximate_sync(run_node, approximate, mode):
         assert process.wait_for_log(as_remapped(
             "right/image_rect: message stamped 50.003000 s found no partners (exact stamps); "
             "nearest: left/image_rect 3.0 ms, left/camera_info 3.0 ms, right/camera_info 0.0 ms; "
-            "images stamped apart pair with approximate_sync:=true and a sync_tolerance above the "
+            "inputs stamped apart pair with approximate_sync:=true and a sync_tolerance above the "
             "gap", client.namespace), 10), process.log()
 
 
@@ -430,6 +430,29 @@ def test_a_stream_goes_out_whole_and_in_order_with_one_thread_or_two(run_node, p
     assert processed + int(values["dropped (newer set arrived)"]) == received
     assert processed == len(client.messages("disparity"))  # the probes' answers included
     assert values["failed"] == values["rejected (bad input)"] == "0"
+
+
+def test_parameters_the_node_does_not_have_are_named_and_it_serves(run_node):
+    # rclpy ignores a parameter nobody declares: a typo would leave the default in force unseen.
+    process, client, _ = run_node({"model": "sgbm", "max_disparity": 16, "max_disparty": 32,
+                                   "min_disparity": -16, "P1": 200.0}, "/unknown_params")
+    assert process.wait_for_log(
+        "ignoring parameters this node does not have: P1, max_disparty (did you mean "
+        "max_disparity?), min_disparity (stereo_image_proc's: the search here always starts at "
+        "disparity 0); `stereo_depth_node --help` lists its parameters", 10, level="WARN"), (
+        process.log())
+    assert "max disparity 16" in process.log()  # the parameter spelt right is the one in force
+    send_and_wait(client, stereo_set(*render_plane_pair(64, 96, 8.0, seed=3), 80.0))
+
+
+def test_parameters_rclpy_declares_are_not_named_as_unknown(run_node):
+    # use_sim_time and each topic's qos_overrides are declared by rclpy, not by the node.
+    namespace = "/known_params_default"
+    process, client, _ = run_node({
+        "model": "sgbm", "max_disparity": 16, "use_sim_time": False,
+        f"qos_overrides.{namespace}/disparity.publisher.depth": 3}, "/known_params")
+    send_and_wait(client, stereo_set(*render_plane_pair(64, 96, 8.0, seed=3), 80.0))
+    assert "does not have" not in process.log(), process.log()
 
 
 @pytest.mark.parametrize("parameters, message", [

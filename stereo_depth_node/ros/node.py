@@ -55,7 +55,8 @@ from .frame import (OUTPUT_TYPES, ComputedFrame, InputTopics, compute_frame, fra
 from .inputs import StereoInputs
 from .launch_support import READY_LINE
 from .mailbox import Mailbox
-from .parameters import BY_NAME, PARAMETERS, descriptor, parameter_value, warmup_size
+from .parameters import (BY_NAME, PARAMETERS, descriptor, parameter_value,
+                         unknown_parameters_text, warmup_size)
 from .sync import Unmatched
 from .teardown import bounded_teardown
 from .throttle import ErrorThrottle
@@ -191,6 +192,13 @@ class StereoDepthNode(Node):
         self._apply_runtime({spec.name: configured[spec.name]
                              for spec in PARAMETERS if spec.runtime})
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        # After every topic is made: rclpy declares each topic's qos_overrides parameters then.
+        # rclpy keeps what was given (params files, -p) in _parameter_overrides, with no public
+        # accessor, from Humble on.
+        unknown = unknown_parameters_text(getattr(self, "_parameter_overrides", {}),
+                                          self.get_parameters_by_prefix(""))
+        if unknown:
+            self.get_logger().warning(unknown)
         if warmup is not None:
             compiling = (" (compiling the network first: about 75 s on an H200)"
                          if getattr(self.estimator.matcher, "compile_backend", None) else "")
@@ -323,7 +331,7 @@ class StereoDepthNode(Node):
         elif tolerance is None and gaps:
             # Two camera drivers, or one that stamps each image on arrival, never share stamps:
             # the default exact sync then pairs nothing, and the fix is one parameter away.
-            hint = ("; images stamped apart pair with approximate_sync:=true and a "
+            hint = ("; inputs stamped apart pair with approximate_sync:=true and a "
                     "sync_tolerance above the gap")
         else:
             hint = ""

@@ -1,10 +1,11 @@
 """The node's parameters: one table for declaration, documentation, launch files and tests."""
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 
@@ -77,6 +78,37 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
 )
 
 BY_NAME = {spec.name: spec for spec in PARAMETERS}
+
+# stereo_image_proc's disparity_node parameters that a params file carried over to this node may
+# still hold, and what does their job here (or that nothing does).
+STEREO_IMAGE_PROC_EQUIVALENTS = {
+    "disparity_range": "max_disparity does its job here",
+    "min_disparity": "the search here always starts at disparity 0",
+    "approximate_sync_tolerance_seconds": "sync_tolerance does its job here",
+    "disp12_max_diff": "lr_check with lr_threshold does its job here",
+    "stereo_algorithm": "model does its job here",
+    "use_system_default_qos": "the qos_overrides parameters do its job here",
+}
+
+
+def unknown_parameters_text(given: Iterable[str], declared: Iterable[str]) -> str | None:
+    """The warning for parameters given to the node that it has not declared, or None. rclpy
+    ignores them without a word, so a misspelt name in a params file would leave its default in
+    force unnoticed; a warning, not a refusal, because one file often serves several nodes."""
+    known = set(declared)
+    unknown = sorted(set(given) - known)
+    if not unknown:
+        return None
+    shown = []
+    for name in unknown:
+        if name in STEREO_IMAGE_PROC_EQUIVALENTS:
+            shown.append(f"{name} (stereo_image_proc's: {STEREO_IMAGE_PROC_EQUIVALENTS[name]})")
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+        shown.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return (f"ignoring parameter{'s' if len(unknown) > 1 else ''} this node does not have: "
+            f"{', '.join(shown)}; `stereo_depth_node --help` lists its parameters")
+
 
 
 def descriptor(spec: ParameterSpec) -> ParameterDescriptor:
