@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
@@ -151,11 +151,20 @@ def _our_statuses(node, client, since: int = 0) -> list:
     return [s for a in client.diagnostics[since:] for s in a.status if s.name == name]
 
 
-def _diagnostic_values(node, client) -> dict[str, str]:
-    """The node's /diagnostics values from a status that arrives after this call."""
+def _diagnostic_status(node, client):
+    """The node's /diagnostics status that arrives after this call."""
     since = len(client.diagnostics)
     assert client.wait_until(lambda: _our_statuses(node, client, since), 10)
-    return {kv.key: kv.value for kv in _our_statuses(node, client, since)[-1].values}
+    return _our_statuses(node, client, since)[-1]
+
+
+def _values(status) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def _diagnostic_values(node, client) -> dict[str, str]:
+    """The node's /diagnostics values from a status that arrives after this call."""
+    return _values(_diagnostic_status(node, client))
 
 
 def _with(messages, topic, **fields):
@@ -287,7 +296,16 @@ def test_a_pair_that_is_no_rectified_pair_is_named_once_and_depth_follows_p3(nod
         assert disparity.f * disparity.t == pytest.approx(510.0 * BASELINE)
     assert node.wait_for_log(warning, timeout=10, level="WARN")
     assert node.log().count(warning) == 1
+    # The log says it once; /diagnostics says it each second while it lasts.
+    status = _diagnostic_status(node, client)
+    assert status.level == DiagnosticStatus.WARN
+    assert status.message.startswith("the camera_infos describe no rectified pair; ")
+    assert _values(status)["camera_infos"] == ("no rectified horizontal pair: fx 500 against 510 "
+                                               "(P[0])")
     _good_frame_still_works(client, plane)
+    status = _diagnostic_status(node, client)
+    assert "no rectified pair" not in status.message
+    assert _values(status)["camera_infos"] == "a rectified horizontal pair"
 
 
 def test_the_search_range_names_a_far_limit_and_warns_where_it_gives_no_depth(node, client,
@@ -301,6 +319,11 @@ def test_the_search_range_names_a_far_limit_and_warns_where_it_gives_no_depth(no
     assert node.wait_for_log("A surface farther than 3 m is matched inside the range too and "
                              "reported nearer (by sgbm partly invalid): the right principal point "
                              "lies 20 px right of the left one (P[2])", timeout=10, level="INFO")
+    values = _diagnostic_values(node, client)
+    assert values["nearest depth in search range (m)"] == f"{FX * BASELINE / 83:.3g}"
+    assert values["farthest depth in search range (m)"] == "3"
+    assert values["search range"].startswith(f"search range: depths from "
+                                             f"{FX * BASELINE / 83:.3g} m to 3 m")
     # A baseline typed in millimetres: every depth searched lies beyond max_depth (100 m).
     send_and_wait(client, _with_right_p(plane, p3=-FX * BASELINE * 1000), ("disparity",))
     assert node.wait_for_log(f"search range: depths from {FX * BASELINE * 1000 / 63:.3g} m on",
@@ -308,7 +331,15 @@ def test_the_search_range_names_a_far_limit_and_warns_where_it_gives_no_depth(no
     assert node.wait_for_log("Every depth the range can give lies beyond max_depth (100 m), so "
                              "depth and points2 hold NaN only: is the right camera_info's P[3] "
                              "(-fx * baseline) in metres?", timeout=10, level="WARN")
+    status = _diagnostic_status(node, client)
+    assert status.level == DiagnosticStatus.WARN
+    assert status.message.startswith("the search range gives no depth; ")
+    assert "Every depth the range can give lies beyond max_depth" in _values(status)[
+        "search range"]
     _good_frame_still_works(client, plane)
+    status = _diagnostic_status(node, client)
+    assert "gives no depth" not in status.message
+    assert _values(status)["farthest depth in search range (m)"] == "unlimited"
 
 
 def test_raw_camera_encodings_bayer_and_yuv422(node, client, plane):

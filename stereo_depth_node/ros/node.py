@@ -117,6 +117,15 @@ class StereoSet:
     received: float = field(default_factory=time.monotonic)
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What the newest frame's camera_infos mean for depth, for /diagnostics."""
+    search_range: SearchRange
+    range_note: str       # SearchRange.note: the depths the range covers
+    gives_no_depth: bool  # ... none within [min_depth, max_depth]
+    mismatch: str | None  # StereoCamera.pair_mismatch: how they are no rectified pair
+
+
 @dataclass
 class Counters:
     received: int = 0
@@ -159,8 +168,8 @@ class StereoDepthNode(Node):
         self._decoder = ImageDecoder(on_bridge_failure=self.get_logger().warning)
         self._settings = OutputSettings()
         self._publish: dict[str, bool] = {}
-        # The last calibration notes made (_note_calibration), their texts.
-        self._search_range: SearchRange | None = None
+        # The newest frame's calibration, and the last notes logged of it (_note_calibration).
+        self._calibration: Calibration | None = None
         self._range_note: str | None = None
         self._mismatch_note: str | None = None
         self._warned_no_frame = False
@@ -394,8 +403,10 @@ class StereoDepthNode(Node):
             # The frame is published (disparity, confidence), so it is no rejected set.
             self._report(f"depth and points skipped: {frame.camera_error}",
                          dropped="without_depth")
-        if frame.search_range is not None:  # a frame without a calibration tells nothing
+        if frame.search_range is not None:
             self._note_calibration(frame.search_range, frame.pair_mismatch)
+        else:  # its error was reported; /diagnostics must not go on showing an older calibration
+            self._calibration = None
         if not stereo.left.header.frame_id and not self._warned_no_frame:
             self._warned_no_frame = True
             self.get_logger().warning(
@@ -424,9 +435,9 @@ class StereoDepthNode(Node):
         changes what the range can give), a text at most once per throttle period, so that
         calibrations that alternate (two publishers on one topic) are not logged frame by frame.
         A text held back is logged once the period allows, so the last line is the current one."""
-        self._search_range = search_range
         settings = self._settings
         note, warn = search_range.note(settings.min_depth, settings.max_depth)
+        self._calibration = Calibration(search_range, note, warn, mismatch)
         now = time.monotonic()
         if note != self._range_note and self._errors.allow(note, now):
             self._range_note = note
@@ -450,7 +461,19 @@ class StereoDepthNode(Node):
                              zip(self._topics.shown, self._inputs.tracker.received_per_stream))
         rectifier = ({"rectification maps computed": str(self._rectifier.maps_computed)}
                      if self._rectifier else {})
-        nearest = self._search_range.nearest if self._search_range else None
+        calibration = self._calibration
+        search_range = calibration.search_range if calibration else None
+        nearest = search_range.nearest if search_range else None
+        if nearest is None:
+            farthest = "unknown"
+        else:
+            farthest = "unlimited" if search_range.farthest is None else (
+                f"{search_range.farthest:.3g}")
+        if calibration is None:
+            pair = "unknown (the newest frame had no usable camera_infos, or none came yet)"
+        else:
+            pair = (f"no rectified horizontal pair: {calibration.mismatch}"
+                    if calibration.mismatch else "a rectified horizontal pair")
         return {"received sets": str(c.received), "processed": str(c.processed),
                 "dropped (newer set arrived)": str(self._mailbox.dropped),
                 "rejected (bad input)": str(c.rejected), "unmatched messages": str(c.unmatched),
@@ -463,13 +486,18 @@ class StereoDepthNode(Node):
                 "median latency (ms)": f"{latency:.1f}", "model": self.estimator.model_name,
                 "nearest depth in search range (m)": (f"{nearest:.3g}" if nearest is not None
                                                       else "unknown"),
+                "farthest depth in search range (m)": farthest,
+                "search range": calibration.range_note if calibration else "unknown",
+                "camera_infos": pair,
                 "device": str(self.estimator.device),
                 **rectifier, "last error": c.last_error}
 
     def _publish_diagnostics(self) -> None:
         """OK, WARN while frames were dropped for errors in the last PROBLEM_WINDOW_S (a bad frame
-        an hour ago is in the counts, not in the level) or an input has had no message yet,
-        ERROR if the worker thread is gone."""
+        an hour ago is in the counts, not in the level), while an input has had no message yet,
+        and while the newest frame's camera_infos give no depth in the search range or describe
+        no rectified pair (frames still go out: the log says so only when it changes), ERROR if
+        a worker thread is gone."""
         values = self._summary_values()
         counters = self.counters
         problems = counters.rejected + counters.failed
@@ -486,10 +514,17 @@ class StereoDepthNode(Node):
             message += f" (the last one {time.monotonic() - counters.last_problem:.0f} s ago)"
         if silent:
             message = f"no message yet on {', '.join(silent)}; {message}"
+        calibration = self._calibration
+        doubtful = [text for text, applies in (
+            ("the search range gives no depth", calibration and calibration.gives_no_depth),
+            ("the camera_infos describe no rectified pair", calibration and calibration.mismatch))
+            if applies]
+        if doubtful:
+            message = f"{'; '.join(doubtful)}; {message}"
         if stopped:
             level = DiagnosticStatus.ERROR
             message = f"thread {', '.join(stopped)} has stopped; {message}"
-        elif recent or silent:
+        elif recent or silent or doubtful:
             level = DiagnosticStatus.WARN
         else:
             level = DiagnosticStatus.OK
