@@ -62,10 +62,10 @@ class NodeProcess(node_process.NodeProcess):
 
     def __init__(self, log_path: Path, parameters: dict[str, Any] | None = None,
                  namespace: str = "/stereo", mode: str = "default",
-                 python_paths: tuple[Path, ...] = ()) -> None:
+                 python_paths: tuple[Path, ...] = (), params_file: Path | None = None) -> None:
         self.synchronizer = expected_synchronizer(mode)
         super().__init__(namespace, parameters or {}, log_path,
-                         env=ros_environment(mode, python_paths))
+                         env=ros_environment(mode, python_paths), params_file=params_file)
 
     def wait_for_log(self, text: str, timeout: float = 60.0, level: str | None = None) -> bool:
         """Whether the log holds `text` within `timeout`; with `level` (INFO, WARN, ...), on a

@@ -126,11 +126,15 @@ def test_parameters_the_node_does_not_declare_are_named_with_the_likely_one():
     shipped = yaml.safe_load((ROOT / "config/stereo_depth.yaml").read_text())
     assert unknown_parameters_text(shipped["/**"]["ros__parameters"], declared) is None
     assert unknown_parameters_text(
-        ["qos_overrides./stereo/disparty.publisher.depth", "disparity_range", "max_depth"],
-        declared) == (
-        "ignoring parameters this node does not have: disparity_range (stereo_image_proc's: "
-        "max_disparity does its job here), qos_overrides./stereo/disparty.publisher.depth (did "
-        "you mean qos_overrides./stereo/disparity.publisher.depth?); `stereo_depth_node --help` "
+        ["qos_overrides./stereo/disparty.publisher.depth", "disparity_range", "max_depth", "P1",
+         "qos_overrides./diagnostics.publisher.depth", "max_dept"], declared) == (
+        "ignoring parameters this node does not have: P1 (stereo_image_proc's: a block-matching "
+        "setting, which the networks and this node's sgbm do not take), disparity_range "
+        "(stereo_image_proc's: max_disparity does its job here), max_dept (did you mean "
+        "max_depth?), qos_overrides./diagnostics.publisher.depth (this node has no such "
+        "publisher or subscription taking QoS overrides), "
+        "qos_overrides./stereo/disparty.publisher.depth (this node has no such publisher or "
+        "subscription; did you mean /stereo/disparity.publisher?); `stereo_depth_node --help` "
         "lists its parameters")
     assert unknown_parameters_text(["queue"], declared) == (
         "ignoring parameter this node does not have: queue; `stereo_depth_node --help` lists its "

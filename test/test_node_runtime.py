@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 import torch
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
@@ -432,27 +433,34 @@ def test_a_stream_goes_out_whole_and_in_order_with_one_thread_or_two(run_node, p
     assert values["failed"] == values["rejected (bad input)"] == "0"
 
 
-def test_parameters_the_node_does_not_have_are_named_and_it_serves(run_node):
+def test_parameters_the_node_does_not_have_are_named_and_it_serves(ros_context, tmp_path):
     # rclpy ignores a parameter nobody declares: a typo would leave the default in force unseen.
-    process, client, _ = run_node({"model": "sgbm", "max_disparity": 16, "max_disparty": 32,
-                                   "min_disparity": -16, "P1": 200.0}, "/unknown_params")
-    assert process.wait_for_log(
-        "ignoring parameters this node does not have: P1, max_disparty (did you mean "
-        "max_disparity?), min_disparity (stereo_image_proc's: the search here always starts at "
-        "disparity 0); `stereo_depth_node --help` lists its parameters", 10, level="WARN"), (
-        process.log())
-    assert "max disparity 16" in process.log()  # the parameter spelt right is the one in force
-    send_and_wait(client, stereo_set(*render_plane_pair(64, 96, 8.0, seed=3), 80.0))
-
-
-def test_parameters_rclpy_declares_are_not_named_as_unknown(run_node):
-    # use_sim_time and each topic's qos_overrides are declared by rclpy, not by the node.
-    namespace = "/known_params_default"
-    process, client, _ = run_node({
-        "model": "sgbm", "max_disparity": 16, "use_sim_time": False,
-        f"qos_overrides.{namespace}/disparity.publisher.depth": 3}, "/known_params")
-    send_and_wait(client, stereo_set(*render_plane_pair(64, 96, 8.0, seed=3), 80.0))
-    assert "does not have" not in process.log(), process.log()
+    # A params file as ros2 launch passes one: a block for every node, one for this node by its
+    # full name; use_sim_time and the valid override are declared by rclpy, not by the node.
+    namespace = "/unknown_params"
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({
+        "/**": {"ros__parameters": {"model": "sgbm", "max_disparity": 16, "max_disparty": 32,
+                                    "min_disparity": -16, "use_sim_time": False}},
+        f"{namespace}/stereo_depth_node": {"ros__parameters": {"qos_overrides": {
+            f"{namespace}/left/image_rect": {"subscription": {
+                "reliability": "best_effort", "durability": "volatile"}}}}}}))
+    process = NodeProcess(tmp_path / "node.log", {}, namespace, params_file=params)
+    process.wait_ready()
+    client = StereoClient(namespace, "unknown_params_client")
+    try:
+        assert process.wait_for_log(
+            "ignoring parameters this node does not have: max_disparty (did you mean "
+            "max_disparity?), min_disparity (stereo_image_proc's: the search here always starts "
+            "at disparity 0), qos_overrides./unknown_params/left/image_rect.subscription."
+            "durability (this topic's overridable policies are depth, history, reliability); "
+            "`stereo_depth_node --help` lists its parameters", 10, level="WARN"), process.log()
+        assert process.log().count("does not have") == 1
+        assert "max disparity 16" in process.log()  # the parameter spelt right is in force
+        client.connect(stereo_set(*render_plane_pair(64, 96, 8.0, seed=3), 80.0))
+    finally:
+        client.close()
+        assert process.stop() == 0
 
 
 @pytest.mark.parametrize("parameters, message", [

@@ -454,14 +454,13 @@ class StereoDepthNode(Node):
             self._mismatch_note = text
             self.get_logger().warning(text)
 
-    def _summary_values(self) -> dict[str, str]:
+    def _summary_values(self, calibration: Calibration | None) -> dict[str, str]:
         c = self.counters
         latency = statistics.median(c.latencies_ms) if c.latencies_ms else float("nan")
         received = ", ".join(f"{topic} {count}" for topic, count in
                              zip(self._topics.shown, self._inputs.tracker.received_per_stream))
         rectifier = ({"rectification maps computed": str(self._rectifier.maps_computed)}
                      if self._rectifier else {})
-        calibration = self._calibration
         search_range = calibration.search_range if calibration else None
         nearest = search_range.nearest if search_range else None
         if nearest is None:
@@ -498,7 +497,9 @@ class StereoDepthNode(Node):
         and while the newest frame's camera_infos give no depth in the search range or describe
         no rectified pair (frames still go out: the log says so only when it changes), ERROR if
         a worker thread is gone."""
-        values = self._summary_values()
+        # Read once: the worker replaces it, and one status must describe one calibration.
+        calibration = self._calibration
+        values = self._summary_values(calibration)
         counters = self.counters
         problems = counters.rejected + counters.failed
         message = f"{values['processed']} frames processed"
@@ -514,7 +515,6 @@ class StereoDepthNode(Node):
             message += f" (the last one {time.monotonic() - counters.last_problem:.0f} s ago)"
         if silent:
             message = f"no message yet on {', '.join(silent)}; {message}"
-        calibration = self._calibration
         doubtful = [text for text, applies in (
             ("the search range gives no depth", calibration and calibration.gives_no_depth),
             ("the camera_infos describe no rectified pair", calibration and calibration.mismatch))
@@ -538,7 +538,7 @@ class StereoDepthNode(Node):
         return Header(stamp=self.get_clock().now().to_msg())
 
     def _log_summary(self) -> None:
-        v = self._summary_values()
+        v = self._summary_values(self._calibration)
         self.get_logger().info(
             f"{v['rate (Hz)']} Hz, median latency {v['median latency (ms)']} ms, "
             f"{v['processed']}/{v['received sets']} sets processed, "

@@ -80,16 +80,18 @@ def process_gpu_memory_mib(listing: str, pid: int) -> float | None:
 
 
 class NodeProcess:
-    """`stereo_depth_node` under `namespace` with `parameters`, its output in `log_path`; DDS
-    stays on this machine. `env` replaces the environment it would inherit (it must keep DDS on
-    the machine too)."""
+    """`stereo_depth_node` under `namespace` with `parameters` (after those of `params_file`, as
+    `ros2 launch` passes them), its output in `log_path`; DDS stays on this machine. `env`
+    replaces the environment it would inherit (it must keep DDS on the machine too)."""
 
     def __init__(self, namespace: str, parameters: dict[str, Any], log_path: Path,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, params_file: Path | None = None) -> None:
         if env is None:
             env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                        PYTHONUNBUFFERED="1")
         command = [*NODE_COMMAND, "--ros-args", "-r", f"__ns:={namespace}"]
+        if params_file is not None:
+            command += ["--params-file", str(params_file)]
         for name, value in parameters.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             command += ["-p", f"{name}:={text}"]

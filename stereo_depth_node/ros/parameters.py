@@ -79,8 +79,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
 
 BY_NAME = {spec.name: spec for spec in PARAMETERS}
 
-# stereo_image_proc's disparity_node parameters that a params file carried over to this node may
-# still hold, and what does their job here (or that nothing does).
+# stereo_image_proc's parameters that a params file carried over to this node may still hold,
+# and what does their job here (or that nothing does).
 STEREO_IMAGE_PROC_EQUIVALENTS = {
     "disparity_range": "max_disparity does its job here",
     "min_disparity": "the search here always starts at disparity 0",
@@ -88,7 +88,28 @@ STEREO_IMAGE_PROC_EQUIVALENTS = {
     "disp12_max_diff": "lr_check with lr_threshold does its job here",
     "stereo_algorithm": "model does its job here",
     "use_system_default_qos": "the qos_overrides parameters do its job here",
+    **{name: "a block-matching setting, which the networks and this node's sgbm do not take"
+       for name in ("P1", "P2", "uniqueness_ratio", "speckle_size", "speckle_range",
+                    "prefilter_size", "prefilter_cap", "texture_threshold",
+                    "correlation_window_size", "full_dp", "sgbm_mode")},
 }
+QOS_PREFIX = "qos_overrides."
+
+
+def _qos_hint(name: str, known: set[str]) -> str:
+    """Why a qos_overrides parameter is not one the node has: a policy rclpy does not let be
+    overridden there, or a publisher or subscription the node does not have (with the nearest
+    one it has)."""
+    topic, _, policy = name[len(QOS_PREFIX):].rpartition(".")
+    policies = sorted(k.rpartition(".")[2] for k in known if k.startswith(f"{QOS_PREFIX}{topic}."))
+    if policies:
+        return f"{name} (this topic's overridable policies are {', '.join(policies)})"
+    endpoints = sorted({k[len(QOS_PREFIX):].rpartition(".")[0] for k in known
+                        if k.startswith(QOS_PREFIX)})
+    close = difflib.get_close_matches(topic, endpoints, n=1, cutoff=0.8)
+    return (f"{name} (this node has no such publisher or subscription; did you mean "
+            f"{close[0]}?)" if close else
+            f"{name} (this node has no such publisher or subscription taking QoS overrides)")
 
 
 def unknown_parameters_text(given: Iterable[str], declared: Iterable[str]) -> str | None:
@@ -103,12 +124,14 @@ def unknown_parameters_text(given: Iterable[str], declared: Iterable[str]) -> st
     for name in unknown:
         if name in STEREO_IMAGE_PROC_EQUIVALENTS:
             shown.append(f"{name} (stereo_image_proc's: {STEREO_IMAGE_PROC_EQUIVALENTS[name]})")
-            continue
-        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
-        shown.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        elif name.startswith(QOS_PREFIX):
+            shown.append(_qos_hint(name, known))
+        else:
+            close = difflib.get_close_matches(
+                name, sorted(k for k in known if not k.startswith(QOS_PREFIX)), n=1, cutoff=0.8)
+            shown.append(f"{name} (did you mean {close[0]}?)" if close else name)
     return (f"ignoring parameter{'s' if len(unknown) > 1 else ''} this node does not have: "
             f"{', '.join(shown)}; `stereo_depth_node --help` lists its parameters")
-
 
 
 def descriptor(spec: ParameterSpec) -> ParameterDescriptor:
