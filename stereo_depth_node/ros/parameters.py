@@ -100,13 +100,15 @@ def _qos_hint(name: str, known: set[str]) -> str:
     """Why a qos_overrides parameter is not one the node has: a policy rclpy does not let be
     overridden there, or a publisher or subscription the node does not have (with the nearest
     one it has)."""
-    topic, _, policy = name[len(QOS_PREFIX):].rpartition(".")
-    policies = sorted(k.rpartition(".")[2] for k in known if k.startswith(f"{QOS_PREFIX}{topic}."))
+    # qos_overrides.<topic>.<publisher|subscription>.<policy>; topic names hold no dots.
+    endpoint = name[len(QOS_PREFIX):].rpartition(".")[0]
+    policies = sorted(k.rpartition(".")[2] for k in known
+                      if k.startswith(f"{QOS_PREFIX}{endpoint}."))
     if policies:
         return f"{name} (this topic's overridable policies are {', '.join(policies)})"
     endpoints = sorted({k[len(QOS_PREFIX):].rpartition(".")[0] for k in known
                         if k.startswith(QOS_PREFIX)})
-    close = difflib.get_close_matches(topic, endpoints, n=1, cutoff=0.8)
+    close = difflib.get_close_matches(endpoint, endpoints, n=1, cutoff=0.8)
     return (f"{name} (this node has no such publisher or subscription; did you mean "
             f"{close[0]}?)" if close else
             f"{name} (this node has no such publisher or subscription taking QoS overrides)")
