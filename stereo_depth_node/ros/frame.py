@@ -211,14 +211,14 @@ def compute_frame(estimator: StereoEstimator, decoder: ImageDecoder, left_msg, r
     left_p, right_p = image_projection(left_info), image_projection(right_info)
     output = process_frame(estimator, left, right, left_p, right_p, settings)
     camera = output.camera
-    offset = camera.disparity_offset if camera is not None else 0.0
     largest_shift = (estimator.max_disparity - 1) / output.input_scale
-    largest = largest_shift - offset
     search_range = mismatch = None
     if camera is not None:
-        search_range = SearchRange(camera.fx * camera.baseline, offset, largest_shift,
-                                   estimator.max_disparity, output.input_scale)
-        mismatch = StereoCamera.pair_mismatch(left_p, right_p, largest)
+        search_range = SearchRange(camera.fx * camera.baseline, camera.disparity_offset,
+                                   largest_shift, estimator.max_disparity, output.input_scale)
+        mismatch = StereoCamera.pair_mismatch(left_p, right_p, search_range.largest_disparity)
+    # Without a calibration there is no principal-point offset to remove.
+    largest = search_range.largest_disparity if search_range else largest_shift
     # SGBM's fixed point has 1/16 px steps at the matching size (1 / (16 input_scale) px here);
     # the networks' output is continuous, and 1/256 px is the resolution of the 16-bit KITTI
     # encoding this package writes.

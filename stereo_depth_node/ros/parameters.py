@@ -122,6 +122,7 @@ def unknown_parameters_text(given: Iterable[str], declared: Iterable[str]) -> st
     unknown = sorted(set(given) - known)
     if not unknown:
         return None
+    plain = sorted(k for k in known if not k.startswith(QOS_PREFIX))
     shown = []
     for name in unknown:
         if name in STEREO_IMAGE_PROC_EQUIVALENTS:
@@ -129,8 +130,7 @@ def unknown_parameters_text(given: Iterable[str], declared: Iterable[str]) -> st
         elif name.startswith(QOS_PREFIX):
             shown.append(_qos_hint(name, known))
         else:
-            close = difflib.get_close_matches(
-                name, sorted(k for k in known if not k.startswith(QOS_PREFIX)), n=1, cutoff=0.8)
+            close = difflib.get_close_matches(name, plain, n=1, cutoff=0.8)
             shown.append(f"{name} (did you mean {close[0]}?)" if close else name)
     return (f"ignoring parameter{'s' if len(unknown) > 1 else ''} this node does not have: "
             f"{', '.join(shown)}; `stereo_depth_node --help` lists its parameters")
